@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+# PainPath container image: FastAPI CDS service served by uvicorn via `painpath serve`.
+#
+# Two stages:
+#   builder  builds the painpath wheel and installs it (and its dependencies) into /opt/venv
+#   runtime  copies only /opt/venv, so no compilers, pip caches or sources end up in the image
+# Both stages use the same base image, so the venv's interpreter path (/usr/local/bin/python3.11)
+# exists in the runtime stage.
+
+# Pinned to a full patch tag (not the moving `3.11-slim`) so rebuilds are reproducible;
+# bump deliberately. For stricter pinning append `@sha256:<index digest>` here.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+
+WORKDIR /src
+# README.md is referenced by pyproject.toml; the wildcard keeps the build working while it is
+# absent (BuildKit allows an empty wildcard match as long as another source matches).
+COPY pyproject.toml README.md* ./
+COPY service ./service
+
+RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install /wheels/painpath-*.whl
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+# Numeric uid/gid so orchestrators (e.g. Kubernetes runAsNonRoot) can verify "not root".
+RUN groupadd --system --gid 10001 painpath \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin painpath
+
+COPY --from=builder /opt/venv /opt/venv
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PAINPATH_HOST=0.0.0.0 \
+    PAINPATH_PORT=8080
+
+WORKDIR /app
+# Conformance resources served at GET /fhir/{type}/{id} (CONTRACT.md).
+COPY fhir_profiles /app/fhir_profiles
+ENV PAINPATH_PROFILES_DIR=/app/fhir_profiles
+USER 10001:10001
+
+EXPOSE 8080
+
+# python:*-slim has no curl or wget, so probe with the standard library. urlopen raises on
+# connection errors and on non-2xx statuses, which makes the interpreter exit non-zero.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PAINPATH_PORT', '8080') + '/healthz', timeout=4)"]
+
+CMD ["painpath", "serve"]

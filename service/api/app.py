@@ -1,0 +1,48 @@
+"""Application factory: ``create_app(settings)``; nothing runs at import time.
+
+The lifespan loads and validates the knowledge files (a bad file stops start-up), compiles the
+value sets and loads ``fhir_profiles/``. Routes live in ``service.api.routes``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api.errors import install_error_handlers
+from service.api.routes import router
+from service.domain.knowledge import load_knowledge
+from service.fhir.conformance import ConformanceStore, default_profiles_dir
+from service.fhir.triage import Engine
+from service.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI application."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.basicConfig(level=settings.log_level.upper())
+        app.state.engine = Engine(load_knowledge())
+        app.state.conformance = ConformanceStore.load(
+            settings.profiles_dir or default_profiles_dir()
+        )
+        app.state.settings = settings
+        yield
+
+    app = FastAPI(
+        title="PainPath",
+        version=__version__,
+        description="FHIR R4 clinical decision support for back pain.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

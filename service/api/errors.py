@@ -1,0 +1,83 @@
+"""Map errors to HTTP answers with an OperationOutcome body - the only place that does.
+
+InputError kinds -> 400/413/415/422; NoPatientError/EvaluationError -> 422; request validation
+by FastAPI (query parameters) -> 400; anything unexpected -> 500 with a generic
+OperationOutcome (logged with the request id, never with a stack trace in the body).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from service.api.responses import fhir_response
+from service.domain.errors import EvaluationError
+from service.fhir.errors import InputError
+from service.fhir.outcome import from_error, issue, operation_outcome
+
+__all__ = ["STATUS_BY_KIND", "install_error_handlers"]
+
+log = logging.getLogger("painpath.api")
+
+STATUS_BY_KIND = {
+    "invalid": 400,
+    "structure": 400,
+    "value": 400,
+    "too-costly": 413,
+    "not-supported": 415,
+    "processing": 422,
+    "business-rule": 422,
+    "not-implemented": 501,
+}
+
+
+def _outcome_response(status: int, code: str, diagnostics: str) -> Response:
+    severity = "fatal" if status >= 500 else "error"
+    return fhir_response(operation_outcome(None, [issue(severity, code, diagnostics)]), status)
+
+
+async def _input_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, InputError):
+        return await _unexpected(request, exc)
+    return fhir_response(from_error(exc), STATUS_BY_KIND.get(exc.kind, 400))
+
+
+async def _evaluation_error(_: Request, exc: Exception) -> Response:
+    return _outcome_response(422, "processing", str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):
+        return await _unexpected(request, exc)
+    problems = [
+        issue(
+            "error", "invalid", str(e.get("msg")), expression=".".join(map(str, e.get("loc", ())))
+        )
+        for e in exc.errors()
+    ]
+    return fhir_response(operation_outcome(None, problems), 400)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, HTTPException):
+        return await _unexpected(request, exc)
+    code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+    return _outcome_response(exc.status_code, code, str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return _outcome_response(500, "exception", "Internal error; the request was not evaluated")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler on the app."""
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(EvaluationError, _evaluation_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

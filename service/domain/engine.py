@@ -1,0 +1,297 @@
+"""The inference engine: ordered rules over matched facts, no clock and no I/O.
+
+``evaluate(kb, record, as_of=..., profile=...)`` matches the record's items to concepts, then runs
+the rules of ``rules.toml`` in order. A rule fires when its ``when`` holds and its ``unless`` does
+not; its effects then derive facts for later rules, fill named slots (first rule wins: pain type,
+certainty, each stage, the recommended stage), raise red flags, propose services and activities,
+or add notes. Proposals of the same service merge (highest priority wins, reasons accumulate);
+a service whose catalogue entry names a substitute (MRI -> CT with an MRI-unsafe implant) is
+swapped here, so rules never repeat that logic. The result is an :class:`Assessment` whose every
+conclusion carries its rules and evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from service.domain.assessment import (
+    Assessment,
+    Conclusion,
+    Finding,
+    ProposedService,
+)
+from service.domain.facts import Fact, Matcher, OutOfRange
+from service.domain.knowledge import KnowledgeBase, Proposal, Rule
+from service.domain.model import Item, Origin, PatientRecord, Polarity
+from service.domain.trace import Evidence, RuleFiring, RuleRef
+
+__all__ = ["evaluate"]
+
+_PRIORITY_RANK = {"routine": 0, "urgent": 1, "asap": 2, "stat": 3}
+_DAYS_PER_WEEK = 7.0
+_DAYS_PER_MONTH = 365.25 / 12
+
+
+def _years_between(start: date, end: date) -> int:
+    """Completed years from ``start`` to ``end``."""
+    return end.year - start.year - ((end.month, end.day) < (start.month, start.day))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """The working state of one patient's evaluation; implements ``expressions.Context``."""
+
+    kb: KnowledgeBase
+    record: PatientRecord
+    as_of: datetime
+    profile: str
+    facts: dict[str, list[Fact]]
+    rejected: list[OutOfRange]
+    derived_facts: dict[str, tuple[Evidence, ...]] = field(default_factory=dict)
+    slots: dict[str, Conclusion] = field(default_factory=dict)
+    red_flags: dict[str, Finding] = field(default_factory=dict)
+    proposals: dict[str, ProposedService] = field(default_factory=dict)
+    activities: dict[str, Finding] = field(default_factory=dict)
+    notes: dict[str, Finding] = field(default_factory=dict)
+    firings: list[RuleFiring] = field(default_factory=list)
+    stopped: bool = False
+
+    # --- Context: what expressions may ask -------------------------------------------------
+    def present(self, concept: str, *, history: bool = False) -> tuple[Evidence, ...]:
+        """Evidence of a current (or, with ``history``, past) positive statement."""
+        wanted = {Polarity.PRESENT, Polarity.HISTORY} if history else {Polarity.PRESENT}
+        return self._evidence(
+            f
+            for f in self.facts.get(concept, ())
+            if f.item.polarity in wanted and f.item.origin is not Origin.IMAGING
+        )
+
+    def absent(self, concept: str) -> tuple[Evidence, ...]:
+        """Evidence that the concept was screened and found absent."""
+        return self._evidence(
+            f for f in self.facts.get(concept, ()) if f.item.polarity is Polarity.ABSENT
+        )
+
+    def imaging(self, concept: str) -> tuple[Evidence, ...]:
+        """Evidence of the concept in an imaging report."""
+        return self._evidence(
+            f
+            for f in self.facts.get(concept, ())
+            if f.item.origin is Origin.IMAGING and f.item.polarity is Polarity.PRESENT
+        )
+
+    def readings(self, concept: str) -> list[tuple[float, Evidence]]:
+        """Numeric readings, oldest first (latest wins)."""
+        facts = [
+            f
+            for f in self.facts.get(concept, ())
+            if f.item.value is not None and f.item.polarity is Polarity.PRESENT
+        ]
+        facts.sort(key=lambda f: (self._moment(f.item.when), f.item.ref))
+        return [(float(f.item.value), f.evidence()) for f in facts if f.item.value is not None]
+
+    def recent(self, concept: str, months: float) -> tuple[Evidence, ...]:
+        """Evidence of the concept dated within ``months`` before the evaluation date."""
+        horizon = self.as_of - timedelta(days=months * _DAYS_PER_MONTH)
+        return self._evidence(
+            f
+            for f in self.facts.get(concept, ())
+            if f.item.polarity is not Polarity.ABSENT
+            and f.item.when is not None
+            and horizon <= _aware(f.item.when) <= self.as_of
+        )
+
+    def treated_weeks(self) -> tuple[float, tuple[Evidence, ...]]:
+        """The longest documented conservative-treatment span, in weeks."""
+        best = 0.0
+        evidence: list[Evidence] = []
+        for concept in self.kb.rules_file.treatments:
+            for fact in self.facts.get(concept, ()):
+                if fact.item.polarity is Polarity.ABSENT or fact.item.when is None:
+                    continue
+                weeks = self._span_weeks(fact.item)
+                if weeks > best:
+                    best, evidence = weeks, [fact.evidence()]
+        return best, tuple(evidence)
+
+    def derived(self, name: str) -> tuple[Evidence, ...] | None:
+        """Evidence of a derived fact, or None if no rule derived it."""
+        return self.derived_facts.get(name)
+
+    def slot(self, name: str) -> tuple[str | None, tuple[Evidence, ...]]:
+        """A slot's value, if a rule has set it, and the evidence behind it."""
+        found = self.slots.get(name)
+        return (found.value, found.evidence) if found else (None, ())
+
+    def param(self, name: str) -> float:
+        """A parameter's value."""
+        return self.kb.param(name)
+
+    def measure(self, name: str) -> tuple[float | None, tuple[Evidence, ...]]:
+        """Age, symptom duration (weeks) or age at onset, with the evidence behind it."""
+        if name == "age":
+            return self._age_at(self.as_of.date())
+        onset, evidence = self._onset()
+        if onset is None:
+            return None, ()
+        if name == "duration":
+            return (self.as_of - onset).total_seconds() / 86400 / _DAYS_PER_WEEK, evidence
+        age, age_evidence = self._age_at(onset.date())
+        return age, evidence + age_evidence if age is not None else ()
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _evidence(self, facts: object) -> tuple[Evidence, ...]:
+        return tuple(sorted({f.evidence() for f in facts}))  # type: ignore[attr-defined]
+
+    def _moment(self, when: datetime | None) -> datetime:
+        return _aware(when) if when else datetime.min.replace(tzinfo=UTC)
+
+    def _span_weeks(self, item: Item) -> float:
+        start = _aware(item.when) if item.when else self.as_of
+        end = _aware(item.until) if item.until else self.as_of
+        return max((min(end, self.as_of) - start).total_seconds(), 0.0) / 86400 / _DAYS_PER_WEEK
+
+    def _age_at(self, day: date) -> tuple[float | None, tuple[Evidence, ...]]:
+        demographics = self.record.demographics
+        if demographics.birth_date is None:
+            return None, ()
+        evidence = Evidence(ref=demographics.ref or self.record.subject, concept="birth-date")
+        return float(_years_between(demographics.birth_date, day)), (evidence,)
+
+    def _onset(self) -> tuple[datetime | None, tuple[Evidence, ...]]:
+        spec = self.kb.rules_file.duration
+        conditions = [
+            f
+            for concept in spec.onset_concepts
+            for f in self.facts.get(concept, ())
+            if f.item.origin is Origin.CONDITION and f.item.polarity is Polarity.PRESENT
+        ]
+        observations = [
+            f for f in self.facts.get(spec.onset_observation, ()) if f.item.when is not None
+        ]
+        for candidates in (
+            [(f.item.when, f) for f in conditions],
+            [(f.item.recorded, f) for f in conditions if not f.item.when],
+            [(f.item.when, f) for f in observations],
+        ):
+            dated = [(_aware(moment), fact) for moment, fact in candidates if moment is not None]
+            if dated:
+                moment, fact = min(dated, key=lambda pair: (pair[0], pair[1].item.ref))
+                return moment, (fact.evidence(),)
+        return None, ()
+
+
+def _rule_ref(rule: Rule) -> RuleRef:
+    source = rule.spec.source
+    return RuleRef(rule.id, rule.spec.version, f"{source.guideline} {source.section}".strip())
+
+
+def _applies(ev: Evaluation, rule: Rule) -> bool:
+    """False when every effect of the rule is a slot some earlier rule already filled."""
+    then = rule.spec.then
+    only_slots = not (then.derive or then.red_flag or then.propose or then.activity or then.note)
+    return not (only_slots and then.set and all(name in ev.slots for name in then.set))
+
+
+def _apply(ev: Evaluation, rule: Rule, evidence: tuple[Evidence, ...]) -> None:
+    then = rule.spec.then
+    ref = _rule_ref(rule)
+    reason = rule.spec.reason or rule.spec.title
+    for name in then.derive:
+        ev.derived_facts[name] = tuple(sorted({*ev.derived_facts.get(name, ()), *evidence}))
+    for name, value in then.set.items():
+        ev.slots.setdefault(name, Conclusion(value, ref, reason, evidence))
+    if then.red_flag:
+        _merge_finding(ev.red_flags, then.red_flag, ref, reason, evidence)
+    for activity in then.activity:
+        _merge_finding(ev.activities, activity, ref, reason, evidence)
+    if then.note:
+        _merge_finding(ev.notes, then.note, ref, reason, evidence)
+    for proposal in then.propose:
+        _propose(ev, proposal, ref, reason, evidence)
+    ev.stopped = ev.stopped or then.stop
+
+
+def _merge_finding(
+    store: dict[str, Finding], code: str, ref: RuleRef, reason: str, evidence: tuple[Evidence, ...]
+) -> None:
+    found = store.get(code)
+    store[code] = (
+        found.merged(ref, reason, evidence) if found else Finding(code, (ref,), (reason,), evidence)
+    )
+
+
+def _propose(
+    ev: Evaluation, proposal: Proposal, ref: RuleRef, reason: str, evidence: tuple[Evidence, ...]
+) -> None:
+    service, priority = proposal.service, proposal.priority
+    for concept, substitute in ev.kb.catalogue.services[service].substitute_if.items():
+        because = ev.present(concept)
+        if because:
+            title = ev.kb.valuesets.concepts[concept].title
+            reason = f"{reason} ({title}: {ev.kb.catalogue.services[substitute].title} instead)"
+            service, evidence = substitute, tuple(sorted({*evidence, *because}))
+            break
+    found = ev.proposals.get(service)
+    new = ProposedService(service, priority, (ref,), (reason,), evidence)
+    ev.proposals[service] = found.merged(new, _PRIORITY_RANK) if found else new
+
+
+def _run(ev: Evaluation, rule: Rule) -> None:
+    when = rule.when.evaluate(ev)
+    blocked = rule.unless.evaluate(ev).ok if (when.ok and rule.unless is not None) else False
+    fired = when.ok and not blocked
+    ev.firings.append(RuleFiring(_rule_ref(rule), fired, when.ok, blocked, when.evidence))
+    if fired:
+        _apply(ev, rule, when.evidence)
+
+
+def match_facts(
+    matcher: Matcher, items: tuple[Item, ...]
+) -> tuple[dict[str, list[Fact]], list[OutOfRange]]:
+    """Group an item list's facts by concept."""
+    facts: dict[str, list[Fact]] = {}
+    rejected: list[OutOfRange] = []
+    for item in items:
+        found, bad = matcher.match(item)
+        rejected += bad
+        for fact in found:
+            facts.setdefault(fact.concept, []).append(fact)
+    return facts, rejected
+
+
+def evaluate(
+    kb: KnowledgeBase,
+    record: PatientRecord,
+    *,
+    as_of: datetime,
+    profile: str,
+    matcher: Matcher | None = None,
+) -> Assessment:
+    """Evaluate one patient's record against the knowledge base at ``as_of``."""
+    facts, rejected = match_facts(matcher or Matcher(kb), record.items)
+    ev = Evaluation(kb, record, _aware(as_of), profile, facts, rejected)
+    for rule in kb.rules:
+        if ev.stopped:
+            break
+        if _applies(ev, rule):
+            _run(ev, rule)
+    return Assessment(
+        subject=record.subject,
+        as_of=ev.as_of,
+        profile=profile,
+        ruleset_version=kb.version,
+        slots=dict(ev.slots),
+        red_flags=tuple(ev.red_flags[k] for k in sorted(ev.red_flags)),
+        proposals=tuple(ev.proposals[k] for k in sorted(ev.proposals)),
+        activities=tuple(ev.activities[k] for k in sorted(ev.activities)),
+        notes=tuple(ev.notes[k] for k in sorted(ev.notes)),
+        firings=tuple(ev.firings),
+        out_of_range=tuple(rejected),
+        derived=dict(ev.derived_facts),
+    )

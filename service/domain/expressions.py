@@ -1,0 +1,364 @@
+"""The closed set of rule operators and their evaluation.
+
+A rule's ``when``/``unless`` is a TOML table with exactly one operator key. Operators (documented
+for knowledge authors in ``service/knowledge/README.md``):
+
+    all = [..] | any = [..] | not = {..} | always = true
+    has = "concept"        current, present finding/diagnosis/treatment
+    ever = "concept"       present now or in history
+    negative = "concept"   screened and absent (boolean ``false``)
+    documented = "concept" any statement, present or absent
+    imaging = "concept"    found in an imaging report (DiagnosticReport.conclusionCode)
+    value = {concept, gte|gt|lte|lt = "param"}      latest numeric reading
+    rising = "concept"     latest reading higher than the one before
+    recent = {concept, within_months = "param"}     statement dated within the window
+    treated = {weeks = "param"}                     conservative treatment spanning the window
+    fact = "name"          derived by an earlier rule
+    slot = {name, in = [..]}                        a value set by an earlier rule
+    age | duration | onset_age = {gte|gt|lte|lt = "param"} or {known = bool}
+    profile = "name"       the guideline profile in use
+
+Comparisons name parameters, never literal numbers, so every threshold lives in
+``parameters.toml``. Each node returns whether it holds and the evidence that made it hold.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from service.domain.trace import Evidence
+
+__all__ = ["Context", "Expr", "Outcome", "References", "compile_expr"]
+
+_COMPARATORS: dict[str, Callable[[float, float], bool]] = {
+    "gte": operator.ge,
+    "gt": operator.gt,
+    "lte": operator.le,
+    "lt": operator.lt,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Whether an expression holds, and the evidence behind it."""
+
+    ok: bool
+    evidence: tuple[Evidence, ...] = ()
+
+
+FALSE = Outcome(ok=False)
+
+
+class Context(Protocol):
+    """What expressions may ask of the engine (implemented by ``engine.Evaluation``)."""
+
+    def present(self, concept: str, *, history: bool = False) -> tuple[Evidence, ...]: ...
+
+    def absent(self, concept: str) -> tuple[Evidence, ...]: ...
+
+    def imaging(self, concept: str) -> tuple[Evidence, ...]: ...
+
+    def readings(self, concept: str) -> list[tuple[float, Evidence]]: ...
+
+    def recent(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
+
+    def treated_weeks(self) -> tuple[float, tuple[Evidence, ...]]: ...
+
+    def derived(self, name: str) -> tuple[Evidence, ...] | None: ...
+
+    def slot(self, name: str) -> tuple[str | None, tuple[Evidence, ...]]: ...
+
+    def param(self, name: str) -> float: ...
+
+    def measure(self, name: str) -> tuple[float | None, tuple[Evidence, ...]]: ...
+
+    @property
+    def profile(self) -> str: ...
+
+
+@dataclass(slots=True)
+class References:
+    """Names an expression reads, for start-up cross-checks."""
+
+    concepts: list[str] = field(default_factory=list)
+    parameters: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+
+    def merge(self, other: References) -> References:
+        """Add another node's references to these."""
+        self.concepts += other.concepts
+        self.parameters += other.parameters
+        self.facts += other.facts
+        self.slots += other.slots
+        self.profiles += other.profiles
+        return self
+
+
+class Expr(Protocol):
+    """A compiled expression node."""
+
+    def evaluate(self, ctx: Context) -> Outcome: ...
+
+    def references(self) -> References: ...
+
+
+def _references(children: Iterable[Expr]) -> References:
+    refs = References()
+    for child in children:
+        refs.merge(child.references())
+    return refs
+
+
+def _merge(outcomes: Iterable[Outcome]) -> tuple[Evidence, ...]:
+    return tuple(sorted({ev for out in outcomes for ev in out.evidence}))
+
+
+@dataclass(frozen=True, slots=True)
+class _All:
+    children: tuple[Expr, ...]
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        outcomes = []
+        for child in self.children:
+            out = child.evaluate(ctx)
+            if not out.ok:
+                return FALSE
+            outcomes.append(out)
+        return Outcome(True, _merge(outcomes))
+
+    def references(self) -> References:
+        return _references(self.children)
+
+
+@dataclass(frozen=True, slots=True)
+class _Any:
+    children: tuple[Expr, ...]
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        held = [out for out in (c.evaluate(ctx) for c in self.children) if out.ok]
+        return Outcome(True, _merge(held)) if held else FALSE
+
+    def references(self) -> References:
+        return _references(self.children)
+
+
+@dataclass(frozen=True, slots=True)
+class _Not:
+    child: Expr
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        return Outcome(not self.child.evaluate(ctx).ok)
+
+    def references(self) -> References:
+        return self.child.references()
+
+
+@dataclass(frozen=True, slots=True)
+class _Always:
+    def evaluate(self, ctx: Context) -> Outcome:
+        return Outcome(True)
+
+    def references(self) -> References:
+        return References()
+
+
+def _held(evidence: tuple[Evidence, ...]) -> Outcome:
+    return Outcome(bool(evidence), evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class _Concept:
+    kind: str
+    concept: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        if self.kind == "has":
+            return _held(ctx.present(self.concept))
+        if self.kind == "ever":
+            return _held(ctx.present(self.concept, history=True))
+        if self.kind == "negative":
+            return _held(ctx.absent(self.concept))
+        if self.kind == "imaging":
+            return _held(ctx.imaging(self.concept))
+        if self.kind == "rising":
+            readings = ctx.readings(self.concept)
+            rising = len(readings) >= 2 and readings[-1][0] > readings[-2][0]
+            return Outcome(True, (readings[-2][1], readings[-1][1])) if rising else FALSE
+        # documented: present, absent or history
+        evidence = ctx.present(self.concept, history=True) + ctx.absent(self.concept)
+        return _held(evidence)
+
+    def references(self) -> References:
+        return References(concepts=[self.concept])
+
+
+def _compare(spec: dict[str, Any], where: str) -> tuple[str, str]:
+    keys = [k for k in spec if k in _COMPARATORS]
+    if len(keys) != 1:
+        raise ValueError(f"{where}: needs exactly one of {sorted(_COMPARATORS)}")
+    return keys[0], str(spec[keys[0]])
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    concept: str
+    op: str
+    param: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        readings = ctx.readings(self.concept)
+        if not readings:
+            return FALSE
+        value, evidence = readings[-1]
+        ok = _COMPARATORS[self.op](value, ctx.param(self.param))
+        return Outcome(True, (evidence,)) if ok else FALSE
+
+    def references(self) -> References:
+        return References(concepts=[self.concept], parameters=[self.param])
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    concept: str
+    param: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        return _held(ctx.recent(self.concept, ctx.param(self.param)))
+
+    def references(self) -> References:
+        return References(concepts=[self.concept], parameters=[self.param])
+
+
+@dataclass(frozen=True, slots=True)
+class _Treated:
+    param: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        weeks, evidence = ctx.treated_weeks()
+        return Outcome(True, evidence) if weeks >= ctx.param(self.param) else FALSE
+
+    def references(self) -> References:
+        return References(parameters=[self.param])
+
+
+@dataclass(frozen=True, slots=True)
+class _Measure:
+    """Age, symptom duration or age at onset compared with a parameter, or known/unknown."""
+
+    name: str
+    op: str | None
+    param: str | None
+    known: bool | None
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        value, evidence = ctx.measure(self.name)
+        if self.known is not None:
+            return Outcome((value is not None) == self.known, evidence if value is not None else ())
+        if value is None or self.op is None or self.param is None:
+            return FALSE
+        ok = _COMPARATORS[self.op](value, ctx.param(self.param))
+        return Outcome(True, evidence) if ok else FALSE
+
+    def references(self) -> References:
+        return References(parameters=[self.param] if self.param else [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Fact:
+    name: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        evidence = ctx.derived(self.name)
+        return FALSE if evidence is None else Outcome(True, evidence)
+
+    def references(self) -> References:
+        return References(facts=[self.name])
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    name: str
+    values: tuple[str, ...]
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        value, evidence = ctx.slot(self.name)
+        return Outcome(True, evidence) if value in self.values else FALSE
+
+    def references(self) -> References:
+        return References(slots=[self.name])
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    name: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        return Outcome(ctx.profile == self.name)
+
+    def references(self) -> References:
+        return References(profiles=[self.name])
+
+
+def _children(value: Any, where: str) -> tuple[Expr, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}: needs a non-empty list")
+    return tuple(compile_expr(child) for child in value)
+
+
+def _table(value: Any, where: str, required: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(value, dict) or any(key not in value for key in required):
+        raise ValueError(f"{where}: needs a table with {', '.join(required)}")
+    return value
+
+
+def _measure(name: str, value: Any) -> Expr:
+    spec = _table(value, name, [])
+    if "known" in spec:
+        return _Measure(name, None, None, bool(spec["known"]))
+    op, param = _compare(spec, name)
+    return _Measure(name, op, param, None)
+
+
+def _compile_leaf(key: str, value: Any) -> Expr:  # noqa: PLR0911 - one branch per operator
+    if key in {"has", "ever", "negative", "documented", "imaging", "rising"}:
+        return _Concept(key, str(value))
+    if key == "value":
+        spec = _table(value, key, ["concept"])
+        op, param = _compare(spec, key)
+        return _Value(str(spec["concept"]), op, param)
+    if key == "recent":
+        spec = _table(value, key, ["concept", "within_months"])
+        return _Recent(str(spec["concept"]), str(spec["within_months"]))
+    if key == "treated":
+        return _Treated(str(_table(value, key, ["weeks"])["weeks"]))
+    if key in {"age", "duration", "onset_age"}:
+        return _measure(key, value)
+    if key == "fact":
+        return _Fact(str(value))
+    if key == "slot":
+        spec = _table(value, key, ["name", "in"])
+        return _Slot(str(spec["name"]), tuple(str(v) for v in spec["in"]))
+    if key == "profile":
+        return _Profile(str(value))
+    raise ValueError(f"unknown operator {key!r}")
+
+
+def compile_expr(node: Any) -> Expr:
+    """Compile one TOML expression table into an evaluable node (ValueError on bad input)."""
+    if not isinstance(node, dict) or len(node) != 1:
+        raise ValueError(f"an expression is a table with exactly one operator, got {node!r}")
+    ((key, value),) = node.items()
+    if key == "all":
+        return _All(_children(value, key))
+    if key == "any":
+        return _Any(_children(value, key))
+    if key == "not":
+        return _Not(compile_expr(value))
+    if key == "always":
+        return _Always()
+    return _compile_leaf(key, value)

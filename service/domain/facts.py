@@ -1,0 +1,134 @@
+"""Matching input items to knowledge concepts.
+
+Codes match on (system, code) — exactly, or by category prefix for ICD-10(-CM) entries marked
+``match = "prefix"``. Codes without a system or with an unknown system never match. A
+CodeableConcept that carries only text is matched against each concept's keyword list (whole
+words, skipping a keyword preceded by a negation cue such as "no" or "denies"); such facts are
+marked lower-certainty in the trace. The compiled matcher is built once per knowledge base.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from service.domain.knowledge import Concept, KnowledgeBase
+from service.domain.model import Code, Item, Polarity
+from service.domain.trace import Evidence
+
+__all__ = ["Fact", "Matcher", "OutOfRange"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """An item recognised as a concept."""
+
+    concept: str
+    item: Item
+    code: Code | None
+    lower_certainty: bool = False
+
+    def evidence(self) -> Evidence:
+        """The trace entry for this fact."""
+        code = f"{self.code.system}|{self.code.code}" if self.code else None
+        return Evidence(
+            ref=self.item.ref,
+            concept=self.concept,
+            code=code,
+            value=_describe(self.item),
+            lower_certainty=self.lower_certainty,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfRange:
+    """An item whose value lies outside its concept's range; it is ignored and reported."""
+
+    ref: str
+    concept: str
+    value: float
+
+
+def _describe(item: Item) -> str:
+    if item.value is not None:
+        return f"{item.value:g}"
+    return {Polarity.ABSENT: "false", Polarity.HISTORY: "history"}.get(item.polarity, "true")
+
+
+class Matcher:
+    """Compiled value sets of one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        systems = kb.valuesets.systems
+        self._exact: dict[tuple[str, str], str] = {}
+        self._prefix: dict[str, list[tuple[str, str]]] = {}
+        self._concepts: dict[str, Concept] = dict(kb.valuesets.concepts)
+        for name, concept in kb.valuesets.concepts.items():
+            for entry in concept.codes:
+                uri = systems[entry.system]
+                if entry.match == "prefix":
+                    self._prefix.setdefault(uri, []).append((entry.code, name))
+                else:
+                    self._exact[(uri, entry.code)] = name
+        for prefixes in self._prefix.values():
+            prefixes.sort(key=lambda pair: (-len(pair[0]), pair[0]))
+        self._keywords = [
+            (name, re.compile(r"\b(" + "|".join(map(re.escape, c.keywords)) + r")\b"))
+            for name, c in kb.valuesets.concepts.items()
+            if c.keywords
+        ]
+        cues = "|".join(map(re.escape, kb.rules_file.text.negation_cues))
+        window = kb.rules_file.text.negation_window_words
+        self._negated = re.compile(rf"\b({cues})\b(\W+\w+){{0,{window}}}\W*$")
+
+    def concept_of(self, code: Code) -> str | None:
+        """The concept a code belongs to, if any."""
+        found = self._exact.get((code.system, code.code))
+        if found is not None:
+            return found
+        for prefix, name in self._prefix.get(code.system, ()):
+            if code.code.startswith(prefix):
+                return name
+        return None
+
+    def match(self, item: Item) -> tuple[list[Fact], list[OutOfRange]]:
+        """The facts an item yields, and any value rejected as out of range."""
+        if item.codes:
+            found = {
+                (name, code) for code in item.codes if (name := self.concept_of(code)) is not None
+            }
+            facts = [Fact(name, item, code) for name, code in sorted(found, key=_order)]
+        else:
+            facts = [Fact(name, item, None, lower_certainty=True) for name in self._by_text(item)]
+        return self._in_range(facts)
+
+    def _by_text(self, item: Item) -> list[str]:
+        text = (item.text or "").lower()
+        if not text:
+            return []
+        names = []
+        for name, pattern in self._keywords:
+            hit = pattern.search(text)
+            if hit and not self._negated.search(text[: hit.start()]):
+                names.append(name)
+        return names
+
+    def _in_range(self, facts: list[Fact]) -> tuple[list[Fact], list[OutOfRange]]:
+        kept: list[Fact] = []
+        rejected: list[OutOfRange] = []
+        seen: set[str] = set()
+        for fact in facts:
+            if fact.concept in seen:
+                continue
+            seen.add(fact.concept)
+            bounds = self._concepts[fact.concept].range
+            value = fact.item.value
+            if bounds is not None and value is not None and not bounds[0] <= value <= bounds[1]:
+                rejected.append(OutOfRange(fact.item.ref, fact.concept, value))
+            else:
+                kept.append(fact)
+        return kept, rejected
+
+
+def _order(pair: tuple[str, Code]) -> tuple[str, str, str]:
+    return (pair[0], pair[1].system, pair[1].code)

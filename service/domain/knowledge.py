@@ -1,0 +1,381 @@
+"""Knowledge files: schema, loading and start-up validation.
+
+The clinical content lives in ``service/knowledge/*.toml`` (data only):
+
+- ``valuesets.toml``   concepts -> codes (SNOMED CT, ICD-10-CM, ICD-10, LOINC, RxNorm, local)
+- ``parameters.toml``  every threshold and duration, with unit and source
+- ``catalogue.toml``   output vocabulary: services, activities, red flags, notes, profiles
+- ``rules.toml``       ordered rules: ``when``/``unless`` expressions and ``then`` effects
+- ``instruments.toml`` questionnaire scoring (items -> totals)
+
+Each file is validated with ``extra="forbid"`` models, then cross-checked (every concept,
+parameter, derived fact, slot, service and activity a rule names must exist, and a rule may only
+read facts and slots set by rules before it). Any failure raises :class:`KnowledgeError`, which
+stops start-up with a message naming the file and the rule.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.domain.errors import KnowledgeError
+from service.domain.expressions import Expr, compile_expr
+
+__all__ = [
+    "Catalogue",
+    "Concept",
+    "KnowledgeBase",
+    "Rule",
+    "ValueSets",
+    "default_knowledge",
+    "load_knowledge",
+]
+
+Priority = Literal["routine", "urgent", "asap", "stat"]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodeEntry(_Strict):
+    """One code of a value set, with its verification grade and source."""
+
+    system: str
+    code: str
+    display: str
+    status: str
+    source: str
+    match: Literal["exact", "prefix"] = "exact"
+
+
+class Concept(_Strict):
+    """A clinical concept the rules can name, and the codes that express it."""
+
+    title: str
+    keywords: list[str] = Field(default_factory=list)
+    codes: list[CodeEntry] = Field(default_factory=list)
+    value_type: Literal["boolean", "integer", "quantity", "datetime"] | None = None
+    range: tuple[float, float] | None = None
+
+
+class ValueSets(_Strict):
+    """``valuesets.toml``."""
+
+    version: str
+    systems: dict[str, str]
+    concepts: dict[str, Concept]
+
+
+class Parameter(_Strict):
+    """A tunable threshold or duration."""
+
+    value: float
+    unit: str
+    description: str
+    source: str
+
+
+class Parameters(_Strict):
+    """``parameters.toml``."""
+
+    version: str
+    parameters: dict[str, Parameter]
+
+
+class Coding(_Strict):
+    """A standard coding attached to an output (service code, activity code)."""
+
+    system: str
+    code: str
+    display: str
+    status: str = "LOCAL"
+
+
+class ServiceDef(_Strict):
+    """A ServiceRequest PainPath may propose."""
+
+    title: str
+    stage: Literal["conservative", "injection", "surgical-referral", "referral", "imaging"]
+    category: Coding | None = None
+    code: Coding | None = None
+    substitute_if: dict[str, str] = Field(default_factory=dict)
+
+
+class ActivityDef(_Strict):
+    """A CarePlan activity detail (advice, exercise, a medication proposal)."""
+
+    title: str
+    kind: Literal["ServiceRequest", "MedicationRequest", "CommunicationRequest", "Task"]
+    code: Coding | None = None
+    description: str
+    caution: str | None = None
+    do_not_perform: bool = False
+
+
+class RedFlagDef(_Strict):
+    """A red flag and the DetectedIssue severity it carries."""
+
+    title: str
+    severity: Literal["high", "moderate", "low"]
+
+
+class NoteDef(_Strict):
+    """An OperationOutcome issue PainPath may add."""
+
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: str
+    text: str
+
+
+class ProfileDef(_Strict):
+    """A guideline profile selectable per request."""
+
+    title: str
+    guideline: str
+    url: str
+
+
+class Catalogue(_Strict):
+    """``catalogue.toml``: the output vocabulary."""
+
+    version: str
+    services: dict[str, ServiceDef]
+    activities: dict[str, ActivityDef]
+    red_flags: dict[str, RedFlagDef]
+    notes: dict[str, NoteDef]
+    profiles: dict[str, ProfileDef]
+    default_profile: str
+    displays: dict[str, dict[str, str]]
+
+
+class Source(_Strict):
+    """Where a rule comes from."""
+
+    guideline: str
+    section: str
+    url: str | None = None
+    grade: str | None = None
+
+
+class Proposal(_Strict):
+    """A ServiceRequest a rule proposes."""
+
+    service: str
+    priority: Priority = "routine"
+
+
+class Effect(_Strict):
+    """What a rule concludes when it fires."""
+
+    derive: list[str] = Field(default_factory=list)
+    set: dict[str, str] = Field(default_factory=dict)
+    red_flag: str | None = None
+    propose: list[Proposal] = Field(default_factory=list)
+    activity: list[str] = Field(default_factory=list)
+    note: str | None = None
+    stop: bool = False
+
+
+class RuleSpec(_Strict):
+    """One rule as written in ``rules.toml``."""
+
+    id: str
+    version: str
+    title: str
+    reason: str | None = None
+    source: Source
+    when: dict[str, Any]
+    unless: dict[str, Any] | None = None
+    then: Effect
+
+
+class DurationSpec(_Strict):
+    """Which concepts date the symptom onset (RULES §1)."""
+
+    onset_concepts: list[str]
+    onset_observation: str
+
+
+class TextSpec(_Strict):
+    """Keyword matching of text-only CodeableConcepts."""
+
+    negation_cues: list[str]
+    negation_window_words: int
+
+
+class RulesFile(_Strict):
+    """``rules.toml``."""
+
+    version: str
+    duration: DurationSpec
+    text: TextSpec
+    treatments: list[str]
+    rules: list[RuleSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled rule."""
+
+    spec: RuleSpec
+    when: Expr
+    unless: Expr | None
+
+    @property
+    def id(self) -> str:
+        """The rule id."""
+        return self.spec.id
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBase:
+    """Everything the engine needs, validated and compiled."""
+
+    valuesets: ValueSets
+    parameters: Parameters
+    catalogue: Catalogue
+    rules_file: RulesFile
+    rules: tuple[Rule, ...]
+    instruments: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        """The rule-set version emitted with every output."""
+        return self.rules_file.version
+
+    def param(self, name: str) -> float:
+        """A parameter's value."""
+        return self.parameters.parameters[name].value
+
+
+def _read_toml(directory: Path, name: str) -> dict[str, Any]:
+    path = directory / name
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise KnowledgeError(f"{name}: file missing in {directory}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise KnowledgeError(f"{name}: not valid TOML: {exc}") from exc
+
+
+def _model(model: type[_M], data: dict[str, Any], name: str) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise KnowledgeError(f"{name}: {where}: {first['msg']}") from exc
+
+
+def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
+    """Load, validate and compile the knowledge files; raise KnowledgeError on any defect."""
+    directory = directory or Path(str(resources.files("service.knowledge")))
+    valuesets = _model(ValueSets, _read_toml(directory, "valuesets.toml"), "valuesets.toml")
+    parameters = _model(Parameters, _read_toml(directory, "parameters.toml"), "parameters.toml")
+    catalogue = _model(Catalogue, _read_toml(directory, "catalogue.toml"), "catalogue.toml")
+    rules_file = _model(RulesFile, _read_toml(directory, "rules.toml"), "rules.toml")
+    instruments = _read_toml(directory, "instruments.toml")
+    _check_valuesets(valuesets)
+    rules = _compile_rules(rules_file, valuesets, parameters, catalogue)
+    return KnowledgeBase(valuesets, parameters, catalogue, rules_file, rules, instruments)
+
+
+@cache
+def default_knowledge() -> KnowledgeBase:
+    """The packaged knowledge base, loaded once per process."""
+    return load_knowledge()
+
+
+def _check_valuesets(valuesets: ValueSets) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for name, concept in valuesets.concepts.items():
+        for entry in concept.codes:
+            if entry.system not in valuesets.systems:
+                raise KnowledgeError(f"valuesets.toml: {name}: unknown system alias {entry.system}")
+            key = (entry.system, entry.code)
+            if key in seen:
+                raise KnowledgeError(
+                    f"valuesets.toml: {entry.system}|{entry.code} in both {seen[key]} and {name}"
+                )
+            seen[key] = name
+
+
+def _compile_rules(
+    rules_file: RulesFile, valuesets: ValueSets, parameters: Parameters, catalogue: Catalogue
+) -> tuple[Rule, ...]:
+    facts: set[str] = set()
+    slots: set[str] = set()
+    ids: set[str] = set()
+    names = _Names(set(valuesets.concepts), set(parameters.parameters), set(catalogue.profiles))
+    _check_names(
+        "duration",
+        [*rules_file.duration.onset_concepts, rules_file.duration.onset_observation],
+        names.concepts,
+    )
+    _check_names("treatments", rules_file.treatments, names.concepts)
+    compiled: list[Rule] = []
+    for spec in rules_file.rules:
+        where = f"rules.toml: rule {spec.id}"
+        if spec.id in ids:
+            raise KnowledgeError(f"{where}: duplicate id")
+        ids.add(spec.id)
+        try:
+            when = compile_expr(spec.when)
+            unless = compile_expr(spec.unless) if spec.unless is not None else None
+        except ValueError as exc:
+            raise KnowledgeError(f"{where}: {exc}") from exc
+        for expr in (when, unless):
+            if expr is not None:
+                _check_refs(where, expr, names, facts, slots)
+        _check_effect(where, spec.then, catalogue)
+        facts.update(spec.then.derive)
+        slots.update(spec.then.set)
+        compiled.append(Rule(spec, when, unless))
+    return tuple(compiled)
+
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    concepts: set[str]
+    parameters: set[str]
+    profiles: set[str]
+
+
+def _check_names(where: str, used: list[str], known: set[str]) -> None:
+    missing = sorted(set(used) - known)
+    if missing:
+        raise KnowledgeError(f"rules.toml: {where}: unknown name(s) {', '.join(missing)}")
+
+
+def _check_refs(where: str, expr: Expr, names: _Names, facts: set[str], slots: set[str]) -> None:
+    refs = expr.references()
+    _check_names(where + " (concepts)", refs.concepts, names.concepts)
+    _check_names(where + " (parameters)", refs.parameters, names.parameters)
+    _check_names(where + " (profiles)", refs.profiles, names.profiles)
+    undefined = sorted(set(refs.facts) - facts)
+    if undefined:
+        raise KnowledgeError(f"{where}: reads fact(s) no earlier rule derives: {undefined}")
+    unset = sorted(set(refs.slots) - slots)
+    if unset:
+        raise KnowledgeError(f"{where}: reads slot(s) no earlier rule sets: {unset}")
+
+
+def _check_effect(where: str, effect: Effect, catalogue: Catalogue) -> None:
+    _check_names(
+        where + " (services)", [p.service for p in effect.propose], set(catalogue.services)
+    )
+    _check_names(where + " (activities)", effect.activity, set(catalogue.activities))
+    if effect.red_flag is not None:
+        _check_names(where + " (red flags)", [effect.red_flag], set(catalogue.red_flags))
+    if effect.note is not None:
+        _check_names(where + " (notes)", [effect.note], set(catalogue.notes))

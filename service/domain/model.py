@@ -1,0 +1,96 @@
+"""Normalised input model: what the FHIR adapter hands to the engine.
+
+The adapter (``service.fhir.ingest``) turns each usable FHIR element into an :class:`Item`: the
+codes it carries, a value, its time and whether it asserts presence, absence or history. The
+domain matches items to knowledge concepts (``service.domain.facts``); the engine never sees FHIR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+__all__ = [
+    "Code",
+    "Demographics",
+    "Item",
+    "Origin",
+    "PatientRecord",
+    "Polarity",
+    "QuestionnaireAnswers",
+]
+
+
+class Polarity(StrEnum):
+    """Whether an item asserts a finding, its screened absence, or past history."""
+
+    PRESENT = "present"
+    ABSENT = "absent"
+    HISTORY = "history"
+
+
+class Origin(StrEnum):
+    """The kind of input an item came from (used by origin-aware operators)."""
+
+    CONDITION = "condition"
+    OBSERVATION = "observation"
+    PROCEDURE = "procedure"
+    MEDICATION = "medication"
+    IMAGING = "imaging"
+    DEVICE = "device"
+    QUESTIONNAIRE = "questionnaire"
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A (system, code) pair as sent; ``system`` is the canonical URI."""
+
+    system: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One usable statement from the input, not yet matched to a concept."""
+
+    ref: str
+    origin: Origin
+    codes: tuple[Code, ...]
+    text: str | None = None
+    polarity: Polarity = Polarity.PRESENT
+    value: float | None = None
+    when: datetime | None = None
+    until: datetime | None = None
+    recorded: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    """What the engine may know of the patient itself."""
+
+    ref: str | None = None
+    birth_date: date | None = None
+    sex: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """Everything the adapter found for one patient."""
+
+    subject: str
+    demographics: Demographics
+    items: tuple[Item, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireAnswers:
+    """Item answers of one QuestionnaireResponse, for the domain's instrument scoring.
+
+    ``answers`` holds (linkId, value) pairs: booleans, numbers, or the code of a valueCoding.
+    """
+
+    ref: str
+    questionnaire: str
+    when: datetime | None
+    answers: tuple[tuple[str, str | float | bool], ...]

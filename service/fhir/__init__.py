@@ -1,0 +1,1 @@
+"""FHIR adapter: the only package that knows FHIR JSON and imports fhir.resources."""

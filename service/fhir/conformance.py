@@ -1,0 +1,67 @@
+"""The conformance resources of ``fhir_profiles/``, served read-only by type/id and by url.
+
+Loaded once at start-up; a file that is not a FHIR resource with ``resourceType`` and ``id``
+stops start-up (the package is ours, so a broken file is a build error, not a request error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from service.domain.errors import KnowledgeError
+
+__all__ = ["ConformanceStore", "default_profiles_dir"]
+
+Json = dict[str, Any]
+
+
+def default_profiles_dir() -> Path:
+    """``fhir_profiles/`` beside the ``service`` package."""
+    return Path(__file__).resolve().parents[2] / "fhir_profiles"
+
+
+@dataclass(slots=True)
+class ConformanceStore:
+    """Conformance resources by (type, id) and by canonical url."""
+
+    by_id: dict[tuple[str, str], Json] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path) -> ConformanceStore:
+        """Load every ``*.json`` resource under ``directory`` (missing directory: empty)."""
+        store = cls()
+        if not directory.is_dir():
+            return store
+        for path in sorted(directory.rglob("*.json")):
+            if path.name == "package.json":
+                continue
+            resource = orjson.loads(path.read_bytes())
+            if (
+                not isinstance(resource, dict)
+                or "resourceType" not in resource
+                or "id" not in resource
+            ):
+                raise KnowledgeError(f"{path}: not a FHIR resource with resourceType and id")
+            store.by_id[(resource["resourceType"], resource["id"])] = resource
+        return store
+
+    def types(self) -> list[str]:
+        """The resource types present."""
+        return sorted({rtype for rtype, _ in self.by_id})
+
+    def read(self, rtype: str, rid: str) -> Json | None:
+        """One resource, or None."""
+        return self.by_id.get((rtype, rid))
+
+    def search(self, rtype: str, url: str | None) -> list[Json]:
+        """Resources of a type, optionally with the given canonical url (``url|version`` ok)."""
+        wanted = url.split("|", 1)[0] if url else None
+        return [
+            r
+            for (t, _), r in sorted(self.by_id.items())
+            if t == rtype and (wanted is None or r.get("url") == wanted)
+        ]

@@ -1,0 +1,301 @@
+"""Assessment -> FHIR R4 resources of the result Bundle (CONTRACT.md "The result Bundle").
+
+Plain dicts are built directly (no model dumps on the hot path); tests prove each is valid R4
+against the JSON Schema and fhir.resources. Per evaluated patient, in contract order: pain-type
+Observation, stage-eligibility Observation, CarePlan, ServiceRequests, DetectedIssues, Provenance,
+and an OperationOutcome when there is anything to tell. Ids are UUIDv5 of the input digest, the
+evaluation date, the subject and the resource's role, so the same input gives the same Bundle.
+
+Specifications: CarePlan https://hl7.org/fhir/R4/careplan.html, ServiceRequest
+https://hl7.org/fhir/R4/servicerequest.html, DetectedIssue https://hl7.org/fhir/R4/detectedissue.html,
+Provenance https://hl7.org/fhir/R4/provenance.html, narrative https://hl7.org/fhir/R4/narrative.html.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from service import __version__
+from service.domain.assessment import Assessment, Finding, ProposedService
+from service.domain.knowledge import Coding, KnowledgeBase
+from service.domain.trace import Evidence
+from service.fhir.narrative import careplan_narrative, issue_narrative
+from service.fhir.systems import BASE, cs
+
+__all__ = ["Emitter", "make_id"]
+
+Json = dict[str, Any]
+_NAMESPACE = uuid.UUID("6f1d8d4e-2b7a-5c43-9a1e-0b5f3c2d7e11")
+IDENTIFIER_SYSTEM = f"{BASE}/identifier/result"
+STAGES = ("conservative", "injection", "surgical-referral")
+
+
+def make_id(*parts: str) -> str:
+    """A deterministic UUIDv5 from the given parts."""
+    return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+
+
+def _coding(system: str, code: str, display: str | None = None) -> Json:
+    coding: Json = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return coding
+
+
+def _standard(coding: Coding) -> Json:
+    return _coding(coding.system, coding.code, coding.display)
+
+
+def _refs(evidence: tuple[Evidence, ...]) -> list[Json]:
+    return [{"reference": ref} for ref in sorted({e.ref for e in evidence})]
+
+
+def _evidence_text(evidence: tuple[Evidence, ...]) -> str:
+    parts = []
+    for item in evidence:
+        weak = " (text match)" if item.lower_certainty else ""
+        parts.append(f"{item.concept}={item.value} [{item.ref}]{weak}" if item.value else item.ref)
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Emitter:
+    """Builds one patient's output resources."""
+
+    kb: KnowledgeBase
+    digest: str
+    ref_types: dict[str, str]
+
+    def _id(self, assessment: Assessment, role: str) -> str:
+        return make_id(self.digest, assessment.as_of.isoformat(), assessment.subject, role)
+
+    def _identifier(self, rid: str) -> list[Json]:
+        return [{"system": IDENTIFIER_SYSTEM, "value": rid}]
+
+    def _display(self, system: str, code: str) -> Json:
+        return _coding(cs(system), code, self.kb.catalogue.displays.get(system, {}).get(code))
+
+    def _of_type(self, evidence: tuple[Evidence, ...], *types: str) -> list[Json]:
+        refs = sorted({e.ref for e in evidence if self.ref_types.get(e.ref) in types})
+        return [{"reference": ref} for ref in refs]
+
+    def _base(self, assessment: Assessment, rtype: str, role: str) -> Json:
+        rid = self._id(assessment, role)
+        return {"resourceType": rtype, "id": rid, "identifier": self._identifier(rid)}
+
+    def pain_type(self, assessment: Assessment) -> Json:
+        """The pain-type Observation (CONTRACT item 1)."""
+        pain = assessment.slots["pain-type"]
+        certainty = assessment.slots["certainty"]
+        evidence = tuple(sorted({*pain.evidence, *certainty.evidence}))
+        resource = self._base(assessment, "Observation", "pain-type")
+        resource.update(
+            status="final",
+            code={"coding": [self._display("painpath", "pain-type")], "text": "Pain type"},
+            subject={"reference": assessment.subject},
+            effectiveDateTime=assessment.as_of.isoformat(),
+            valueCodeableConcept={"coding": [self._display("pain-type", pain.value)]},
+            component=[
+                {
+                    "code": {"coding": [self._display("painpath", "neuropathic-certainty")]},
+                    "valueCodeableConcept": {
+                        "coding": [self._display("neuropathic-certainty", certainty.value)]
+                    },
+                }
+            ],
+            note=[{"text": self._why(pain) + " " + self._why(certainty)}],
+        )
+        if evidence:
+            resource["derivedFrom"] = _refs(evidence)
+        return resource
+
+    def _why(self, conclusion: Any) -> str:
+        trail = _evidence_text(conclusion.evidence)
+        rule = f"{conclusion.rule.id} v{conclusion.rule.version}"
+        return f"{conclusion.value}: {conclusion.reason} ({rule}; {conclusion.rule.source})" + (
+            f" Evidence: {trail}." if trail else "."
+        )
+
+    def stages(self, assessment: Assessment, pain_ref: str) -> Json:
+        """The stage-eligibility Observation (CONTRACT item 2)."""
+        conclusions = [assessment.slots[f"stage:{stage}"] for stage in STAGES]
+        evidence = tuple(sorted({e for c in conclusions for e in c.evidence}))
+        resource = self._base(assessment, "Observation", "stage-eligibility")
+        resource.update(
+            status="final",
+            code={"coding": [self._display("painpath", "treatment-stage-eligibility")]},
+            subject={"reference": assessment.subject},
+            effectiveDateTime=assessment.as_of.isoformat(),
+            component=[
+                {
+                    "code": {"coding": [self._display("treatment-stage", stage)]},
+                    "valueCodeableConcept": {
+                        "coding": [self._display("eligibility", conclusion.value)]
+                    },
+                }
+                for stage, conclusion in zip(STAGES, conclusions, strict=True)
+            ],
+            note=[
+                {"text": f"{stage}: {self._why(c)}"}
+                for stage, c in zip(STAGES, conclusions, strict=True)
+            ],
+            derivedFrom=[{"reference": pain_ref}, *_refs(evidence)],
+        )
+        return resource
+
+    def service_request(self, assessment: Assessment, proposal: ProposedService) -> Json:
+        """One ServiceRequest proposal (CONTRACT item 4)."""
+        definition = self.kb.catalogue.services[proposal.service]
+        category = [{"coding": [_coding(cs("service"), proposal.service, definition.title)]}]
+        if definition.category:
+            category.append({"coding": [_standard(definition.category)]})
+        code = [_standard(definition.code)] if definition.code else category[0]["coding"]
+        resource = self._base(assessment, "ServiceRequest", f"service:{proposal.service}")
+        resource.update(
+            instantiatesUri=[self.kb.catalogue.profiles[assessment.profile].url],
+            status="draft",
+            intent="proposal",
+            category=category,
+            priority=proposal.priority,
+            code={"coding": code, "text": definition.title},
+            subject={"reference": assessment.subject},
+            authoredOn=assessment.as_of.isoformat(),
+            note=[{"text": self._reasons(proposal.reasons, proposal.rules, proposal.evidence)}],
+        )
+        reasons = self._of_type(proposal.evidence, "Condition")
+        if reasons:
+            resource["reasonReference"] = reasons
+        if proposal.evidence:
+            resource["supportingInfo"] = _refs(proposal.evidence)
+        return resource
+
+    def _reasons(
+        self, reasons: tuple[str, ...], rules: tuple[Any, ...], evidence: tuple[Evidence, ...]
+    ) -> str:
+        cited = ", ".join(f"{r.id} v{r.version} ({r.source})" for r in rules)
+        trail = _evidence_text(evidence)
+        return " ".join(reasons) + f" Rules: {cited}." + (f" Evidence: {trail}." if trail else "")
+
+    def detected_issue(self, assessment: Assessment, flag: Finding) -> Json:
+        """One DetectedIssue per red flag (CONTRACT item 5)."""
+        definition = self.kb.catalogue.red_flags[flag.code]
+        resource = self._base(assessment, "DetectedIssue", f"red-flag:{flag.code}")
+        resource.update(
+            text=issue_narrative(definition.title, flag),
+            status="preliminary",
+            code={"coding": [_coding(cs("red-flag"), flag.code, definition.title)]},
+            severity=definition.severity,
+            patient={"reference": assessment.subject},
+            identifiedDateTime=assessment.as_of.isoformat(),
+            detail=self._reasons(flag.reasons, flag.rules, flag.evidence),
+        )
+        if flag.evidence:
+            resource["implicated"] = _refs(flag.evidence)
+        return resource
+
+    def care_plan(
+        self, assessment: Assessment, requests: list[str], observations: list[str]
+    ) -> Json:
+        """The CarePlan proposal (CONTRACT item 3)."""
+        stage = assessment.slots["recommended-stage"].value
+        used = tuple(sorted({e for c in assessment.slots.values() for e in c.evidence}))
+        every = used + tuple(
+            e
+            for group in (assessment.red_flags, assessment.proposals, assessment.activities)
+            for item in group
+            for e in item.evidence
+        )
+        resource = self._base(assessment, "CarePlan", "careplan")
+        resource.update(
+            text=careplan_narrative(assessment, self.kb),
+            instantiatesUri=[self.kb.catalogue.profiles[assessment.profile].url],
+            status="draft",
+            intent="proposal",
+            category=[{"coding": [self._display("treatment-stage", stage)]}],
+            title="PainPath back pain care plan (proposal)",
+            description=f"Recommended stage: {stage}. Proposed by PainPath; a clinician decides.",
+            subject={"reference": assessment.subject},
+            created=assessment.as_of.isoformat(),
+            supportingInfo=[{"reference": ref} for ref in observations]
+            + self._of_type(
+                every,
+                "Observation",
+                "QuestionnaireResponse",
+                "DiagnosticReport",
+                "ImagingStudy",
+                "Procedure",
+                "MedicationStatement",
+                "MedicationRequest",
+                "Device",
+            ),
+            activity=[{"reference": {"reference": ref}} for ref in requests]
+            + [self._activity(activity) for activity in assessment.activities],
+        )
+        addresses = self._of_type(every, "Condition")
+        if addresses:
+            resource["addresses"] = addresses
+        return resource
+
+    def _activity(self, activity: Finding) -> Json:
+        definition = self.kb.catalogue.activities[activity.code]
+        coding = [_coding(cs("care-activity"), activity.code, definition.title)]
+        if definition.code:
+            coding.append(_standard(definition.code))
+        description = definition.description
+        if definition.caution:
+            description += f" Caution: {definition.caution}"
+        detail: Json = {
+            "kind": definition.kind,
+            "code": {"coding": coding, "text": definition.title},
+            "status": "not-started",
+            "doNotPerform": definition.do_not_perform,
+            "description": description + " Why: " + " ".join(activity.reasons),
+        }
+        return {"detail": detail}
+
+    def provenance(self, assessment: Assessment, targets: list[str]) -> Json:
+        """Provenance naming the rule-set version and the profile (CONTRACT item 6)."""
+        profile = self.kb.catalogue.profiles[assessment.profile]
+        resource = self._base(assessment, "Provenance", "provenance")
+        del resource["identifier"]
+        resource.update(
+            target=[{"reference": ref} for ref in targets],
+            recorded=assessment.as_of.isoformat(),
+            policy=[
+                f"{BASE}/ruleset/{assessment.ruleset_version}",
+                f"{BASE}/profile/{assessment.profile}",
+                profile.url,
+            ],
+            activity={
+                "coding": [
+                    _coding(
+                        "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE", "create"
+                    )
+                ]
+            },
+            agent=[
+                {
+                    "type": {
+                        "coding": [
+                            _coding(
+                                "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "assembler",
+                                "Assembler",
+                            )
+                        ]
+                    },
+                    "who": {
+                        "display": f"PainPath {__version__} (rule set "
+                        f"{assessment.ruleset_version}, profile {assessment.profile})"
+                    },
+                }
+            ],
+            entity=[
+                {"role": "source", "what": {"reference": ref}} for ref in assessment.evidence_refs()
+            ],
+        )
+        if not resource["entity"]:
+            del resource["entity"]
+        return resource

@@ -1,0 +1,395 @@
+"""Bundle -> per-patient records of :class:`~service.domain.model.Item` (RULES.md §0).
+
+Works on the parsed JSON (already validated by ``service.fhir.validate``), never on models, so a
+large ``Patient/$everything`` bundle costs one pass. Subjects resolve through the Patient entries'
+``fullUrl`` (``urn:uuid:…`` or absolute) and ``Patient/{id}``. In a Bundle without any Patient
+entry, a ``Patient/{id}`` reference (relative or absolute) names a patient known only by reference
+(age unknown); once the Bundle carries Patient entries, a reference to any other patient is
+unresolved. Entries that cannot be attributed to a
+patient, and resources PainPath ignores by status (refuted, entered-in-error, cancelled…), are
+reported as :class:`Skip` items - nothing is dropped silently. Each patient's items feed the
+engine; the reference -> resource-type map feeds the emitter (``addresses``, ``reasonReference``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from service.domain.model import (
+    Code,
+    Demographics,
+    Item,
+    Origin,
+    PatientRecord,
+    Polarity,
+    QuestionnaireAnswers,
+)
+from service.fhir.systems import normalise_system
+from service.fhir.timeparse import parse_date, parse_datetime
+
+__all__ = ["Ingested", "Skip", "ingest"]
+
+Json = dict[str, Any]
+
+READ_TYPES = frozenset(
+    {
+        "Patient", "Condition", "Observation", "Procedure", "MedicationStatement",
+        "MedicationRequest", "DiagnosticReport", "ImagingStudy", "Device",
+        "QuestionnaireResponse", "Medication",
+    }
+)  # fmt: skip
+
+_CONDITION_CURRENT = {"active", "recurrence", "relapse"}
+_CONDITION_HISTORY = {"inactive", "remission", "resolved"}
+_IGNORED_VERIFICATION = {"refuted", "entered-in-error"}
+_IGNORED_STATUS: dict[str, frozenset[str]] = {
+    "Observation": frozenset({"entered-in-error", "cancelled"}),
+    "Procedure": frozenset({"entered-in-error", "not-done"}),
+    "MedicationStatement": frozenset({"entered-in-error"}),
+    "MedicationRequest": frozenset({"entered-in-error", "cancelled", "draft"}),
+    "DiagnosticReport": frozenset({"entered-in-error", "cancelled"}),
+    "ImagingStudy": frozenset({"entered-in-error", "cancelled"}),
+    "Device": frozenset({"entered-in-error"}),
+    "QuestionnaireResponse": frozenset({"entered-in-error", "stopped"}),
+}
+_HISTORY_STATUS = {"completed", "stopped", "inactive"}
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """An entry (or part) PainPath did not use, and why."""
+
+    expression: str
+    reason: str
+    patient: str | None = None
+    severity: str = "warning"
+
+
+@dataclass(slots=True)
+class Ingested:
+    """What ingest found: per-patient records, skips and unused entry counts."""
+
+    records: list[PatientRecord]
+    skipped: list[Skip]
+    unused: Counter[str]
+    ref_types: dict[str, str]
+    answers: dict[str, list[QuestionnaireAnswers]] = field(default_factory=dict)
+
+
+# --- small JSON readers ------------------------------------------------------------------------
+def _codes(concept: Any) -> tuple[tuple[Code, ...], str | None]:
+    if not isinstance(concept, dict):
+        return (), None
+    codes = tuple(
+        Code(normalise_system(c["system"]), str(c["code"]))
+        for c in concept.get("coding", ())
+        if isinstance(c, dict) and c.get("system") and c.get("code")
+    )
+    text = concept.get("text") if not concept.get("coding") else None
+    return codes, text
+
+
+def _first_code(concept: Any) -> str | None:
+    if isinstance(concept, dict):
+        for coding in concept.get("coding", ()):
+            if isinstance(coding, dict) and coding.get("code"):
+                return str(coding["code"])
+    return None
+
+
+def _moment(resource: Json, prefix: str) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of ``{prefix}DateTime``, ``{prefix}Instant`` or ``{prefix}Period``."""
+    for suffix in ("DateTime", "Instant"):
+        if isinstance(resource.get(prefix + suffix), str):
+            return parse_datetime(resource[prefix + suffix]), None
+    period = resource.get(prefix + "Period")
+    if isinstance(period, dict):
+        return parse_datetime(period.get("start")), parse_datetime(period.get("end"))
+    return None, None
+
+
+def _value(holder: Json) -> tuple[float | None, Polarity, datetime | None] | None:
+    """(number, polarity, dateTime) of a ``value[x]``; None if there is no usable value."""
+    if "valueBoolean" in holder:
+        return None, Polarity.PRESENT if holder["valueBoolean"] else Polarity.ABSENT, None
+    if "valueInteger" in holder:
+        return float(holder["valueInteger"]), Polarity.PRESENT, None
+    quantity = holder.get("valueQuantity")
+    if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
+        return float(quantity["value"]), Polarity.PRESENT, None
+    if "valueDateTime" in holder:
+        return None, Polarity.PRESENT, parse_datetime(holder["valueDateTime"])
+    if "dataAbsentReason" in holder:
+        return None
+    return None, Polarity.PRESENT, None
+
+
+# --- per-type extractors -----------------------------------------------------------------------
+def _condition(ref: str, res: Json) -> Iterator[Item]:
+    clinical = _first_code(res.get("clinicalStatus"))
+    polarity = Polarity.HISTORY if clinical in _CONDITION_HISTORY else Polarity.PRESENT
+    codes, text = _codes(res.get("code"))
+    onset, _ = _moment(res, "onset")
+    recorded = parse_datetime(res.get("recordedDate"))
+    yield Item(ref, Origin.CONDITION, codes, text, polarity, when=onset, recorded=recorded)
+
+
+def _observation(ref: str, res: Json) -> Iterator[Item]:
+    when, _ = _moment(res, "effective")
+    when = when or parse_datetime(res.get("issued"))
+    holders = [res, *[c for c in res.get("component", ()) if isinstance(c, dict)]]
+    for holder in holders:
+        value = _value(holder)
+        if value is None:
+            continue
+        number, polarity, moment = value
+        codes, text = _codes(holder.get("code"))
+        yield Item(ref, Origin.OBSERVATION, codes, text, polarity, number, moment or when)
+        if isinstance(holder.get("valueCodeableConcept"), dict):
+            vcodes, vtext = _codes(holder["valueCodeableConcept"])
+            yield Item(ref, Origin.OBSERVATION, vcodes, vtext, Polarity.PRESENT, when=when)
+
+
+def _span_item(ref: str, origin: Origin, res: Json, concept: Any, prefix: str) -> Item:
+    start, end = _moment(res, prefix)
+    status = res.get("status")
+    polarity = Polarity.HISTORY if status in _HISTORY_STATUS else Polarity.PRESENT
+    if status == "not-taken":
+        polarity = Polarity.ABSENT
+    if end is None and status in {"completed", "stopped"}:
+        end = start
+    codes, text = _codes(concept)
+    return Item(ref, origin, codes, text, polarity, when=start, until=end)
+
+
+def _procedure(ref: str, res: Json) -> Iterator[Item]:
+    yield _span_item(ref, Origin.PROCEDURE, res, res.get("code"), "performed")
+
+
+def _medication(ref: str, res: Json, medications: dict[str, Json]) -> Iterator[Item]:
+    concept = res.get("medicationCodeableConcept")
+    reference = (res.get("medicationReference") or {}).get("reference")
+    if concept is None and reference in medications:
+        concept = medications[reference].get("code")
+    if res.get("resourceType") == "MedicationRequest":
+        item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
+        start = parse_datetime(res.get("authoredOn"))
+        validity = (res.get("dispenseRequest") or {}).get("validityPeriod") or {}
+        end = parse_datetime(validity.get("end"))
+        yield Item(ref, item.origin, item.codes, item.text, item.polarity, when=start, until=end)
+        return
+    yield _span_item(ref, Origin.MEDICATION, res, concept, "effective")
+
+
+def _report(ref: str, res: Json) -> Iterator[Item]:
+    when, _ = _moment(res, "effective")
+    when = when or parse_datetime(res.get("issued"))
+    codes, text = _codes(res.get("code"))
+    yield Item(ref, Origin.OBSERVATION, codes, text, when=when)
+    for conclusion in res.get("conclusionCode", ()):
+        ccodes, ctext = _codes(conclusion)
+        yield Item(ref, Origin.IMAGING, ccodes, ctext, when=when)
+
+
+def _imaging_study(ref: str, res: Json) -> Iterator[Item]:
+    when = parse_datetime(res.get("started"))
+    for concept in res.get("procedureCode", ()):
+        codes, text = _codes(concept)
+        yield Item(ref, Origin.OBSERVATION, codes, text, when=when)
+
+
+def _device(ref: str, res: Json) -> Iterator[Item]:
+    polarity = Polarity.HISTORY if res.get("status") == "inactive" else Polarity.PRESENT
+    codes, text = _codes(res.get("type"))
+    yield Item(ref, Origin.DEVICE, codes, text, polarity)
+
+
+_EXTRACTORS: dict[str, Callable[[str, Json], Iterator[Item]]] = {
+    "Condition": _condition,
+    "Observation": _observation,
+    "Procedure": _procedure,
+    "DiagnosticReport": _report,
+    "ImagingStudy": _imaging_study,
+    "Device": _device,
+}
+
+
+# --- subject resolution ------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Patients:
+    """Patient keys by every reference form that may point at them."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    subjects: dict[str, str] = field(default_factory=dict)
+    demographics: dict[str, Demographics] = field(default_factory=dict)
+
+    def add(self, where: str, full_url: str | None, res: Json) -> None:
+        rid = res.get("id")
+        key = full_url or (f"Patient/{rid}" if rid else where)
+        subject = f"Patient/{rid}" if rid and not key.startswith("urn:") else key
+        for alias in filter(None, [full_url, f"Patient/{rid}" if rid else None]):
+            self.aliases[alias] = key
+        if full_url and "/Patient/" in full_url:
+            self.aliases["Patient/" + full_url.rsplit("/Patient/", 1)[1]] = key
+        self.subjects[key] = subject
+        birth = parse_date(res.get("birthDate"))
+        self.demographics[key] = Demographics(subject, birth, res.get("gender"))
+
+    def resolve(self, reference: str | None) -> str | None:
+        if not reference:
+            return None
+        if reference in self.aliases:
+            return self.aliases[reference]
+        relative = _relative_patient(reference)
+        if relative is None:
+            return None
+        if relative in self.aliases:
+            return self.aliases[relative]
+        if self.demographics:
+            return None  # the Bundle carries its patients; this one is not among them
+        self.aliases[relative] = relative
+        self.subjects[relative] = relative
+        return relative
+
+
+def _relative_patient(reference: str) -> str | None:
+    """``Patient/{id}`` for a relative or absolute Patient reference; None otherwise."""
+    if reference.startswith(("urn:", "#")):
+        return None
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return f"Patient/{parts[-1]}"
+    return None
+
+
+def _subject_reference(res: Json) -> str | None:
+    holder = res.get("subject") or res.get("patient")
+    return holder.get("reference") if isinstance(holder, dict) else None
+
+
+def _ignored_reason(rtype: str, res: Json) -> str | None:
+    if rtype == "Condition":
+        verification = _first_code(res.get("verificationStatus"))
+        if verification in _IGNORED_VERIFICATION:
+            return f"Condition ignored: verificationStatus is {verification}"
+        return None
+    status = res.get("status")
+    if status in _IGNORED_STATUS.get(rtype, ()):
+        return f"{rtype} ignored: status is {status}"
+    return None
+
+
+def ingest(bundle: Json) -> Ingested:
+    """Split a validated Bundle into per-patient records, reporting whatever is not used."""
+    entries = [e for e in bundle.get("entry", ()) if isinstance(e, dict)]
+    patients = _Patients()
+    medications: dict[str, Json] = {}
+    for index, entry in enumerate(entries):
+        res = entry.get("resource") or {}
+        if res.get("resourceType") == "Patient":
+            patients.add(f"Bundle.entry[{index}]", entry.get("fullUrl"), res)
+        elif res.get("resourceType") == "Medication":
+            for alias in _aliases(entry, res):
+                medications[alias] = res
+    return _collect(entries, patients, medications)
+
+
+def _aliases(entry: Json, res: Json) -> list[str]:
+    rid = res.get("id")
+    return [a for a in (entry.get("fullUrl"), f"{res['resourceType']}/{rid}" if rid else None) if a]
+
+
+def _ref_of(index: int, entry: Json, res: Json) -> str:
+    rid = res.get("id")
+    full_url = entry.get("fullUrl")
+    if full_url and (full_url.startswith("urn:") or not rid):
+        return str(full_url)
+    return f"{res['resourceType']}/{rid}" if rid else f"Bundle.entry[{index}]"
+
+
+def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Json]) -> Ingested:
+    items: dict[str, list[Item]] = {key: [] for key in patients.subjects}
+    answers: dict[str, list[QuestionnaireAnswers]] = {}
+    skipped: list[Skip] = []
+    unused: Counter[str] = Counter()
+    ref_types: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        res = entry.get("resource")
+        where = f"Bundle.entry[{index}]"
+        if not isinstance(res, dict):
+            skipped.append(Skip(where, "entry has no resource (request-only entry)"))
+            continue
+        rtype = res["resourceType"]
+        if rtype in {"Patient", "Medication"}:
+            continue
+        if rtype not in READ_TYPES:
+            unused[rtype] += 1
+            continue
+        key = patients.resolve(_subject_reference(res))
+        if key is None:
+            skipped.append(Skip(where, f"{rtype}: subject does not resolve to a patient"))
+            continue
+        items.setdefault(key, [])
+        ref = _ref_of(index, entry, res)
+        ref_types[ref] = rtype
+        reason = _ignored_reason(rtype, res)
+        if reason:
+            skipped.append(Skip(where, reason, patients.subjects[key], "information"))
+        elif rtype == "QuestionnaireResponse":
+            answers.setdefault(key, []).append(_answers(ref, res))
+        elif rtype in {"MedicationStatement", "MedicationRequest"}:
+            items[key].extend(_medication(ref, res, medications))
+        else:
+            items[key].extend(_EXTRACTORS[rtype](ref, res))
+    records = [
+        PatientRecord(
+            subject=patients.subjects[key],
+            demographics=patients.demographics.get(key, Demographics(patients.subjects[key])),
+            items=tuple(found),
+        )
+        for key, found in sorted(items.items(), key=lambda pair: patients.subjects[pair[0]])
+    ]
+    return Ingested(
+        records, skipped, unused, ref_types, {patients.subjects[k]: v for k, v in answers.items()}
+    )
+
+
+def _answers(ref: str, res: Json) -> QuestionnaireAnswers:
+    found: list[tuple[str, str | float | bool]] = []
+
+    def walk(groups: list[Json]) -> None:
+        for item in groups:
+            for answer in item.get("answer", ()):
+                value = _answer_value(answer)
+                if value is not None:
+                    found.append((str(item.get("linkId")), value))
+                walk(answer.get("item", ()))
+            walk(item.get("item", ()))
+
+    walk(res.get("item", []))
+    return QuestionnaireAnswers(
+        ref, str(res.get("questionnaire", "")), parse_datetime(res.get("authored")), tuple(found)
+    )
+
+
+def _answer_value(answer: Json) -> str | float | bool | None:
+    if "valueBoolean" in answer:
+        return bool(answer["valueBoolean"])
+    for key in ("valueInteger", "valueDecimal"):
+        if key in answer:
+            return float(answer[key])
+    coding = answer.get("valueCoding")
+    if isinstance(coding, dict) and coding.get("code"):
+        return str(coding["code"])
+    return None
+
+
+def _unused_note(unused: Counter[str]) -> str | None:
+    if not unused:
+        return None
+    parts = ", ".join(f"{name} ({count})" for name, count in sorted(unused.items()))
+    return f"Entries not used by the rules: {parts}"

@@ -1,0 +1,115 @@
+"""Human-readable narratives (FHIR XHTML) for the CarePlan and DetectedIssues.
+
+Only elements the R4 narrative rules allow are used (div, p, b, ul, li), all text is escaped, and
+the layout is built for a ten-second read: pain type and certainty, red flags first in bold, the
+stage ladder with the recommended stage, each proposal with its reason, then missing data.
+Rules: https://hl7.org/fhir/R4/narrative.html#xhtml.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from service.domain.assessment import Assessment, Finding
+from service.domain.knowledge import KnowledgeBase
+
+__all__ = ["careplan_narrative", "issue_narrative"]
+
+_XHTML = "http://www.w3.org/1999/xhtml"
+_STAGES = ("conservative", "injection", "surgical-referral")
+
+
+def _div(parts: list[str]) -> dict[str, Any]:
+    return {"status": "generated", "div": f'<div xmlns="{_XHTML}">{"".join(parts)}</div>'}
+
+
+def _list(lines: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>" if lines else ""
+
+
+def _label(kb: KnowledgeBase, system: str, code: str | None) -> str:
+    return escape(kb.catalogue.displays.get(system, {}).get(code or "", code or "unknown"))
+
+
+def _header(assessment: Assessment, kb: KnowledgeBase) -> str:
+    pain = assessment.value("pain-type")
+    certainty = assessment.value("certainty")
+    why = escape(assessment.slots["pain-type"].reason)
+    return (
+        f"<p><b>Pain type: {_label(kb, 'pain-type', pain)}</b> (neuropathic component: "
+        f"{_label(kb, 'neuropathic-certainty', certainty)}). {why}.</p>"
+    )
+
+
+def _flags(assessment: Assessment, kb: KnowledgeBase) -> str:
+    titles = kb.catalogue.red_flags
+    lines = [
+        f"<b>{escape(titles[flag.code].title)}</b>: {escape(' '.join(flag.reasons))}"
+        for flag in assessment.red_flags
+    ]
+    return ("<p><b>Red flags</b></p>" + _list(lines)) if lines else "<p>No red flag found.</p>"
+
+
+def _ladder(assessment: Assessment, kb: KnowledgeBase) -> str:
+    recommended = assessment.value("recommended-stage")
+    lines = []
+    for stage in _STAGES:
+        conclusion = assessment.slots[f"stage:{stage}"]
+        mark = " <b>(recommended)</b>" if stage == recommended else ""
+        lines.append(
+            f"{_label(kb, 'treatment-stage', stage)}: "
+            f"{_label(kb, 'eligibility', conclusion.value)}{mark} - {escape(conclusion.reason)}"
+        )
+    if recommended == "urgent-referral":
+        lines.insert(0, "<b>Urgent referral (red flag)</b>")
+    return "<p><b>Treatment stages</b></p>" + _list(lines)
+
+
+def _proposals(assessment: Assessment, kb: KnowledgeBase) -> str:
+    lines = [
+        f"<b>{escape(kb.catalogue.services[p.service].title)}</b> ({escape(p.priority)}): "
+        f"{escape(p.reasons[0])}"
+        for p in assessment.proposals
+    ]
+    for activity in assessment.activities:
+        definition = kb.catalogue.activities[activity.code]
+        prefix = "Do not: " if definition.do_not_perform else ""
+        lines.append(f"{prefix}{escape(definition.title)}: {escape(activity.reasons[0])}")
+    return "<p><b>Proposals</b></p>" + _list(lines)
+
+
+def _missing(assessment: Assessment) -> str:
+    lines = [
+        f"{escape(stage)}: {escape(conclusion.reason)}"
+        for stage, conclusion in sorted(assessment.slots.items())
+        if conclusion.value == "insufficient-data" and stage.startswith("stage:")
+    ]
+    lines += [escape(note.reasons[0]) for note in assessment.notes if note.code.endswith("unknown")]
+    return ("<p><b>Missing data</b></p>" + _list(lines)) if lines else ""
+
+
+def careplan_narrative(assessment: Assessment, kb: KnowledgeBase) -> dict[str, Any]:
+    """The CarePlan's narrative."""
+    return _div(
+        [
+            _header(assessment, kb),
+            _flags(assessment, kb),
+            _ladder(assessment, kb),
+            _proposals(assessment, kb),
+            _missing(assessment),
+            "<p>Proposal only: a clinician decides.</p>",
+        ]
+    )
+
+
+def issue_narrative(title: str, flag: Finding) -> dict[str, Any]:
+    """A DetectedIssue's narrative."""
+    evidence = [escape(f"{e.concept}: {e.value} ({e.ref})") for e in flag.evidence]
+    return _div(
+        [
+            f"<p><b>{escape(title)}</b></p>",
+            f"<p>{escape(' '.join(flag.reasons))}</p>",
+            _list(evidence),
+        ]
+    )

@@ -1,0 +1,50 @@
+"""OperationOutcome builders (https://hl7.org/fhir/R4/operationoutcome.html)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.fhir.errors import InputError
+from service.fhir.systems import cs
+
+__all__ = ["from_error", "issue", "operation_outcome"]
+
+Json = dict[str, Any]
+
+
+def issue(
+    severity: str,
+    code: str,
+    diagnostics: str,
+    *,
+    expression: str | None = None,
+    detail: str | None = None,
+) -> Json:
+    """One OperationOutcome issue; ``detail`` adds a PainPath outcome code."""
+    entry: Json = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    if detail:
+        entry["details"] = {"coding": [{"system": cs("outcome"), "code": detail}]}
+    if expression:
+        entry["expression"] = [expression]
+    return entry
+
+
+def operation_outcome(rid: str | None, issues: list[Json]) -> Json:
+    """An OperationOutcome resource."""
+    outcome: Json = {"resourceType": "OperationOutcome"}
+    if rid:
+        outcome["id"] = rid
+    outcome["issue"] = issues
+    return outcome
+
+
+def from_error(error: InputError) -> Json:
+    """The OperationOutcome body of an error response."""
+    issue_code = {"not-implemented": "not-supported"}.get(error.kind, error.kind)
+    return operation_outcome(
+        None,
+        [
+            issue("error", issue_code, p.diagnostics, expression=p.expression)
+            for p in error.problems
+        ],
+    )

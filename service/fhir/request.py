@@ -1,0 +1,140 @@
+"""Reading a ``$triage`` request body: content type, size, JSON, Bundle or Parameters.
+
+``read_triage_request`` returns the input Bundle and the options carried in a Parameters body
+(``asOf``, ``profile``, ``return``, ``writeback``). Everything wrong with the body becomes an
+:class:`InputError` whose ``kind`` the API maps to 400/413/415/422 (CONTRACT.md "Errors").
+Operation definition: https://hl7.org/fhir/R4/operations.html#request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from service.fhir.errors import InputError, Problem
+from service.fhir.validate import known_resource_type, validate_bundle, validate_resource
+
+__all__ = ["ACCEPTED_BUNDLE_TYPES", "TriageRequest", "check_content_type", "read_triage_request"]
+
+ACCEPTED_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "document")
+_JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
+_OPTION_VALUES = {
+    "asOf": ("valueDateTime", "valueDate", "valueInstant"),
+    "profile": ("valueCode", "valueString"),
+    "return": ("valueCode", "valueString"),
+    "writeback": ("valueBoolean",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TriageRequest:
+    """The Bundle to evaluate and the options sent in the body."""
+
+    bundle: dict[str, Any]
+    options: dict[str, str | bool]
+
+
+def check_content_type(content_type: str | None) -> None:
+    """415 unless the content type is FHIR JSON or JSON (absent is taken as JSON)."""
+    if content_type is None or not content_type.strip():
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in _JSON_TYPES:
+        raise InputError.one(
+            "not-supported",
+            f"Content type {media!r} is not supported; send application/fhir+json",
+        )
+
+
+def parse_json(body: bytes, *, max_bytes: int) -> Any:
+    """The parsed body; 413 over the size limit, 400 when it is not JSON."""
+    if len(body) > max_bytes:
+        raise InputError.one(
+            "too-costly", f"Body is {len(body)} bytes; the limit is {max_bytes} bytes"
+        )
+    if not body.strip():
+        raise InputError.one("invalid", "Body is empty; send a FHIR Bundle or Parameters")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError.one("invalid", f"Body is not valid JSON: {exc}") from exc
+
+
+def read_triage_request(body: bytes, *, max_bytes: int, max_entries: int) -> TriageRequest:
+    """Parse and validate a ``$triage`` body (a Bundle, or Parameters wrapping one)."""
+    resource = parse_json(body, max_bytes=max_bytes)
+    if not isinstance(resource, dict) or "resourceType" not in resource:
+        raise InputError.one("structure", "Body is not a FHIR resource (no resourceType)")
+    rtype = resource["resourceType"]
+    if rtype == "Parameters":
+        return _from_parameters(resource, max_entries=max_entries)
+    if rtype != "Bundle":
+        if known_resource_type(rtype):
+            raise InputError.one(
+                "processing",
+                f"A {rtype} cannot be evaluated: send a Bundle, or Parameters with a bundle part",
+                "resourceType",
+            )
+        raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
+    return TriageRequest(_checked_bundle(resource, max_entries=max_entries), {})
+
+
+def _checked_bundle(bundle: dict[str, Any], *, max_entries: int) -> dict[str, Any]:
+    validate_bundle(bundle, max_entries=max_entries)
+    if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
+        raise InputError.one(
+            "processing",
+            f"Bundle type {bundle.get('type')!r} cannot be evaluated; "
+            f"accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
+            "Bundle.type",
+        )
+    return bundle
+
+
+def _from_parameters(parameters: dict[str, Any], *, max_entries: int) -> TriageRequest:
+    parts = parameters.get("parameter", [])
+    shallow = dict(parameters)
+    if isinstance(parts, list):
+        shallow["parameter"] = [
+            {k: v for k, v in p.items() if k != "resource"} if isinstance(p, dict) else p
+            for p in parts
+        ]
+    problems = validate_resource(shallow, "Parameters")
+    if problems:
+        raise InputError("invalid", problems)
+    bundle: dict[str, Any] | None = None
+    options: dict[str, str | bool] = {}
+    for index, part in enumerate(parts):
+        where = f"Parameters.parameter[{index}]"
+        name = part.get("name")
+        if name == "bundle":
+            bundle = _bundle_part(part, where)
+        elif name in _OPTION_VALUES:
+            options[name] = _option_value(part, name, where)
+        else:
+            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+    if bundle is None:
+        raise InputError.one(
+            "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
+        )
+    return TriageRequest(_checked_bundle(bundle, max_entries=max_entries), options)
+
+
+def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:
+    resource = part.get("resource")
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Bundle":
+        raise InputError.one(
+            "invalid", "The 'bundle' part must carry a Bundle", where + ".resource"
+        )
+    return resource
+
+
+def _option_value(part: dict[str, Any], name: str, where: str) -> str | bool:
+    for key in _OPTION_VALUES[name]:
+        if key in part:
+            value = part[key]
+            return value if isinstance(value, bool) else str(value)
+    allowed = " or ".join(_OPTION_VALUES[name])
+    raise InputError("invalid", [Problem(f"Parameter {name!r} needs {allowed}", where)])

@@ -1,0 +1,39 @@
+"""Canonical code-system URIs and the PainPath canonical base (CONTRACT.md).
+
+Inputs sometimes name a system by its OID or with a trailing slash or a SNOMED edition suffix;
+``normalise_system`` maps those to the canonical URI so value-set matching stays exact.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BASE",
+    "LOCAL_SYSTEM",
+    "cs",
+    "normalise_system",
+]
+
+BASE = "https://painpath.dev/fhir"
+LOCAL_SYSTEM = f"{BASE}/CodeSystem/painpath"
+
+SNOMED = "http://snomed.info/sct"
+_ALIASES = {
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
+    "urn:oid:2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",
+    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
+    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+}
+
+
+def cs(name: str) -> str:
+    """The canonical URL of a PainPath CodeSystem, e.g. ``cs("pain-type")``."""
+    return f"{BASE}/CodeSystem/{name}"
+
+
+def normalise_system(system: str) -> str:
+    """The canonical URI for a code system as sent."""
+    trimmed = system.strip().rstrip("/")
+    if trimmed.startswith(SNOMED + "/"):
+        return SNOMED  # edition/version URIs such as http://snomed.info/sct/900000000000207008
+    return _ALIASES.get(trimmed, trimmed)

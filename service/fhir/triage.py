@@ -1,0 +1,244 @@
+"""The ``$triage`` use case: validated Bundle in, result Bundle out (CONTRACT.md).
+
+    read body -> validate -> ingest (per patient) -> score questionnaires -> engine.evaluate
+    -> emit resources -> result Bundle (collection, or transaction with conditional creates)
+
+Shared by the HTTP API and the CLI. Patients are evaluated independently; entries that could
+not be attributed to a patient are reported in a Bundle-level OperationOutcome. The evaluation
+date and the input digest fix every generated id, so the output is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from service.domain.assessment import Assessment
+from service.domain.engine import evaluate
+from service.domain.errors import NoPatientError
+from service.domain.facts import Matcher
+from service.domain.instruments import check_instruments, score
+from service.domain.knowledge import KnowledgeBase
+from service.domain.model import PatientRecord
+from service.fhir.emit import Emitter, make_id
+from service.fhir.errors import InputError
+from service.fhir.ingest import Ingested, Skip, ingest
+from service.fhir.outcome import issue, operation_outcome
+from service.fhir.systems import BASE
+from service.fhir.timeparse import parse_datetime
+
+__all__ = ["Engine", "TriageOptions", "TriageResult"]
+
+Json = dict[str, Any]
+log = logging.getLogger("painpath.triage")
+RETURN_MODES = ("collection", "transaction")
+
+
+@dataclass(frozen=True, slots=True)
+class TriageOptions:
+    """Evaluation options of one request."""
+
+    as_of: datetime
+    profile: str
+    return_mode: str = "collection"
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    """The result Bundle and the assessments behind it (for summaries and metrics)."""
+
+    bundle: Json
+    assessments: tuple[Assessment, ...]
+
+
+def resolve_options(
+    kb: KnowledgeBase, raw: dict[str, str | bool | None], *, now: datetime
+) -> TriageOptions:
+    """Options from query/Parameters values, with defaults; 400 for a bad value."""
+    as_of_text = raw.get("asOf")
+    as_of = now
+    if isinstance(as_of_text, str) and as_of_text:
+        parsed = parse_datetime(as_of_text)
+        if parsed is None:
+            raise InputError.one("invalid", f"asOf {as_of_text!r} is not a FHIR dateTime", "asOf")
+        as_of = parsed
+    profile = str(raw.get("profile") or kb.catalogue.default_profile)
+    if profile not in kb.catalogue.profiles:
+        known = ", ".join(sorted(kb.catalogue.profiles))
+        raise InputError.one("invalid", f"Unknown profile {profile!r}; known: {known}", "profile")
+    mode = str(raw.get("return") or "collection")
+    if mode not in RETURN_MODES:
+        raise InputError.one(
+            "invalid", f"return must be one of {', '.join(RETURN_MODES)}", "return"
+        )
+    return TriageOptions(as_of.astimezone(UTC) if as_of.tzinfo else as_of, profile, mode)
+
+
+class Engine:
+    """The knowledge base with its compiled matcher, shared across requests."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.matcher = Matcher(kb)
+        self.instruments = check_instruments(
+            kb.instruments, set(kb.valuesets.concepts), systems=kb.valuesets.systems
+        )
+
+    def triage(self, bundle: Json, options: TriageOptions, *, digest: str) -> TriageResult:
+        """Evaluate every patient in a validated Bundle."""
+        found = ingest(bundle)
+        if not found.records:
+            raise NoPatientError("The Bundle names no patient: no Patient entry and no subject")
+        emitter = Emitter(self.kb, digest, found.ref_types)
+        entries: list[Json] = []
+        assessments = []
+        for record in found.records:
+            assessment, problems = self._assess(record, found, options)
+            assessments.append(assessment)
+            entries += _patient_entries(emitter, assessment, found.skipped, problems)
+        general = _general_outcome(found, digest, options)
+        if general:
+            entries.append(general)
+        log.info(
+            "triage evaluated patients=%d entries_in=%d entries_out=%d",
+            len(found.records), len(bundle.get("entry", ())), len(entries),
+        )  # fmt: skip
+        result = _bundle(entries, digest, options)
+        return TriageResult(result, tuple(assessments))
+
+    def _assess(
+        self, record: PatientRecord, found: Ingested, options: TriageOptions
+    ) -> tuple[Assessment, list[str]]:
+        items, problems = score(
+            self.instruments,
+            found.answers.get(record.subject, []),
+            systems=self.kb.valuesets.systems,
+        )
+        if items:
+            record = PatientRecord(record.subject, record.demographics, record.items + tuple(items))
+        assessment = evaluate(
+            self.kb, record, as_of=options.as_of, profile=options.profile, matcher=self.matcher
+        )
+        return assessment, problems
+
+
+def digest_of(body: bytes, options: TriageOptions) -> str:
+    """The input digest that seeds every generated id."""
+    seed = body + f"|{options.as_of.isoformat()}|{options.profile}".encode()
+    return hashlib.sha256(seed).hexdigest()
+
+
+def _patient_entries(
+    emitter: Emitter, assessment: Assessment, skipped: Sequence[Skip], problems: list[str]
+) -> list[Json]:
+    resources: list[Json] = []
+    if assessment.in_scope:
+        pain = emitter.pain_type(assessment)
+        stages = emitter.stages(assessment, _urn(pain))
+        requests = [emitter.service_request(assessment, p) for p in assessment.proposals]
+        plan = emitter.care_plan(
+            assessment, [_urn(r) for r in requests], [_urn(pain), _urn(stages)]
+        )
+        for request in requests:
+            request["basedOn"] = [{"reference": _urn(plan)}]
+        issues = [emitter.detected_issue(assessment, flag) for flag in assessment.red_flags]
+        resources = [pain, stages, plan, *requests, *issues]
+        resources.append(emitter.provenance(assessment, [_urn(r) for r in resources]))
+    outcome = _patient_outcome(emitter, assessment, skipped, problems)
+    if outcome:
+        resources.append(outcome)
+    return [{"fullUrl": _urn(r), "resource": r} for r in resources]
+
+
+def _urn(resource: Json) -> str:
+    return f"urn:uuid:{resource['id']}"
+
+
+def _patient_outcome(
+    emitter: Emitter, assessment: Assessment, skipped: Sequence[Skip], problems: list[str]
+) -> Json | None:
+    notes = emitter.kb.catalogue.notes
+    issues = [
+        issue(notes[n.code].severity, notes[n.code].code, notes[n.code].text, detail=n.code)
+        for n in assessment.notes
+    ]
+    issues += [
+        issue(
+            s.severity, "informational", s.reason, expression=s.expression, detail="skipped-entry"
+        )
+        for s in skipped
+        if s.patient == assessment.subject
+    ]
+    issues += [
+        issue("warning", "value", f"{o.concept} value {o.value:g} is out of range; ignored",
+              expression=o.ref, detail="value-out-of-range")
+        for o in assessment.out_of_range
+    ]  # fmt: skip
+    issues += [
+        issue("warning", "processing", p, detail="questionnaire-not-scored") for p in problems
+    ]
+    if not issues:
+        return None
+    rid = make_id(emitter.digest, assessment.as_of.isoformat(), assessment.subject, "outcome")
+    return operation_outcome(rid, issues)
+
+
+def _general_outcome(found: Ingested, digest: str, options: TriageOptions) -> Json | None:
+    issues = [
+        issue("warning", "processing", s.reason, expression=s.expression, detail="skipped-entry")
+        for s in found.skipped
+        if s.patient is None
+    ]
+    if found.unused:
+        parts = ", ".join(f"{name} ({count})" for name, count in sorted(found.unused.items()))
+        issues.append(
+            issue("information", "informational", f"Entries not used by the rules: {parts}",
+                  detail="entries-not-used")
+        )  # fmt: skip
+    if not issues:
+        return None
+    outcome = operation_outcome(make_id(digest, options.as_of.isoformat(), "outcome"), issues)
+    return {"fullUrl": _urn(outcome), "resource": outcome}
+
+
+def _bundle(entries: list[Json], digest: str, options: TriageOptions) -> Json:
+    bundle: Json = {
+        "resourceType": "Bundle",
+        "id": make_id(digest, options.as_of.isoformat(), "bundle"),
+        "meta": {"tag": [{"system": f"{BASE}/CodeSystem/painpath-meta", "code": options.profile}]},
+        "type": "collection",
+        "timestamp": options.as_of.isoformat(),
+        "entry": entries,
+    }
+    if options.return_mode == "transaction":
+        _to_transaction(bundle)
+    return bundle
+
+
+def _to_transaction(bundle: Json) -> None:
+    """Make the Bundle a transaction of conditional creates keyed on the result identifiers."""
+    bundle["type"] = "transaction"
+    del bundle["timestamp"]
+    # OperationOutcome is not a storable resource: it stays in the default (collection) answer.
+    bundle["entry"] = [
+        e for e in bundle["entry"] if e["resource"]["resourceType"] != "OperationOutcome"
+    ]
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        request: Json = {"method": "POST", "url": resource["resourceType"]}
+        identifiers = resource.get("identifier")
+        if identifiers:
+            ident = identifiers[0]
+            request["ifNoneExist"] = f"identifier={ident['system']}|{ident['value']}"
+        entry["request"] = request
+
+
+def canonical_bytes(resource: Json) -> bytes:
+    """Stable JSON bytes (sorted keys) of a resource, for digests."""
+    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)

@@ -1,0 +1,1 @@
+"""Versioned clinical knowledge files (data only; see README.md)."""

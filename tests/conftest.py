@@ -1,0 +1,96 @@
+"""Shared fixtures: the knowledge base, the engine, an API client and result-Bundle readers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.domain.knowledge import KnowledgeBase, default_knowledge
+from service.fhir.systems import cs
+from service.fhir.triage import Engine
+from service.settings import Settings
+
+Json = dict[str, Any]
+AS_OF = "2026-11-24T10:00:00+01:00"  # a fixed clock at a non-UTC offset
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    """The packaged knowledge base."""
+    return default_knowledge()
+
+
+@pytest.fixture(scope="session")
+def engine(kb: KnowledgeBase) -> Engine:
+    """The engine over the packaged knowledge base."""
+    return Engine(kb)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Default settings, independent of the environment."""
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """An API client over a fresh app (lifespan run)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _codes(concept: Json | None, system: str) -> list[str]:
+    return [c["code"] for c in (concept or {}).get("coding", []) if c.get("system") == system]
+
+
+def _summary(bundle: Json, subject: str | None = None) -> Json:
+    resources = [e["resource"] for e in bundle.get("entry", [])]
+    if subject is not None:
+        resources = [
+            r
+            for r in resources
+            if (r.get("subject") or r.get("patient") or {}).get("reference") == subject
+            or r["resourceType"] in {"Provenance", "OperationOutcome"}
+        ]
+    out: Json = {"redFlags": [], "services": {}, "medications": [], "issues": [], "stages": {}}
+    for r in resources:
+        rtype = r["resourceType"]
+        if rtype == "Observation" and _codes(r["code"], cs("painpath")) == ["pain-type"]:
+            out["painType"] = _codes(r["valueCodeableConcept"], cs("pain-type"))[0]
+            out["certainty"] = _codes(
+                r["component"][0]["valueCodeableConcept"], cs("neuropathic-certainty")
+            )[0]
+        elif rtype == "Observation":
+            for comp in r["component"]:
+                out["stages"][_codes(comp["code"], cs("treatment-stage"))[0]] = _codes(
+                    comp["valueCodeableConcept"], cs("eligibility")
+                )[0]
+        elif rtype == "CarePlan":
+            out["recommendedStage"] = _codes(r["category"][0], cs("treatment-stage"))[0]
+            out["medications"] = sorted(
+                _codes(a["detail"]["code"], cs("care-activity"))[0]
+                for a in r.get("activity", [])
+                if "detail" in a
+                and a["detail"]["kind"] == "MedicationRequest"
+                and not a["detail"].get("doNotPerform")
+            )
+        elif rtype == "ServiceRequest":
+            out["services"][_codes(r["category"][0], cs("service"))[0]] = r["priority"]
+        elif rtype == "DetectedIssue":
+            out["redFlags"].append(_codes(r["code"], cs("red-flag"))[0])
+        elif rtype == "OperationOutcome":
+            out["issues"] += [
+                c["code"] for i in r["issue"] for c in i.get("details", {}).get("coding", [])
+            ]
+    out["redFlags"].sort()
+    return out
+
+
+@pytest.fixture(scope="session")
+def summarize() -> Callable[..., Json]:
+    """Read a result Bundle back into the golden-case vocabulary."""
+    return _summary

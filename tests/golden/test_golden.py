@@ -1,0 +1,74 @@
+"""Golden vignettes: clinical cases written from RULES.md (see tests/golden/README.md).
+
+Each case states only what the rules decide; this test asserts every stated expectation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from service.fhir.request import read_triage_request
+from service.fhir.triage import Engine, TriageOptions, digest_of, resolve_options
+
+CASES = sorted((Path(__file__).parent / "cases").glob("*.json"))
+
+
+def run_case(engine: Engine, case: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate a case the way the API does."""
+    body = orjson.dumps(case["bundle"])
+    request = read_triage_request(body, max_bytes=10**8, max_entries=10**5)
+    raw = {"asOf": case["asOf"], "profile": case.get("profile")}
+    options: TriageOptions = resolve_options(engine.kb, raw, now=None)  # type: ignore[arg-type]
+    return engine.triage(request.bundle, options, digest=digest_of(body, options)).bundle
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden_case(path: Path, engine: Engine, summarize: Callable[..., Any]) -> None:
+    case = orjson.loads(path.read_bytes())
+    expect = case["expect"]
+    got = summarize(run_case(engine, case))
+    problems = []
+    if not expect["inScope"]:
+        problems += [] if "painType" not in got else ["expected no evaluation (out of scope)"]
+    for key in ("painType", "certainty", "recommendedStage"):
+        if key in expect and got.get(key) != expect[key]:
+            problems.append(f"{key}: expected {expect[key]}, got {got.get(key)}")
+    if "redFlags" in expect and sorted(expect["redFlags"]) != got["redFlags"]:
+        problems.append(f"redFlags: expected {sorted(expect['redFlags'])}, got {got['redFlags']}")
+    for stage, value in expect.get("stages", {}).items():
+        if got["stages"].get(stage) != value:
+            problems.append(f"stage {stage}: expected {value}, got {got['stages'].get(stage)}")
+    for service, priority in expect.get("services", {}).items():
+        if service not in got["services"]:
+            problems.append(f"service {service} missing (got {sorted(got['services'])})")
+        elif priority is not None and got["services"][service] != priority:
+            problems.append(f"service {service}: priority {got['services'][service]} != {priority}")
+    problems += [
+        f"service {s} must not be proposed"
+        for s in expect.get("servicesAbsent", [])
+        if s in got["services"]
+    ]
+    problems += [
+        f"medication {m} missing"
+        for m in expect.get("medications", [])
+        if m not in got["medications"]
+    ]
+    problems += [
+        f"medication {m} must not be proposed"
+        for m in expect.get("medicationsAbsent", [])
+        if m in got["medications"]
+    ]
+    problems += [
+        f"issue {i} missing (got {got['issues']})"
+        for i in expect.get("issues", [])
+        if i not in got["issues"]
+    ]
+    problems += [
+        f"issue {i} must not appear" for i in expect.get("issuesAbsent", []) if i in got["issues"]
+    ]
+    assert not problems, f"{case['id']}: {case['description']}\n  " + "\n  ".join(problems)
