@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.domain.errors import KnowledgeError
 from service.domain.expressions import Expr, compile_expr
+from service.domain.instruments import Instruments, check_instruments
 
 __all__ = [
     "Catalogue",
@@ -246,6 +247,7 @@ class KnowledgeBase:
     rules_file: RulesFile
     rules: tuple[Rule, ...]
     instruments: dict[str, Any]
+    scoring: Instruments
 
     @property
     def version(self) -> str:
@@ -287,7 +289,8 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
     instruments = _read_toml(directory, "instruments.toml")
     _check_valuesets(valuesets)
     rules = _compile_rules(rules_file, valuesets, parameters, catalogue)
-    return KnowledgeBase(valuesets, parameters, catalogue, rules_file, rules, instruments)
+    scoring = check_instruments(instruments, set(valuesets.concepts), systems=valuesets.systems)
+    return KnowledgeBase(valuesets, parameters, catalogue, rules_file, rules, instruments, scoring)
 
 
 @cache

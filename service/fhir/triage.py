@@ -23,7 +23,7 @@ from service.domain.assessment import Assessment
 from service.domain.engine import evaluate
 from service.domain.errors import NoPatientError
 from service.domain.facts import Matcher
-from service.domain.instruments import check_instruments, score
+from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord
 from service.fhir.emit import Emitter, make_id
@@ -86,9 +86,6 @@ class Engine:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self.matcher = Matcher(kb)
-        self.instruments = check_instruments(
-            kb.instruments, set(kb.valuesets.concepts), systems=kb.valuesets.systems
-        )
 
     def triage(self, bundle: Json, options: TriageOptions, *, digest: str) -> TriageResult:
         """Evaluate every patient in a validated Bundle."""
@@ -116,7 +113,7 @@ class Engine:
         self, record: PatientRecord, found: Ingested, options: TriageOptions
     ) -> tuple[Assessment, list[str]]:
         items, problems = score(
-            self.instruments,
+            self.kb.scoring,
             found.answers.get(record.subject, []),
             systems=self.kb.valuesets.systems,
         )

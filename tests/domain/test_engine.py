@@ -1,0 +1,144 @@
+"""Engine behaviour the golden vignettes do not isolate: matching, history, merging, swaps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from painpath_testkit import AS_OF, make_record
+
+from service.domain.assessment import Assessment
+from service.domain.engine import evaluate
+from service.domain.facts import Matcher
+from service.domain.knowledge import KnowledgeBase
+from service.domain.model import Code, Item, Origin, Polarity
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SCT = "http://snomed.info/sct"
+
+
+def _text_item(text: str) -> Item:
+    return Item("Condition/t", Origin.CONDITION, (), text)
+
+
+def test_text_only_concept_matches_keywords_with_lower_certainty(kb: KnowledgeBase) -> None:
+    facts, _ = Matcher(kb).match(_text_item("Acute sciatica, left leg"))
+    assert [(f.concept, f.lower_certainty) for f in facts] == [("sciatica", True)]
+
+
+def test_negated_keyword_is_not_matched(kb: KnowledgeBase) -> None:
+    matcher = Matcher(kb)
+    for text in ("no sciatica", "Patient denies sciatica", "without any sciatica"):
+        assert matcher.match(_text_item(text))[0] == [], text
+
+
+def test_icd10cm_category_prefix_and_exact_codes(kb: KnowledgeBase) -> None:
+    matcher = Matcher(kb)
+    assert matcher.concept_of(Code(ICD10CM, "M54.31")) == "sciatica"
+    assert matcher.concept_of(Code(ICD10CM, "M54.50")) == "low-back-pain"
+    assert matcher.concept_of(Code(ICD10CM, "M54")) is None
+    assert matcher.concept_of(Code("http://example.org/codes", "23056005")) is None
+
+
+def test_codes_win_over_text(kb: KnowledgeBase) -> None:
+    item = Item("Condition/c", Origin.CONDITION, (Code(SCT, "279039007"),), "sciatica")
+    facts, _ = Matcher(kb).match(item)
+    assert [f.concept for f in facts] == ["low-back-pain"]
+
+
+def test_imaging_conclusion_is_a_confirmatory_test_not_a_symptom(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    report = item("radiculopathy", origin=Origin.IMAGING)
+    alone = assess([report])
+    assert alone.value("certainty") == "unlikely"
+    with_signs = assess([report, item("sciatica"), item("straight-leg-raise-positive")])
+    assert with_signs.value("certainty") == "definite"
+
+
+def test_resolved_cauda_equina_is_history_but_past_cancer_still_counts(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    resolved = assess(
+        [item("cauda-equina-syndrome", origin=Origin.CONDITION, polarity=Polarity.HISTORY)]
+    )
+    assert resolved.red_flags == ()
+    cancer = assess(
+        [
+            item("low-back-pain"),
+            item("spinal-malignancy", origin=Origin.CONDITION, polarity=Polarity.HISTORY),
+        ]
+    )
+    assert [f.code for f in cancer.red_flags] == ["malignancy"]
+
+
+def test_mri_unsafe_implant_swaps_mri_for_ct_at_the_same_priority(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    result = assess([item("saddle-anaesthesia"), item("mri-unsafe-implant", origin=Origin.DEVICE)])
+    proposals = {p.service: p for p in result.proposals}
+    assert "mri-lumbar" not in proposals
+    assert proposals["ct-lumbar"].priority == "stat"
+    assert "instead" in proposals["ct-lumbar"].reasons[0]
+    assert any(e.concept == "mri-unsafe-implant" for e in proposals["ct-lumbar"].evidence)
+
+
+def test_same_service_from_two_flags_keeps_highest_priority_and_both_reasons(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    result = assess([item("weight-loss"), item("saddle-anaesthesia")])
+    mri = next(p for p in result.proposals if p.service == "mri-lumbar")
+    assert mri.priority == "stat"
+    assert {"red-flag.cauda-equina", "red-flag.malignancy"} <= {r.id for r in mri.rules}
+    assert len(mri.reasons) >= 2
+
+
+def test_out_of_scope_stops_every_other_decision(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    result = assess([item("saddle-anaesthesia")], age=12)
+    assert not result.in_scope
+    assert result.red_flags == ()
+    assert result.proposals == ()
+    assert [n.code for n in result.notes] == ["out-of-scope-age"]
+
+
+def test_out_of_range_score_is_ignored_and_reported(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    result = assess([item("low-back-pain"), item("dn4-total", value=14)])
+    assert result.value("certainty") == "unlikely"
+    assert [(o.concept, o.value) for o in result.out_of_range] == [("dn4-total", 14)]
+
+
+def test_onset_prefers_condition_onset_then_recorded_date_then_observation(
+    kb: KnowledgeBase,
+) -> None:
+    code = Code(SCT, "279039007")
+    onset_obs_code = Code("https://painpath.dev/fhir/CodeSystem/painpath", "symptom-onset")
+
+    def band(*items: Item) -> str | None:
+        result = evaluate(kb, make_record(list(items)), as_of=AS_OF, profile="nice-ng59")
+        found = [name for name in ("acute", "subacute", "chronic") if name in result.derived]
+        return found[0] if found else None
+
+    recorded_only = Item(
+        "Condition/a", Origin.CONDITION, (code,), recorded=AS_OF - timedelta(days=200)
+    )
+    onset = Item("Condition/b", Origin.CONDITION, (code,), when=AS_OF - timedelta(days=10))
+    observation = Item(
+        "Observation/o", Origin.OBSERVATION, (onset_obs_code,), when=AS_OF - timedelta(days=60)
+    )
+    assert band(recorded_only) == "chronic"
+    assert band(recorded_only, onset) == "acute"  # an onset beats an earlier recordedDate
+    assert band(observation) == "subacute"
+    assert band(Item("Condition/c", Origin.CONDITION, (code,))) is None
+
+
+def test_active_medication_without_end_counts_to_the_evaluation_date(
+    item: Callable[..., Item], assess: Callable[..., Assessment]
+) -> None:
+    ongoing = item("nsaid", origin=Origin.MEDICATION, days_ago=50)
+    assert "trial-met" in assess([item("sciatica"), ongoing]).derived
+    short = item("nsaid", origin=Origin.MEDICATION, days_ago=20)
+    assert "trial-met" not in assess([item("sciatica"), short]).derived

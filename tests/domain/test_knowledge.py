@@ -1,0 +1,119 @@
+"""Knowledge files: the packaged set loads; every kind of defect stops start-up clearly."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from service.domain.errors import KnowledgeError
+from service.domain.knowledge import KnowledgeBase, load_knowledge
+
+PACKAGED = Path(str(resources.files("service.knowledge")))
+
+
+@pytest.fixture
+def knowledge_dir(tmp_path: Path) -> Path:
+    """A writable copy of the packaged knowledge files."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(PACKAGED, target)
+    return target
+
+
+def _edit(directory: Path, name: str, change: Callable[[str], str]) -> None:
+    path = directory / name
+    path.write_text(change(path.read_text()))
+
+
+def test_packaged_knowledge_loads(kb: KnowledgeBase) -> None:
+    assert kb.version == "2026.11.0"
+    assert len(kb.rules) > 60
+    assert {"nice-ng59", "neupsig"} <= set(kb.catalogue.profiles)
+    assert kb.catalogue.default_profile in kb.catalogue.profiles
+
+
+def test_every_code_has_a_verification_grade_and_source(kb: KnowledgeBase) -> None:
+    allowed = {"VERIFIED-A", "VERIFIED-B", "VERIFIED-1", "LOCAL"}
+    for name, concept in kb.valuesets.concepts.items():
+        for code in concept.codes:
+            assert code.status in allowed, (name, code.code)
+            assert code.source, (name, code.code)
+
+
+def test_no_unverified_or_known_wrong_code_shipped(kb: KnowledgeBase) -> None:
+    wrong = {"24531-6", "306181004", "386637004", "1819", "M54.5"}
+    shipped = {c.code for concept in kb.valuesets.concepts.values() for c in concept.codes}
+    # M54.5 is a non-billable ICD-10-CM header; it may only appear as a WHO ICD-10 category.
+    cm = {
+        c.code
+        for concept in kb.valuesets.concepts.values()
+        for c in concept.codes
+        if c.system == "icd10cm"
+    }
+    assert not (wrong - {"M54.5"}) & shipped
+    assert "M54.5" not in cm
+
+
+def test_every_rule_cites_a_source(kb: KnowledgeBase) -> None:
+    for rule in kb.rules:
+        assert rule.spec.source.guideline, rule.id
+        assert rule.spec.source.section, rule.id
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "message"),
+    [
+        ("rules.toml", 'id = "pain.radicular"', 'id = "scope.under-16"', "duplicate id"),
+        ("rules.toml", '{ has = "sciatica" }', '{ hasnt = "sciatica" }', "unknown operator"),
+        ("rules.toml", '{ has = "sciatica" }', '{ has = "sciatika" }', "sciatika"),
+        ("rules.toml", 'gte = "dn4_positive"', 'gte = "dn4_cutoff"', "dn4_cutoff"),
+        ("rules.toml", 'when = { fact = "acute" }', 'when = { fact = "acuteness" }', "acuteness"),
+        ("rules.toml", 'service = "mri-lumbar"', 'service = "mri-brain"', "mri-brain"),
+        ("rules.toml", 'title = "Neuropathic pain"', 'titel = "Neuropathic pain"', "rules.toml"),
+        ("parameters.toml", "value = 4\n", 'value = "four"\n', "parameters.toml"),
+        ("valuesets.toml", 'system = "sct"', 'system = "snomed"', "unknown system alias"),
+        ("catalogue.toml", 'severity = "moderate"', 'severity = "medium"', "catalogue.toml"),
+        ("instruments.toml", 'version = "2026.11.0"', 'versio = "2026.11.0"', "instruments.toml"),
+    ],
+)
+def test_defect_stops_start_up(
+    knowledge_dir: Path, name: str, old: str, new: str, message: str
+) -> None:
+    _edit(knowledge_dir, name, lambda text: text.replace(old, new, 1))
+    with pytest.raises(KnowledgeError, match=message):
+        load_knowledge(knowledge_dir)
+
+
+def test_rule_reading_a_later_fact_is_rejected(knowledge_dir: Path) -> None:
+    """Order matters: a rule may read only facts derived above it."""
+    _edit(
+        knowledge_dir,
+        "rules.toml",
+        lambda text: text.replace(
+            "when = { age = { known = false } }", 'when = { fact = "radicular" }', 1
+        ),
+    )
+    with pytest.raises(KnowledgeError, match="no earlier rule derives"):
+        load_knowledge(knowledge_dir)
+
+
+def test_duplicate_code_across_concepts_is_rejected(knowledge_dir: Path) -> None:
+    _edit(
+        knowledge_dir,
+        "valuesets.toml",
+        lambda text: text.replace('code = "23056005"', 'code = "279039007"', 1),
+    )
+    with pytest.raises(KnowledgeError, match="in both"):
+        load_knowledge(knowledge_dir)
+
+
+def test_missing_file_and_bad_toml(knowledge_dir: Path) -> None:
+    (knowledge_dir / "parameters.toml").write_text("version = [")
+    with pytest.raises(KnowledgeError, match="not valid TOML"):
+        load_knowledge(knowledge_dir)
+    (knowledge_dir / "parameters.toml").unlink()
+    with pytest.raises(KnowledgeError, match="file missing"):
+        load_knowledge(knowledge_dir)

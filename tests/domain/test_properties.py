@@ -1,0 +1,143 @@
+"""Hypothesis properties of the engine over random combinations of findings.
+
+- determinism: the same record and date give the same assessment;
+- a stronger neuropathic finding never lowers the certainty;
+- adding a red-flag trigger never lowers urgency nor removes a flag;
+- every positive conclusion carries evidence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from painpath_testkit import AS_OF, make_item, make_record
+
+from service.domain.assessment import Assessment
+from service.domain.engine import evaluate
+from service.domain.knowledge import KnowledgeBase, default_knowledge
+from service.domain.model import Item, Origin, Polarity
+
+KB: KnowledgeBase = default_knowledge()
+CERTAINTY = ["unlikely", "possible", "probable", "definite"]
+PRIORITY = {"routine": 0, "urgent": 1, "asap": 2, "stat": 3}
+
+Atom = tuple[str, dict[str, Any]]
+
+_condition = {"origin": Origin.CONDITION}
+BACKGROUND: list[Atom] = [
+    ("low-back-pain", {**_condition, "days_ago": 20}),
+    ("low-back-pain", {**_condition, "days_ago": 200}),
+    ("sciatica", {**_condition, "days_ago": 60}),
+    ("pain-score", {"value": 8}),
+    ("pain-score", {"value": 3}),
+    ("pain-eased-by-rest", {}),
+    ("physiotherapy-procedure", {"origin": Origin.PROCEDURE, "days_ago": 90, "until_days_ago": 10}),
+    ("startback-total", {"value": 2}),
+    ("fever", {"polarity": Polarity.ABSENT}),
+    ("mri-unsafe-implant", {"origin": Origin.DEVICE}),
+    ("polyneuropathy", _condition),
+]
+NEUROPATHIC: list[Atom] = [
+    ("sciatica", _condition),
+    ("radiating-pain-below-knee", {}),
+    ("burning-pain", {}),
+    ("dn4-total", {"value": 9}),
+    ("straight-leg-raise-positive", {}),
+    ("sensory-deficit", _condition),
+    ("imaging-nerve-root-compression", {}),
+]
+RED_FLAG: list[Atom] = [
+    ("saddle-anaesthesia", {}),
+    ("urinary-retention", _condition),
+    ("neuro-deficit-progressing", {}),
+    ("motor-strength-mrc", {"value": 2}),
+    ("spinal-infection", _condition),
+    ("spinal-malignancy", _condition),
+    ("weight-loss", {}),
+    ("significant-trauma", {}),
+    ("vertebral-fracture", _condition),
+    ("axial-spondyloarthritis", _condition),
+]
+
+
+def _items(atoms: list[Atom]) -> list[Item]:
+    return [make_item(KB, concept, **kwargs) for concept, kwargs in atoms]
+
+
+def _run(atoms: list[Atom], age: int | None, profile: str) -> Assessment:
+    return evaluate(KB, make_record(_items(atoms), age=age), as_of=AS_OF, profile=profile)
+
+
+records = st.tuples(
+    st.lists(st.sampled_from(BACKGROUND + NEUROPATHIC + RED_FLAG), max_size=8),
+    st.one_of(st.none(), st.integers(min_value=16, max_value=95)),
+    st.sampled_from(sorted(KB.catalogue.profiles)),
+)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(records)
+def test_deterministic(record: tuple[list[Atom], int | None, str]) -> None:
+    atoms, age, profile = record
+    items = _items(atoms)
+    first = evaluate(KB, make_record(items, age=age), as_of=AS_OF, profile=profile)
+    again = evaluate(KB, make_record(items, age=age), as_of=AS_OF, profile=profile)
+    assert first == again
+
+
+@FAST
+@given(records, st.sampled_from(NEUROPATHIC))
+def test_stronger_neuropathic_finding_never_lowers_certainty(
+    record: tuple[list[Atom], int | None, str], extra: Atom
+) -> None:
+    atoms, age, profile = record
+    before = _run(atoms, age, profile)
+    after = _run([*atoms, extra], age, profile)
+    if not before.in_scope:
+        return
+    assert CERTAINTY.index(after.value("certainty") or "unlikely") >= CERTAINTY.index(
+        before.value("certainty") or "unlikely"
+    )
+
+
+def _urgency(a: Assessment) -> int:
+    return max((PRIORITY[p.priority] for p in a.proposals), default=-1)
+
+
+@FAST
+@given(records, st.sampled_from(RED_FLAG))
+def test_adding_a_red_flag_never_lowers_urgency(
+    record: tuple[list[Atom], int | None, str], extra: Atom
+) -> None:
+    atoms, age, profile = record
+    before = _run(atoms, age, profile)
+    after = _run([*atoms, extra], age, profile)
+    if not before.in_scope:
+        return
+    assert {f.code for f in before.red_flags} <= {f.code for f in after.red_flags}
+    assert _urgency(after) >= _urgency(before)
+    if before.value("recommended-stage") == "urgent-referral":
+        assert after.value("recommended-stage") == "urgent-referral"
+
+
+@FAST
+@given(records)
+def test_every_positive_conclusion_has_evidence(record: tuple[list[Atom], int | None, str]) -> None:
+    a = _run(*record)
+    if not a.in_scope:
+        return
+    assert all(flag.evidence for flag in a.red_flags)
+    assert all(proposal.evidence for proposal in a.proposals)
+    positive = {
+        "pain-type": {"mechanical", "neuropathic", "mixed"},
+        "certainty": {"possible", "probable", "definite"},
+        "stage:injection": {"eligible"},
+        "stage:surgical-referral": {"eligible"},
+    }
+    for slot, values in positive.items():
+        conclusion = a.slots[slot]
+        if conclusion.value in values:
+            assert conclusion.evidence, (slot, conclusion.value, conclusion.rule.id)
