@@ -227,13 +227,23 @@ def _to_transaction(bundle: Json) -> None:
         e for e in bundle["entry"] if e["resource"]["resourceType"] != "OperationOutcome"
     ]
     for entry in bundle["entry"]:
-        resource = entry["resource"]
-        request: Json = {"method": "POST", "url": resource["resourceType"]}
-        identifiers = resource.get("identifier")
-        if identifiers:
-            ident = identifiers[0]
-            request["ifNoneExist"] = f"identifier={ident['system']}|{ident['value']}"
-        entry["request"] = request
+        entry["request"] = _write_request(entry["resource"])
+
+
+def _write_request(resource: Json) -> Json:
+    """Conditional create on the result identifier; Provenance (no identifier) by PUT at its id.
+
+    Both make a re-post of the same transaction idempotent.
+    """
+    identifiers = resource.get("identifier")
+    if not identifiers:
+        return {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
+    ident = identifiers[0]
+    return {
+        "method": "POST",
+        "url": resource["resourceType"],
+        "ifNoneExist": f"identifier={ident['system']}|{ident['value']}",
+    }
 
 
 def canonical_bytes(resource: Json) -> bytes:
