@@ -10,7 +10,7 @@ marked lower-certainty in the trace. The compiled matcher is built once per know
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.domain.knowledge import Concept, KnowledgeBase
 from service.domain.model import Code, Item, Polarity
@@ -77,6 +77,10 @@ class Matcher:
             for name, c in kb.valuesets.concepts.items()
             if c.keywords
         ]
+        self._answers: dict[tuple[str, str], str | float] = {
+            (systems[a.system], a.code): a.means for a in kb.valuesets.answers
+        }
+        self._absent_words = frozenset(kb.valuesets.absent_words)
         cues = "|".join(map(re.escape, kb.rules_file.text.negation_cues))
         window = kb.rules_file.text.negation_window_words
         self._negated = re.compile(rf"\b({cues})\b(\W+\w+){{0,{window}}}\W*$")
@@ -93,6 +97,7 @@ class Matcher:
 
     def match(self, item: Item) -> tuple[list[Fact], list[OutOfRange]]:
         """The facts an item yields, and any value rejected as out of range."""
+        item = self._read_value(item)
         if item.codes:
             found = {
                 (name, code) for code in item.codes if (name := self.concept_of(code)) is not None
@@ -101,6 +106,21 @@ class Matcher:
         else:
             facts = [Fact(name, item, None, lower_certainty=True) for name in self._by_text(item)]
         return self._in_range(facts)
+
+    def _read_value(self, item: Item) -> Item:
+        """Apply a coded yes/no/number answer, or a negative word, to the item's value."""
+        for code in item.value_codes:
+            means = self._answers.get((code.system, code.code))
+            if means == "no":
+                return replace(item, polarity=Polarity.ABSENT)
+            if isinstance(means, float | int):
+                return replace(item, value=float(means))
+            if means == "yes":
+                return item
+        words = (item.value_text or "").strip().lower().split()
+        if words and words[0].strip(".,;:") in self._absent_words:
+            return replace(item, polarity=Polarity.ABSENT)
+        return item
 
     def _by_text(self, item: Item) -> list[str]:
         text = (item.text or "").lower()

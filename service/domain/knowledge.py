@@ -68,12 +68,25 @@ class Concept(_Strict):
     range: tuple[float, float] | None = None
 
 
+class Answer(_Strict):
+    """A coded answer that stands for yes, no or a number (e.g. LOINC LA33-6 = yes)."""
+
+    system: str
+    code: str
+    display: str
+    means: Literal["yes", "no"] | float
+    status: str
+    source: str
+
+
 class ValueSets(_Strict):
     """``valuesets.toml``."""
 
     version: str
     systems: dict[str, str]
     concepts: dict[str, Concept]
+    answers: list[Answer] = Field(default_factory=list)
+    absent_words: list[str] = Field(default_factory=list)
 
 
 class Parameter(_Strict):
@@ -300,6 +313,9 @@ def default_knowledge() -> KnowledgeBase:
 
 
 def _check_valuesets(valuesets: ValueSets) -> None:
+    for answer in valuesets.answers:
+        if answer.system not in valuesets.systems:
+            raise KnowledgeError(f"valuesets.toml: answer {answer.code}: unknown system alias")
     seen: dict[tuple[str, str], str] = {}
     for name, concept in valuesets.concepts.items():
         for entry in concept.codes:

@@ -63,6 +63,8 @@ class Item:
     when: datetime | None = None
     until: datetime | None = None
     recorded: datetime | None = None
+    value_codes: tuple[Code, ...] = ()
+    value_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

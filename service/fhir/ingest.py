@@ -28,7 +28,7 @@ from service.domain.model import (
     Polarity,
     QuestionnaireAnswers,
 )
-from service.fhir.systems import normalise_system
+from service.fhir.systems import normalise_code, normalise_system
 from service.fhir.timeparse import parse_date, parse_datetime
 
 __all__ = ["Ingested", "Skip", "ingest"]
@@ -85,9 +85,10 @@ def _codes(concept: Any) -> tuple[tuple[Code, ...], str | None]:
     if not isinstance(concept, dict):
         return (), None
     codes = tuple(
-        Code(normalise_system(c["system"]), str(c["code"]))
+        Code(system, normalise_code(system, str(c["code"])))
         for c in concept.get("coding", ())
         if isinstance(c, dict) and c.get("system") and c.get("code")
+        for system in (normalise_system(c["system"]),)
     )
     text = concept.get("text") if not concept.get("coding") else None
     return codes, text
@@ -148,9 +149,15 @@ def _observation(ref: str, res: Json) -> Iterator[Item]:
             continue
         number, polarity, moment = value
         codes, text = _codes(holder.get("code"))
-        yield Item(ref, Origin.OBSERVATION, codes, text, polarity, number, moment or when)
-        if isinstance(holder.get("valueCodeableConcept"), dict):
-            vcodes, vtext = _codes(holder["valueCodeableConcept"])
+        concept = holder.get("valueCodeableConcept")
+        vcodes, vtext = _codes(concept)
+        value_text = holder.get("valueString") if "valueString" in holder else vtext
+        yield Item(
+            ref, Origin.OBSERVATION, codes, text, polarity, number, moment or when,
+            value_codes=vcodes, value_text=value_text,
+        )  # fmt: skip
+        if isinstance(concept, dict):
+            # a finding carried as the value (code "clinical finding", value "sciatica")
             yield Item(ref, Origin.OBSERVATION, vcodes, vtext, Polarity.PRESENT, when=when)
 
 

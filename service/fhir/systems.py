@@ -10,6 +10,7 @@ __all__ = [
     "BASE",
     "LOCAL_SYSTEM",
     "cs",
+    "normalise_code",
     "normalise_system",
 ]
 
@@ -37,3 +38,16 @@ def normalise_system(system: str) -> str:
     if trimmed.startswith(SNOMED + "/"):
         return SNOMED  # edition/version URIs such as http://snomed.info/sct/900000000000207008
     return _ALIASES.get(trimmed, trimmed)
+
+
+_ICD10 = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"})
+
+
+def normalise_code(system: str, code: str) -> str:
+    """ICD-10(-CM) codes in their dotted upper-case form (``m5431`` -> ``M54.31``)."""
+    code = code.strip()
+    if system in _ICD10:
+        code = code.upper()
+        if "." not in code and len(code) > 3:
+            code = f"{code[:3]}.{code[3:]}"
+    return code
