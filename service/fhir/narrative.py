@@ -18,6 +18,7 @@ __all__ = ["careplan_narrative", "issue_narrative"]
 
 _XHTML = "http://www.w3.org/1999/xhtml"
 _STAGES = ("conservative", "injection", "surgical-referral")
+_URGENCY = ("routine", "urgent", "asap", "stat")
 
 
 def _div(parts: list[str]) -> dict[str, Any]:
@@ -32,13 +33,27 @@ def _label(kb: KnowledgeBase, system: str, code: str | None) -> str:
     return escape(kb.catalogue.displays.get(system, {}).get(code or "", code or "unknown"))
 
 
+def _based_on(assessment: Assessment, kb: KnowledgeBase) -> str:
+    """Titles of the findings behind the pain type and certainty, text matches marked."""
+    concepts = kb.valuesets.concepts
+    titles: dict[str, bool] = {}
+    for slot in ("pain-type", "certainty"):
+        for item in assessment.slots[slot].evidence:
+            if item.concept in concepts:
+                title = concepts[item.concept].title
+                titles[title] = titles.get(title, False) or item.lower_certainty
+    named = [f"{t} (from free text)" if weak else t for t, weak in sorted(titles.items())]
+    return f" Based on: {escape('; '.join(named))}." if named else ""
+
+
 def _header(assessment: Assessment, kb: KnowledgeBase) -> str:
     pain = assessment.value("pain-type")
     certainty = assessment.value("certainty")
     why = escape(assessment.slots["pain-type"].reason)
     return (
         f"<p><b>Pain type: {_label(kb, 'pain-type', pain)}</b> (neuropathic component: "
-        f"{_label(kb, 'neuropathic-certainty', certainty)}). {why}.</p>"
+        f"{_label(kb, 'neuropathic-certainty', certainty)}). {why}."
+        f"{_based_on(assessment, kb)}</p>"
     )
 
 
@@ -60,30 +75,48 @@ def _ladder(assessment: Assessment, kb: KnowledgeBase) -> str:
         lines.append(
             f"{_label(kb, 'treatment-stage', stage)}: "
             f"{_label(kb, 'eligibility', conclusion.value)}{mark} - {escape(conclusion.reason)}"
+            + (_injection_detail(assessment, kb) if stage == "injection" else "")
         )
     if recommended == "urgent-referral":
         lines.insert(0, "<b>Urgent referral (red flag)</b>")
     return "<p><b>Treatment stages</b></p>" + _list(lines)
 
 
+def _injection_detail(assessment: Assessment, kb: KnowledgeBase) -> str:
+    parts = []
+    for slot, name in (("esi", "epidural"), ("mbb", "medial branch block")):
+        conclusion = assessment.slots.get(slot)
+        if conclusion is not None:
+            value = _label(kb, "eligibility", conclusion.value)
+            parts.append(f"{name}: {value} ({escape(conclusion.reason)})")
+    return (" [" + "; ".join(parts) + "]") if parts else ""
+
+
 def _proposals(assessment: Assessment, kb: KnowledgeBase) -> str:
     lines = [
         f"<b>{escape(kb.catalogue.services[p.service].title)}</b> ({escape(p.priority)}): "
         f"{escape(p.reasons[0])}"
-        for p in assessment.proposals
+        for p in sorted(
+            assessment.proposals, key=lambda p: (-_URGENCY.index(p.priority), p.service)
+        )
     ]
+    care = []
     for activity in assessment.activities:
         definition = kb.catalogue.activities[activity.code]
-        prefix = "Do not: " if definition.do_not_perform else ""
-        lines.append(f"{prefix}{escape(definition.title)}: {escape(activity.reasons[0])}")
+        if definition.do_not_perform:
+            lines.append(f"<b>Do not:</b> {escape(activity.reasons[0])}")
+        else:
+            care.append(escape(definition.title))
+    if care:
+        lines.append("Self-management and care activities: " + "; ".join(care))
     return "<p><b>Proposals</b></p>" + _list(lines)
 
 
-def _missing(assessment: Assessment) -> str:
+def _missing(assessment: Assessment, kb: KnowledgeBase) -> str:
     lines = [
-        f"{escape(stage)}: {escape(conclusion.reason)}"
-        for stage, conclusion in sorted(assessment.slots.items())
-        if conclusion.value == "insufficient-data" and stage.startswith("stage:")
+        f"{_label(kb, 'treatment-stage', name.removeprefix('stage:'))}: {escape(c.reason)}"
+        for name, c in sorted(assessment.slots.items())
+        if c.value == "insufficient-data" and name.startswith("stage:")
     ]
     lines += [escape(note.reasons[0]) for note in assessment.notes if note.code.endswith("unknown")]
     return ("<p><b>Missing data</b></p>" + _list(lines)) if lines else ""
@@ -97,7 +130,7 @@ def careplan_narrative(assessment: Assessment, kb: KnowledgeBase) -> dict[str, A
             _flags(assessment, kb),
             _ladder(assessment, kb),
             _proposals(assessment, kb),
-            _missing(assessment),
+            _missing(assessment, kb),
             "<p>Proposal only: a clinician decides.</p>",
         ]
     )
