@@ -63,6 +63,7 @@ class Matcher:
         self._exact: dict[tuple[str, str], str] = {}
         self._prefix: dict[str, list[tuple[str, str]]] = {}
         self._concepts: dict[str, Concept] = dict(kb.valuesets.concepts)
+        self._parents = _parents(kb.valuesets.concepts)
         for name, concept in kb.valuesets.concepts.items():
             for entry in concept.codes:
                 uri = systems[entry.system]
@@ -105,6 +106,11 @@ class Matcher:
             facts = [Fact(name, item, code) for name, code in sorted(found, key=_order)]
         else:
             facts = [Fact(name, item, None, lower_certainty=True) for name in self._by_text(item)]
+        facts += [
+            Fact(parent, item, fact.code, fact.lower_certainty)
+            for fact in list(facts)
+            for parent in self._parents.get(fact.concept, ())
+        ]
         return self._in_range(facts)
 
     def _read_value(self, item: Item) -> Item:
@@ -152,3 +158,23 @@ class Matcher:
 
 def _order(pair: tuple[str, Code]) -> tuple[str, str, str]:
     return (pair[0], pair[1].system, pair[1].code)
+
+
+def _parents(concepts: dict[str, Concept]) -> dict[str, tuple[str, ...]]:
+    """Every concept's ancestors through ``includes`` (a chronic LBP code is also LBP)."""
+    direct: dict[str, set[str]] = {}
+    for name, concept in concepts.items():
+        for child in concept.includes:
+            direct.setdefault(child, set()).add(name)
+    result: dict[str, tuple[str, ...]] = {}
+    for name in concepts:
+        seen: set[str] = set()
+        stack = list(direct.get(name, ()))
+        while stack:
+            parent = stack.pop()
+            if parent not in seen:
+                seen.add(parent)
+                stack.extend(direct.get(parent, ()))
+        if seen:
+            result[name] = tuple(sorted(seen))
+    return result

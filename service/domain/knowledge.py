@@ -62,6 +62,7 @@ class Concept(_Strict):
     """A clinical concept the rules can name, and the codes that express it."""
 
     title: str
+    includes: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
     codes: list[CodeEntry] = Field(default_factory=list)
     value_type: Literal["boolean", "integer", "quantity", "datetime"] | None = None
@@ -316,6 +317,10 @@ def _check_valuesets(valuesets: ValueSets) -> None:
     for answer in valuesets.answers:
         if answer.system not in valuesets.systems:
             raise KnowledgeError(f"valuesets.toml: answer {answer.code}: unknown system alias")
+    for name, concept in valuesets.concepts.items():
+        unknown = sorted(set(concept.includes) - set(valuesets.concepts))
+        if unknown:
+            raise KnowledgeError(f"valuesets.toml: {name}: includes unknown concept(s) {unknown}")
     seen: dict[tuple[str, str], str] = {}
     for name, concept in valuesets.concepts.items():
         for entry in concept.codes:

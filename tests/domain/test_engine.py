@@ -142,3 +142,15 @@ def test_active_medication_without_end_counts_to_the_evaluation_date(
     assert "trial-met" in assess([item("sciatica"), ongoing]).derived
     short = item("nsaid", origin=Origin.MEDICATION, days_ago=20)
     assert "trial-met" not in assess([item("sciatica"), short]).derived
+
+
+def test_included_concept_also_matches_its_parent(kb: KnowledgeBase) -> None:
+    item = Item("Condition/c", Origin.CONDITION, (Code(SCT, "278860009"),))
+    facts, _ = Matcher(kb).match(item)
+    assert sorted(f.concept for f in facts) == ["chronic-low-back-pain", "low-back-pain"]
+
+
+def test_exact_code_wins_over_a_category_prefix(kb: KnowledgeBase) -> None:
+    matcher = Matcher(kb)
+    assert matcher.concept_of(Code(ICD10CM, "C79.51")) == "spinal-malignancy"
+    assert matcher.concept_of(Code(ICD10CM, "C50.911")) == "malignant-neoplasm"
