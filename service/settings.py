@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -24,6 +25,30 @@ class Settings(BaseSettings):
     default_profile: str | None = None
     log_level: str = "INFO"
     profiles_dir: Path | None = None
+    # Outbound FHIR server client (service.clients.fhir_server); see .env.example.
+    fhir_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    fhir_timeout_seconds: float = Field(default=20.0, gt=0)
+    fhir_retries: int = Field(default=3, ge=0, le=10)
+    fhir_backoff_seconds: float = Field(default=0.25, ge=0)
+    fhir_backoff_max_seconds: float = Field(default=4.0, ge=0)
+    fhir_page_size: int = Field(default=100, ge=1, le=1000)
+    fhir_max_pages: int = Field(default=100, ge=1)
+    fhir_everything: bool = False
+    fhir_auth: Literal["none", "bearer", "smart-backend"] = "none"
+    fhir_token: SecretStr | None = None
+    smart_client_id: str | None = None
+    smart_token_url: str | None = None
+    smart_private_key_path: Path | None = None
+    smart_alg: Literal["RS384", "ES384"] = "RS384"
+    smart_kid: str | None = None
+    smart_scope: str = (
+        "system/*.rs system/Observation.cu system/CarePlan.cu system/ServiceRequest.cu "
+        "system/DetectedIssue.cu system/Provenance.cu"
+    )
+    writeback: bool = False
+    subscription_endpoint: str | None = None
+    subscription_token: SecretStr | None = None
+    subscription_debounce_seconds: float = Field(default=2.0, ge=0)
 
 
 @lru_cache

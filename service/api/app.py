@@ -1,7 +1,9 @@
 """Application factory: ``create_app(settings)``; nothing runs at import time.
 
 The lifespan loads and validates the knowledge files (a bad file stops start-up), compiles the
-value sets and loads ``fhir_profiles/``. Routes live in ``service.api.routes``.
+value sets and loads ``fhir_profiles/``; with ``PAINPATH_FHIR_SERVER`` set it also opens the FHIR
+server connection (``service.clients.connection``) and closes it at shutdown. Routes live in
+``service.api.routes``, the subscription receiver in ``service.api.subscriptions``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from service import __version__
+from service.api import subscriptions
 from service.api.errors import install_error_handlers
 from service.api.routes import router
+from service.clients.connection import connect
 from service.domain.knowledge import load_knowledge
 from service.fhir.conformance import ConformanceStore, default_profiles_dir
 from service.fhir.triage import Engine
@@ -23,19 +28,27 @@ from service.settings import Settings, get_settings
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI application."""
+def create_app(
+    settings: Settings | None = None, *, fhir_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the FastAPI application (``fhir_transport``: tests put the FHIR server client on
+    another httpx transport, e.g. a fault injector)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.basicConfig(level=settings.log_level.upper())
         app.state.engine = Engine(load_knowledge())
+        app.state.fhir_server = connect(settings, app.state.engine, transport=fhir_transport)
         app.state.conformance = ConformanceStore.load(
             settings.profiles_dir or default_profiles_dir()
         )
         app.state.settings = settings
-        yield
+        try:
+            yield
+        finally:
+            if app.state.fhir_server is not None:
+                await app.state.fhir_server.aclose()
 
     app = FastAPI(
         title="PainPath",
@@ -45,4 +58,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(subscriptions.router)
     return app

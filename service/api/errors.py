@@ -1,6 +1,8 @@
 """Map errors to HTTP answers with an OperationOutcome body - the only place that does.
 
-InputError kinds -> 400/413/415/422; NoPatientError/EvaluationError -> 422; request validation
+InputError kinds -> 400/413/415/422; NoPatientError/EvaluationError -> 422; UpstreamError (the
+configured FHIR server failed) -> 502, its timeout -> 504, a patient it does not have -> 404;
+request validation
 by FastAPI (query parameters) -> 400; anything unexpected -> 500 with a generic
 OperationOutcome (logged with the request id, never with a stack trace in the body).
 """
@@ -8,6 +10,7 @@ OperationOutcome (logged with the request id, never with a stack trace in the bo
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,11 +18,18 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from service.api.responses import fhir_response
+from service.clients.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from service.domain.errors import EvaluationError
 from service.fhir.errors import InputError
 from service.fhir.outcome import from_error, issue, operation_outcome
 
-__all__ = ["STATUS_BY_KIND", "install_error_handlers"]
+__all__ = ["STATUS_BY_KIND", "install_error_handlers", "upstream_status"]
 
 log = logging.getLogger("painpath.api")
 
@@ -31,13 +41,18 @@ STATUS_BY_KIND = {
     "not-supported": 415,
     "processing": 422,
     "business-rule": 422,
+    "security": 401,
     "not-implemented": 501,
 }
 
 
-def _outcome_response(status: int, code: str, diagnostics: str) -> Response:
+def _outcome_response(
+    status: int, code: str, diagnostics: str, headers: Mapping[str, str] | None = None
+) -> Response:
     severity = "fatal" if status >= 500 else "error"
-    return fhir_response(operation_outcome(None, [issue(severity, code, diagnostics)]), status)
+    response = fhir_response(operation_outcome(None, [issue(severity, code, diagnostics)]), status)
+    response.headers.update(headers or {})
+    return response
 
 
 async def _input_error(request: Request, exc: Exception) -> Response:
@@ -66,7 +81,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):
         return await _unexpected(request, exc)
     code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-    return _outcome_response(exc.status_code, code, str(exc.detail))
+    # keep the handler's headers: a 405 must say which methods are allowed (RFC 9110 15.5.6)
+    return _outcome_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+def upstream_status(exc: UpstreamError) -> tuple[int, str]:
+    """(HTTP status, OperationOutcome issue code) for a failure of the FHIR server."""
+    if isinstance(exc, UpstreamNotFoundError):
+        return 404, "not-found"
+    if isinstance(exc, UpstreamTimeoutError):
+        return 504, "timeout"
+    if isinstance(exc, UpstreamAuthError):
+        return 502, "security"
+    if isinstance(exc, UpstreamUnavailableError) or (exc.status or 0) >= 500 or exc.status == 429:
+        return 502, "transient"
+    return 502, "exception"
+
+
+async def _upstream_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, UpstreamError):
+        return await _unexpected(request, exc)
+    status, code = upstream_status(exc)
+    log.warning("upstream failure on %s %s: %s", request.method, request.url.path, exc.describe())
+    return _outcome_response(status, code, exc.describe())
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -78,6 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register every handler on the app."""
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(EvaluationError, _evaluation_error)
+    app.add_exception_handler(UpstreamError, _upstream_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from service.api.deps import FHIR_ID_PATTERN, server_connection
 from service.api.responses import fhir_response
 from service.fhir.capability import capability_statement
 from service.fhir.errors import InputError
-from service.fhir.request import check_content_type, read_triage_request
+from service.fhir.request import (
+    check_content_type,
+    read_patient_parameters,
+    read_triage_request,
+)
 from service.fhir.triage import Engine, digest_of, resolve_options
 
 __all__ = ["router"]
@@ -27,6 +33,17 @@ _TRIAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
         415: "Unsupported content type (OperationOutcome)",
         422: "Cannot be evaluated (OperationOutcome)",
     }.items()
+}
+_PATIENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_TRIAGE_RESPONSES,
+    **{
+        code: {"description": text, "content": {"application/fhir+json": {}}}
+        for code, text in {
+            404: "The FHIR server has no such Patient (OperationOutcome)",
+            502: "The FHIR server failed or refused (OperationOutcome naming it)",
+            504: "The FHIR server did not answer in time (OperationOutcome)",
+        }.items()
+    },
 }
 
 
@@ -78,26 +95,51 @@ async def triage(
     return fhir_response(result.bundle)
 
 
-@router.post("/fhir/Patient/{patient_id}/$triage", tags=["fhir"], responses=_TRIAGE_RESPONSES)
-async def patient_triage(request: Request, patient_id: str) -> Response:
-    """Evaluate a patient from the configured FHIR server."""
-    if not request.app.state.settings.fhir_server:
-        raise InputError.one(
-            "processing",
-            "No FHIR server is configured (set PAINPATH_FHIR_SERVER); "
-            f"Patient/{patient_id}/$triage needs one",
-        )
-    raise InputError.one(
-        "not-implemented",
-        "Evaluating a patient from a FHIR server is not available in this version",
+class PatientTriageQuery(BaseModel):
+    """Query parameters of ``Patient/{id}/$triage`` (the same names as the Parameters parts)."""
+
+    as_of: str | None = Field(default=None, alias="asOf")
+    profile: str | None = None
+    return_mode: str | None = Field(default=None, alias="return")
+    writeback: bool | None = None
+
+
+@router.post("/fhir/Patient/{patient_id}/$triage", tags=["fhir"], responses=_PATIENT_RESPONSES)
+async def patient_triage(
+    request: Request,
+    patient_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
+    query: Annotated[PatientTriageQuery, Query()],
+) -> Response:
+    """Evaluate a patient from the configured FHIR server; ``writeback`` also writes the results."""
+    server = server_connection(request, f"Patient/{patient_id}/$triage")
+    settings = request.app.state.settings
+    check_content_type(request.headers.get("content-type"))
+    body = read_patient_parameters(
+        await _body(request, settings.max_body_bytes), max_bytes=settings.max_body_bytes
     )
+    raw = {"asOf": query.as_of, "profile": query.profile or settings.default_profile}
+    raw["return"] = query.return_mode
+    options = resolve_options(server.triage.engine.kb, {**raw, **body}, now=datetime.now(UTC))
+    writeback = body.get("writeback", query.writeback)
+    run = await server.triage.run(
+        patient_id, options, writeback=settings.writeback if writeback is None else bool(writeback)
+    )
+    return fhir_response(run.result.bundle)
 
 
 @router.get("/fhir/{resource_type}", tags=["conformance"])
 async def search_conformance(
     request: Request, resource_type: str, url: str | None = None
 ) -> Response:
-    """Search conformance resources by canonical url (searchset Bundle)."""
+    """Search conformance resources by canonical url (searchset Bundle).
+
+    ``GET /fhir/$triage`` lands here too: it is the operation's path, so 405 (POST only). A type
+    PainPath does not serve is 404 (https://hl7.org/fhir/R4/http.html#search).
+    """
+    if resource_type.startswith("$"):
+        raise HTTPException(405, f"{resource_type} is invoked with POST", {"Allow": "POST"})
+    if resource_type not in request.app.state.conformance.types():
+        raise HTTPException(404, f"Resource type {resource_type!r} is not served here")
     found = request.app.state.conformance.search(resource_type, url)
     bundle = {
         "resourceType": "Bundle",

@@ -1,4 +1,5 @@
-"""``painpath`` command line: ``triage FILE`` (one-screen summary + result Bundle) and ``serve``.
+"""``painpath`` command line: ``triage FILE`` (one-screen summary + result Bundle), ``serve`` and
+``subscribe`` (create PainPath's Subscriptions on a FHIR server, see ``service.cli.subscribe``).
 
 Exit codes: 0 success, 2 bad input (the OperationOutcome is printed to stderr), 1 start-up
 failure (e.g. an invalid knowledge file).
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import orjson
 
+from service.cli.subscribe import add_parser as add_subscribe_parser
+from service.cli.subscribe import run_subscribe
+from service.clients.errors import UpstreamError
 from service.domain.assessment import Assessment
 from service.domain.errors import EvaluationError, KnowledgeError
 from service.domain.knowledge import load_knowledge
@@ -35,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     triage.add_argument("--return", dest="return_mode", choices=["collection", "transaction"])
     triage.add_argument("-o", "--output", type=Path, help="write the result Bundle here")
     triage.add_argument("--json", action="store_true", help="print the result Bundle as JSON")
+    add_subscribe_parser(commands)
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -104,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``painpath`` console script."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "subscribe":
+            return run_subscribe(args, get_settings())
         return _triage(args) if args.command == "triage" else _serve(args)
     except InputError as exc:
         sys.stderr.write(orjson.dumps(from_error(exc), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -111,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvaluationError as exc:
         sys.stderr.write(f"painpath: cannot evaluate: {exc}\n")
         return 2
+    except UpstreamError as exc:
+        sys.stderr.write(f"painpath: {exc.describe()}\n")
+        return 1
     except (KnowledgeError, OSError) as exc:
         sys.stderr.write(f"painpath: {exc}\n")
         return 1

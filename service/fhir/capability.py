@@ -10,22 +10,50 @@ from typing import Any
 
 from service import __version__
 from service.domain.knowledge import KnowledgeBase
+from service.fhir.canonicals import IMPLEMENTATION_GUIDE, PROFILES, TRIAGE_OPERATION
 from service.fhir.systems import BASE
 
 __all__ = ["capability_statement"]
 
 Json = dict[str, Any]
 PUBLISHED = "2026-11-24"
-TRIAGE = f"{BASE}/OperationDefinition/triage"
-PATIENT_TRIAGE = f"{BASE}/OperationDefinition/patient-triage"
+TRIAGE = TRIAGE_OPERATION
+PATIENT_TRIAGE = TRIAGE_OPERATION  # one OperationDefinition: system and Patient level
+# types with a canonical ``url`` element: searchable by ``url`` (GET /fhir/{type}?url=...)
+_CANONICAL_TYPES = frozenset(
+    {"ActivityDefinition", "CapabilityStatement", "CodeSystem", "ConceptMap",
+     "ImplementationGuide", "OperationDefinition", "PlanDefinition", "Questionnaire",
+     "StructureDefinition", "ValueSet"}
+)  # fmt: skip
 
 
-def _read_only(rtype: str) -> Json:
-    return {
-        "type": rtype,
-        "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "searchParam": [{"name": "url", "type": "uri"}],
-    }
+def _resource(rtype: str, *, served: bool) -> Json:
+    """A ``rest.resource``: the profiles ``$triage`` emits of this type; read and search for the
+    types of ``fhir_profiles/`` (for emitted types these are the package's examples)."""
+    entry: Json = {"type": rtype}
+    profiles = PROFILES.get(rtype, ())
+    if profiles:
+        base = f"http://hl7.org/fhir/StructureDefinition/{rtype}"
+        entry["profile"] = profiles[0] if len(profiles) == 1 else base
+        entry["supportedProfile"] = list(profiles)
+        entry["documentation"] = "Emitted by $triage, conforming to the supported profile(s)." + (
+            " Read and search serve the package's examples." if served else ""
+        )
+    if served:
+        entry["interaction"] = [{"code": "read"}, {"code": "search-type"}]
+        if rtype in _CANONICAL_TYPES:
+            entry["searchParam"] = [{"name": "url", "type": "uri"}]
+    return entry
+
+
+def _profiles(kb: KnowledgeBase) -> str:
+    """The guideline profiles ``$triage`` accepts (its ``profile`` parameter), as markdown."""
+    default = kb.catalogue.default_profile
+    lines = [
+        f"- `{code}`{' (default)' if code == default else ''}: {p.guideline} <{p.url}>"
+        for code, p in sorted(kb.catalogue.profiles.items())
+    ]
+    return "Guideline profiles (parameter `profile`):\n" + "\n".join(lines)
 
 
 def capability_statement(kb: KnowledgeBase, conformance_types: list[str]) -> Json:
@@ -53,11 +81,20 @@ def capability_statement(kb: KnowledgeBase, conformance_types: list[str]) -> Jso
         "implementation": {"description": "PainPath FHIR API"},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
+        "implementationGuide": [IMPLEMENTATION_GUIDE],
         "rest": [
             {
                 "mode": "server",
-                "resource": [patient, *(_read_only(t) for t in sorted(conformance_types))],
-                "operation": [{"name": "triage", "definition": TRIAGE}],
+                "resource": [
+                    patient,
+                    *(
+                        _resource(t, served=t in conformance_types)
+                        for t in sorted(set(conformance_types) | set(PROFILES))
+                    ),
+                ],
+                "operation": [
+                    {"name": "triage", "definition": TRIAGE, "documentation": _profiles(kb)}
+                ],
             }
         ],
     }

@@ -58,10 +58,16 @@ class ConformanceStore:
         return self.by_id.get((rtype, rid))
 
     def search(self, rtype: str, url: str | None) -> list[Json]:
-        """Resources of a type, optionally with the given canonical url (``url|version`` ok)."""
-        wanted = url.split("|", 1)[0] if url else None
+        """Resources of a type, optionally with the given canonical url.
+
+        ``url|version`` matches that version only
+        (https://hl7.org/fhir/R4/references.html#canonical-matching).
+        """
+        wanted, _, version = (url or "").partition("|")
         return [
             r
             for (t, _), r in sorted(self.by_id.items())
-            if t == rtype and (wanted is None or r.get("url") == wanted)
+            if t == rtype
+            and (not wanted or r.get("url") == wanted)
+            and (not version or r.get("version") == version)
         ]

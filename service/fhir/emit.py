@@ -21,20 +21,28 @@ from service import __version__
 from service.domain.assessment import Assessment, Finding, ProposedService
 from service.domain.knowledge import Coding, KnowledgeBase
 from service.domain.trace import Evidence
+from service.fhir import canonicals as cn
 from service.fhir.narrative import careplan_narrative, issue_narrative
 from service.fhir.systems import BASE, cs
 
-__all__ = ["Emitter", "make_id"]
+__all__ = ["IDENTIFIER_SYSTEM", "KEY_SYSTEM", "Emitter", "make_id", "result_key"]
 
 Json = dict[str, Any]
 _NAMESPACE = uuid.UUID("6f1d8d4e-2b7a-5c43-9a1e-0b5f3c2d7e11")
 IDENTIFIER_SYSTEM = f"{BASE}/identifier/result"
+KEY_SYSTEM = f"{BASE}/identifier/result-key"
 STAGES = ("conservative", "injection", "surgical-referral")
 
 
 def make_id(*parts: str) -> str:
     """A deterministic UUIDv5 from the given parts."""
     return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+
+
+def result_key(subject: str, ruleset_version: str, role: str) -> str:
+    """The PainPath identifier value of a result: the same for every run on the same patient and
+    rule-set version, whatever the data, so a write-back replaces the earlier result in place."""
+    return make_id("result", subject, ruleset_version, role)
 
 
 def _coding(system: str, code: str, display: str | None = None) -> Json:
@@ -60,6 +68,17 @@ def _evidence_text(evidence: tuple[Evidence, ...]) -> str:
     return "; ".join(parts)
 
 
+def _all_evidence(assessment: Assessment) -> tuple[Evidence, ...]:
+    """Every input the assessment used: conclusions, red flags, proposals and activities."""
+    used = tuple(sorted({e for c in assessment.slots.values() for e in c.evidence}))
+    return used + tuple(
+        e
+        for group in (assessment.red_flags, assessment.proposals, assessment.activities)
+        for item in group
+        for e in item.evidence
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Emitter:
     """Builds one patient's output resources."""
@@ -71,8 +90,11 @@ class Emitter:
     def _id(self, assessment: Assessment, role: str) -> str:
         return make_id(self.digest, assessment.as_of.isoformat(), assessment.subject, role)
 
-    def _identifier(self, rid: str) -> list[Json]:
-        return [{"system": IDENTIFIER_SYSTEM, "value": rid}]
+    def _identifier(self, assessment: Assessment, role: str, rid: str) -> list[Json]:
+        """The result identifier (this result; conditional creates key on it) and the result key
+        (the same for every run on this patient and rule set; write-back replaces by it)."""
+        key = result_key(assessment.subject, assessment.ruleset_version, role)
+        return [{"system": IDENTIFIER_SYSTEM, "value": rid}, {"system": KEY_SYSTEM, "value": key}]
 
     def _display(self, system: str, code: str) -> Json:
         return _coding(cs(system), code, self.kb.catalogue.displays.get(system, {}).get(code))
@@ -81,16 +103,22 @@ class Emitter:
         refs = sorted({e.ref for e in evidence if self.ref_types.get(e.ref) in types})
         return [{"reference": ref} for ref in refs]
 
-    def _base(self, assessment: Assessment, rtype: str, role: str) -> Json:
+    def _base(
+        self, assessment: Assessment, rtype: str, role: str, *, profile: str | None = None
+    ) -> Json:
         rid = self._id(assessment, role)
-        return {"resourceType": rtype, "id": rid, "identifier": self._identifier(rid)}
+        resource: Json = {"resourceType": rtype, "id": rid}
+        if profile:
+            resource["meta"] = {"profile": [profile]}  # fhir_profiles/profiles (canonicals.py)
+        resource["identifier"] = self._identifier(assessment, role, rid)
+        return resource
 
     def pain_type(self, assessment: Assessment) -> Json:
         """The pain-type Observation (CONTRACT item 1)."""
         pain = assessment.slots["pain-type"]
         certainty = assessment.slots["certainty"]
         evidence = tuple(sorted({*pain.evidence, *certainty.evidence}))
-        resource = self._base(assessment, "Observation", "pain-type")
+        resource = self._base(assessment, "Observation", "pain-type", profile=cn.PAIN_TYPE_PROFILE)
         resource.update(
             status="final",
             code={"coding": [self._display("painpath", "pain-type")], "text": "Pain type"},
@@ -122,7 +150,9 @@ class Emitter:
         """The stage-eligibility Observation (CONTRACT item 2)."""
         conclusions = [assessment.slots[f"stage:{stage}"] for stage in STAGES]
         evidence = tuple(sorted({e for c in conclusions for e in c.evidence}))
-        resource = self._base(assessment, "Observation", "stage-eligibility")
+        resource = self._base(
+            assessment, "Observation", "stage-eligibility", profile=cn.STAGE_ELIGIBILITY_PROFILE
+        )
         resource.update(
             status="final",
             code={"coding": [self._display("painpath", "treatment-stage-eligibility")]},
@@ -152,8 +182,14 @@ class Emitter:
         if definition.category:
             category.append({"coding": [_standard(definition.category)]})
         code = [_standard(definition.code)] if definition.code else category[0]["coding"]
-        resource = self._base(assessment, "ServiceRequest", f"service:{proposal.service}")
+        resource = self._base(
+            assessment,
+            "ServiceRequest",
+            f"service:{proposal.service}",
+            profile=cn.SERVICE_REQUEST_PROFILE,
+        )
         resource.update(
+            instantiatesCanonical=[cn.service_definition(proposal.service)],
             instantiatesUri=[self.kb.catalogue.profiles[assessment.profile].url],
             status="draft",
             intent="proposal",
@@ -164,7 +200,11 @@ class Emitter:
             authoredOn=assessment.as_of.isoformat(),
             note=[{"text": self._reasons(proposal.reasons, proposal.rules, proposal.evidence)}],
         )
-        reasons = self._of_type(proposal.evidence, "Condition")
+        # a proposal resting on Observations alone (a red flag) is still for the patient's back
+        # pain: fall back on the Conditions the assessment used, as the CarePlan addresses them
+        reasons = self._of_type(proposal.evidence, "Condition") or self._of_type(
+            _all_evidence(assessment), "Condition"
+        )
         if reasons:
             resource["reasonReference"] = reasons
         if proposal.evidence:
@@ -181,7 +221,9 @@ class Emitter:
     def detected_issue(self, assessment: Assessment, flag: Finding) -> Json:
         """One DetectedIssue per red flag (CONTRACT item 5)."""
         definition = self.kb.catalogue.red_flags[flag.code]
-        resource = self._base(assessment, "DetectedIssue", f"red-flag:{flag.code}")
+        resource = self._base(
+            assessment, "DetectedIssue", f"red-flag:{flag.code}", profile=cn.DETECTED_ISSUE_PROFILE
+        )
         resource.update(
             text=issue_narrative(definition.title, flag),
             status="preliminary",
@@ -200,16 +242,11 @@ class Emitter:
     ) -> Json:
         """The CarePlan proposal (CONTRACT item 3)."""
         stage = assessment.slots["recommended-stage"].value
-        used = tuple(sorted({e for c in assessment.slots.values() for e in c.evidence}))
-        every = used + tuple(
-            e
-            for group in (assessment.red_flags, assessment.proposals, assessment.activities)
-            for item in group
-            for e in item.evidence
-        )
-        resource = self._base(assessment, "CarePlan", "careplan")
+        every = _all_evidence(assessment)
+        resource = self._base(assessment, "CarePlan", "careplan", profile=cn.CAREPLAN_PROFILE)
         resource.update(
             text=careplan_narrative(assessment, self.kb),
+            instantiatesCanonical=[cn.PLAN_DEFINITION],
             instantiatesUri=[self.kb.catalogue.profiles[assessment.profile].url],
             status="draft",
             intent="proposal",
@@ -247,6 +284,7 @@ class Emitter:
         if definition.caution:
             description += f" Caution: {definition.caution}"
         detail: Json = {
+            "instantiatesCanonical": [cn.activity_definition(activity.code)],
             "kind": definition.kind,
             "code": {"coding": coding, "text": definition.title},
             "status": "not-started",

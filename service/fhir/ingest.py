@@ -6,8 +6,10 @@ large ``Patient/$everything`` bundle costs one pass. Subjects resolve through th
 entry, a ``Patient/{id}`` reference (relative or absolute) names a patient known only by reference
 (age unknown); once the Bundle carries Patient entries, a reference to any other patient is
 unresolved. Entries that cannot be attributed to a
-patient, and resources PainPath ignores by status (refuted, entered-in-error, cancelled…), are
-reported as :class:`Skip` items - nothing is dropped silently. Each patient's items feed the
+patient, Patient entries nothing can refer to (neither ``id`` nor ``fullUrl``), a searchset's
+``search.mode = outcome`` entry (relayed: the search may have been incomplete), and resources
+PainPath ignores by status (refuted, entered-in-error, cancelled…), are reported as
+:class:`Skip` items - nothing is dropped silently. Each patient's items feed the
 engine; the reference -> resource-type map feeds the emitter (``addresses``, ``reasonReference``).
 """
 
@@ -78,6 +80,7 @@ class Ingested:
     unused: Counter[str]
     ref_types: dict[str, str]
     answers: dict[str, list[QuestionnaireAnswers]] = field(default_factory=dict)
+    entry_paths: dict[str, str] = field(default_factory=dict)  # ref -> "Bundle.entry[i]"
 
 
 # --- small JSON readers ------------------------------------------------------------------------
@@ -233,10 +236,15 @@ class _Patients:
     aliases: dict[str, str] = field(default_factory=dict)
     subjects: dict[str, str] = field(default_factory=dict)
     demographics: dict[str, Demographics] = field(default_factory=dict)
+    anonymous: list[str] = field(default_factory=list)
 
     def add(self, where: str, full_url: str | None, res: Json) -> None:
         rid = res.get("id")
-        key = full_url or (f"Patient/{rid}" if rid else where)
+        if not rid and not full_url:
+            # Nothing can refer to it, and its results would have no subject to point at.
+            self.anonymous.append(where)
+            return
+        key = full_url or f"Patient/{rid}"
         subject = f"Patient/{rid}" if rid and not key.startswith("urn:") else key
         for alias in filter(None, [full_url, f"Patient/{rid}" if rid else None]):
             self.aliases[alias] = key
@@ -256,7 +264,7 @@ class _Patients:
             return None
         if relative in self.aliases:
             return self.aliases[relative]
-        if self.demographics:
+        if self.demographics or self.anonymous:
             return None  # the Bundle carries its patients; this one is not among them
         self.aliases[relative] = relative
         self.subjects[relative] = relative
@@ -321,9 +329,10 @@ def _ref_of(index: int, entry: Json, res: Json) -> str:
 def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Json]) -> Ingested:
     items: dict[str, list[Item]] = {key: [] for key in patients.subjects}
     answers: dict[str, list[QuestionnaireAnswers]] = {}
-    skipped: list[Skip] = []
+    skipped = [Skip(where, _ANONYMOUS) for where in patients.anonymous]
     unused: Counter[str] = Counter()
     ref_types: dict[str, str] = {}
+    entry_paths: dict[str, str] = {}
     for index, entry in enumerate(entries):
         res = entry.get("resource")
         where = f"Bundle.entry[{index}]"
@@ -332,6 +341,9 @@ def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Js
             continue
         rtype = res["resourceType"]
         if rtype in {"Patient", "Medication"}:
+            continue
+        if rtype == "OperationOutcome" and _search_mode(entry) == "outcome":
+            skipped.append(Skip(where, _search_outcome(res)))
             continue
         if rtype not in READ_TYPES:
             unused[rtype] += 1
@@ -343,6 +355,7 @@ def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Js
         items.setdefault(key, [])
         ref = _ref_of(index, entry, res)
         ref_types[ref] = rtype
+        entry_paths[ref] = where
         reason = _ignored_reason(rtype, res)
         if reason:
             skipped.append(Skip(where, reason, patients.subjects[key], "information"))
@@ -360,9 +373,27 @@ def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Js
         )
         for key, found in sorted(items.items(), key=lambda pair: patients.subjects[pair[0]])
     ]
-    return Ingested(
-        records, skipped, unused, ref_types, {patients.subjects[k]: v for k, v in answers.items()}
-    )
+    answered = {patients.subjects[k]: v for k, v in answers.items()}
+    return Ingested(records, skipped, unused, ref_types, answered, entry_paths)
+
+
+_ANONYMOUS = "Patient has neither id nor fullUrl: nothing can refer to it; not evaluated"
+
+
+def _search_mode(entry: Json) -> str | None:
+    search = entry.get("search")
+    return search.get("mode") if isinstance(search, dict) else None
+
+
+def _search_outcome(res: Json) -> str:
+    """The issues a searchset's outcome entry reports (e.g. truncated results), in one line."""
+    issues = [
+        f"{i.get('severity')} {i.get('code')}"
+        + (f": {i['diagnostics']}" if "diagnostics" in i else "")
+        for i in res.get("issue", ())
+        if isinstance(i, dict)
+    ]
+    return "Search outcome from the source (the input may be incomplete): " + "; ".join(issues)
 
 
 def _answers(ref: str, res: Json) -> QuestionnaireAnswers:

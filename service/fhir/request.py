@@ -16,7 +16,13 @@ import orjson
 from service.fhir.errors import InputError, Problem
 from service.fhir.validate import known_resource_type, validate_bundle, validate_resource
 
-__all__ = ["ACCEPTED_BUNDLE_TYPES", "TriageRequest", "check_content_type", "read_triage_request"]
+__all__ = [
+    "ACCEPTED_BUNDLE_TYPES",
+    "TriageRequest",
+    "check_content_type",
+    "read_patient_parameters",
+    "read_triage_request",
+]
 
 ACCEPTED_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "document")
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
@@ -81,14 +87,39 @@ def read_triage_request(body: bytes, *, max_bytes: int, max_entries: int) -> Tri
     return TriageRequest(_checked_bundle(resource, max_entries=max_entries), {})
 
 
-def _checked_bundle(bundle: dict[str, Any], *, max_entries: int) -> dict[str, Any]:
-    validate_bundle(bundle, max_entries=max_entries)
+def read_patient_parameters(body: bytes, *, max_bytes: int) -> dict[str, str | bool]:
+    """Options of ``Patient/{id}/$triage``: an empty body, or Parameters with ``asOf``,
+    ``profile``, ``return`` and ``writeback`` parts (no ``bundle``: the server has the data)."""
+    if not body.strip():
+        return {}
+    resource = parse_json(body, max_bytes=max_bytes)
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Parameters":
+        raise InputError.one(
+            "processing", "Send an empty body or a Parameters resource", "resourceType"
+        )
+    problems = validate_resource(resource, "Parameters")
+    if problems:
+        raise InputError("invalid", problems)
+    options: dict[str, str | bool] = {}
+    for index, part in enumerate(resource.get("parameter", [])):
+        where = f"Parameters.parameter[{index}]"
+        name = part.get("name")
+        if name not in _OPTION_VALUES:
+            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+        options[name] = _option_value(part, name, where)
+    return options
+
+
+def _checked_bundle(
+    bundle: dict[str, Any], *, max_entries: int, prefix: str = "Bundle"
+) -> dict[str, Any]:
+    validate_bundle(bundle, max_entries=max_entries, prefix=prefix)
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",
             f"Bundle type {bundle.get('type')!r} cannot be evaluated; "
             f"accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
-            "Bundle.type",
+            f"{prefix}.type",
         )
     return bundle
 
@@ -104,22 +135,30 @@ def _from_parameters(parameters: dict[str, Any], *, max_entries: int) -> TriageR
     problems = validate_resource(shallow, "Parameters")
     if problems:
         raise InputError("invalid", problems)
-    bundle: dict[str, Any] | None = None
+    bundle: tuple[dict[str, Any], str] | None = None
     options: dict[str, str | bool] = {}
+    seen: set[str] = set()
     for index, part in enumerate(parts):
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
+        if name in seen:
+            raise InputError.one("invalid", f"Parameter {name!r} is repeated", where + ".name")
+        seen.add(str(name))
         if name == "bundle":
-            bundle = _bundle_part(part, where)
+            bundle = _bundle_part(part, where), where + ".resource"
         elif name in _OPTION_VALUES:
             options[name] = _option_value(part, name, where)
+        elif name is None:
+            raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
         else:
             raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
     if bundle is None:
         raise InputError.one(
             "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
         )
-    return TriageRequest(_checked_bundle(bundle, max_entries=max_entries), options)
+    resource, prefix = bundle
+    checked = _checked_bundle(resource, max_entries=max_entries, prefix=prefix)
+    return TriageRequest(checked, options)
 
 
 def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:

@@ -61,13 +61,7 @@ def resolve_options(
     kb: KnowledgeBase, raw: dict[str, str | bool | None], *, now: datetime
 ) -> TriageOptions:
     """Options from query/Parameters values, with defaults; 400 for a bad value."""
-    as_of_text = raw.get("asOf")
-    as_of = now
-    if isinstance(as_of_text, str) and as_of_text:
-        parsed = parse_datetime(as_of_text)
-        if parsed is None:
-            raise InputError.one("invalid", f"asOf {as_of_text!r} is not a FHIR dateTime", "asOf")
-        as_of = parsed
+    as_of = _as_of(raw.get("asOf"), now)
     profile = str(raw.get("profile") or kb.catalogue.default_profile)
     if profile not in kb.catalogue.profiles:
         known = ", ".join(sorted(kb.catalogue.profiles))
@@ -77,7 +71,23 @@ def resolve_options(
         raise InputError.one(
             "invalid", f"return must be one of {', '.join(RETURN_MODES)}", "return"
         )
-    return TriageOptions(as_of.astimezone(UTC) if as_of.tzinfo else as_of, profile, mode)
+    return TriageOptions(as_of, profile, mode)
+
+
+def _as_of(text: str | bool | None, now: datetime) -> datetime:
+    """The evaluation date in UTC; 400 unless it is a FHIR dateTime that UTC can represent.
+
+    ``0001-01-01T00:00:00+01:00`` is a valid FHIR dateTime but lies before year 1 in UTC.
+    """
+    if not isinstance(text, str) or not text:
+        return now
+    parsed = parse_datetime(text)
+    try:
+        if parsed is not None:
+            return parsed.astimezone(UTC)
+    except OverflowError:
+        pass
+    raise InputError.one("invalid", f"asOf {text!r} is not a FHIR dateTime", "asOf")
 
 
 class Engine:
@@ -91,14 +101,14 @@ class Engine:
         """Evaluate every patient in a validated Bundle."""
         found = ingest(bundle)
         if not found.records:
-            raise NoPatientError("The Bundle names no patient: no Patient entry and no subject")
+            raise NoPatientError(_no_patient(found.skipped))
         emitter = Emitter(self.kb, digest, found.ref_types)
         entries: list[Json] = []
         assessments = []
         for record in found.records:
             assessment, problems = self._assess(record, found, options)
             assessments.append(assessment)
-            entries += _patient_entries(emitter, assessment, found.skipped, problems)
+            entries += _patient_entries(emitter, assessment, found, problems)
         general = _general_outcome(found, digest, options)
         if general:
             entries.append(general)
@@ -125,6 +135,13 @@ class Engine:
         return assessment, problems
 
 
+def _no_patient(skipped: Sequence[Skip]) -> str:
+    """Why no patient could be evaluated, naming the first entries that were skipped."""
+    text = "The Bundle names no patient: no Patient entry and no subject"
+    reasons = [f"{s.expression}: {s.reason}" for s in skipped[:5]]
+    return text + (f" ({'; '.join(reasons)})" if reasons else "")
+
+
 def digest_of(body: bytes, options: TriageOptions) -> str:
     """The input digest that seeds every generated id."""
     seed = body + f"|{options.as_of.isoformat()}|{options.profile}".encode()
@@ -132,7 +149,7 @@ def digest_of(body: bytes, options: TriageOptions) -> str:
 
 
 def _patient_entries(
-    emitter: Emitter, assessment: Assessment, skipped: Sequence[Skip], problems: list[str]
+    emitter: Emitter, assessment: Assessment, found: Ingested, problems: list[str]
 ) -> list[Json]:
     resources: list[Json] = []
     if assessment.in_scope:
@@ -146,8 +163,11 @@ def _patient_entries(
             request["basedOn"] = [{"reference": _urn(plan)}]
         issues = [emitter.detected_issue(assessment, flag) for flag in assessment.red_flags]
         resources = [pain, stages, plan, *requests, *issues]
-        resources.append(emitter.provenance(assessment, [_urn(r) for r in resources]))
-    outcome = _patient_outcome(emitter, assessment, skipped, problems)
+    outcome = _patient_outcome(emitter, assessment, found, problems)
+    if resources:
+        # the Provenance covers everything produced for the patient, its OperationOutcome too
+        targets = [_urn(r) for r in [*resources, *([outcome] if outcome else [])]]
+        resources.append(emitter.provenance(assessment, targets))
     if outcome:
         resources.append(outcome)
     return [{"fullUrl": _urn(r), "resource": r} for r in resources]
@@ -158,8 +178,10 @@ def _urn(resource: Json) -> str:
 
 
 def _patient_outcome(
-    emitter: Emitter, assessment: Assessment, skipped: Sequence[Skip], problems: list[str]
+    emitter: Emitter, assessment: Assessment, found: Ingested, problems: list[str]
 ) -> Json | None:
+    """The patient's OperationOutcome; each issue names the patient (an OperationOutcome has no
+    subject element, and a Bundle may carry several patients)."""
     notes = emitter.kb.catalogue.notes
     issues = [
         issue(notes[n.code].severity, notes[n.code].code, notes[n.code].text, detail=n.code)
@@ -169,12 +191,12 @@ def _patient_outcome(
         issue(
             s.severity, "informational", s.reason, expression=s.expression, detail="skipped-entry"
         )
-        for s in skipped
+        for s in found.skipped
         if s.patient == assessment.subject
     ]
     issues += [
         issue("warning", "value", f"{o.concept} value {o.value:g} is out of range; ignored",
-              expression=o.ref, detail="value-out-of-range")
+              expression=_resource_path(found, o.ref), detail="value-out-of-range")
         for o in assessment.out_of_range
     ]  # fmt: skip
     issues += [
@@ -182,8 +204,16 @@ def _patient_outcome(
     ]
     if not issues:
         return None
+    for entry in issues:
+        entry["diagnostics"] = f"{assessment.subject}: {entry['diagnostics']}"
     rid = make_id(emitter.digest, assessment.as_of.isoformat(), assessment.subject, "outcome")
     return operation_outcome(rid, issues)
+
+
+def _resource_path(found: Ingested, ref: str) -> str | None:
+    """FHIRPath of an input resource (``Bundle.entry[3].resource``), for ``issue.expression``."""
+    where = found.entry_paths.get(ref)
+    return f"{where}.resource" if where else None
 
 
 def _general_outcome(found: Ingested, digest: str, options: TriageOptions) -> Json | None:
@@ -222,12 +252,17 @@ def _to_transaction(bundle: Json) -> None:
     """Make the Bundle a transaction of conditional creates keyed on the result identifiers."""
     bundle["type"] = "transaction"
     del bundle["timestamp"]
-    # OperationOutcome is not a storable resource: it stays in the default (collection) answer.
-    bundle["entry"] = [
-        e for e in bundle["entry"] if e["resource"]["resourceType"] != "OperationOutcome"
-    ]
+    # OperationOutcome is not a storable resource: it stays in the default (collection) answer,
+    # and the Provenance targets drop it so every urn:uuid reference resolves in the Bundle.
+    dropped = {
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "OperationOutcome"
+    }
+    bundle["entry"] = [e for e in bundle["entry"] if e["fullUrl"] not in dropped]
     for entry in bundle["entry"]:
-        entry["request"] = _write_request(entry["resource"])
+        resource = entry["resource"]
+        if resource["resourceType"] == "Provenance":
+            resource["target"] = [t for t in resource["target"] if t["reference"] not in dropped]
+        entry["request"] = _write_request(resource)
 
 
 def _write_request(resource: Json) -> Json:

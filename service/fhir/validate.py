@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from jsonschema import Draft6Validator
+from jsonschema import exceptions as schema_errors
 from pydantic import ValidationError
 
 from service.fhir.errors import InputError, Problem
@@ -40,7 +41,20 @@ _MODEL_TYPES = READ_TYPES - {"MedicationStatement"}
 def _definitions() -> dict[str, Any]:
     path = resources.files("service.fhir") / "schema" / "fhir.r4.schema.json"
     schema: dict[str, Any] = orjson.loads(path.read_bytes())
+    for definition in schema["definitions"].values():
+        _require_object(definition)
     return schema
+
+
+def _require_object(definition: dict[str, Any]) -> None:
+    """Make a complex type (a definition with ``properties``) accept JSON objects only.
+
+    The published R4 schema leaves ``type`` out of complex-type definitions, so ``"entry": [1]``
+    or ``"medicationReference": 5`` would pass its ``properties``/``additionalProperties``
+    checks (they only constrain objects) and reach the readers as non-objects.
+    """
+    if "properties" in definition and "type" not in definition:
+        definition["type"] = "object"
 
 
 @cache
@@ -69,7 +83,7 @@ def _path(prefix: str, parts: Iterable[Any]) -> str:
 
 
 def _schema_problems(resource: dict[str, Any], definition: str, prefix: str) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     for error in _validator(definition).iter_errors(resource):
         if (
             error.validator == "pattern"
@@ -77,8 +91,32 @@ def _schema_problems(resource: dict[str, Any], definition: str, prefix: str) -> 
             and not isinstance(error.instance, str)
         ):
             continue  # the matching "type" error says it better
-        problems.append(Problem(error.message, _path(prefix, error.absolute_path)))
+        where = _path(prefix, error.absolute_path)
+        for problem in _element_problems(error, where) or [Problem(error.message, where)]:
+            if problem not in problems:
+                problems.append(problem)
     return problems
+
+
+def _element_problems(error: schema_errors.ValidationError, where: str) -> list[Problem]:
+    """Unknown and missing elements reported at the element itself, not at its parent."""
+    instance, schema, names = error.instance, error.schema, error.validator_value
+    if not isinstance(instance, dict) or not isinstance(schema, dict):
+        return []
+    if error.validator == "additionalProperties":
+        known = schema.get("properties", {})
+        return [
+            Problem(f"Unknown element {name!r}", f"{where}.{name}")
+            for name in instance
+            if name not in known
+        ]
+    if error.validator == "required" and isinstance(names, list):
+        return [
+            Problem(f"Missing required element {name!r}", f"{where}.{name}")
+            for name in names
+            if name not in instance
+        ]
+    return []
 
 
 def _model_problems(resource: dict[str, Any], prefix: str) -> list[Problem]:
@@ -107,14 +145,18 @@ def validate_resource(resource: Any, prefix: str) -> list[Problem]:
     return problems or _model_problems(resource, prefix)
 
 
-def validate_bundle(bundle: dict[str, Any], *, max_entries: int) -> None:
-    """Raise InputError (400, or 413 over ``max_entries``) unless the Bundle is valid R4."""
+def validate_bundle(bundle: dict[str, Any], *, max_entries: int, prefix: str = "Bundle") -> None:
+    """Raise InputError (400, or 413 over ``max_entries``) unless the Bundle is valid R4.
+
+    ``prefix`` is the Bundle's path in the request body (``Parameters.parameter[0].resource``
+    when it came wrapped), so every ``expression`` points into what the client sent.
+    """
     entries = bundle.get("entry", [])
     if isinstance(entries, list) and len(entries) > max_entries:
         raise InputError.one(
             "too-costly",
             f"Bundle has {len(entries)} entries; the limit is {max_entries}",
-            "Bundle.entry",
+            f"{prefix}.entry",
         )
     skeleton = dict(bundle)
     if isinstance(entries, list):
@@ -122,11 +164,14 @@ def validate_bundle(bundle: dict[str, Any], *, max_entries: int) -> None:
             {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
             for e in entries
         ]
-    problems = _schema_problems(skeleton, "Bundle", "Bundle")
+    problems = _schema_problems(skeleton, "Bundle", prefix)
+    if "type" not in bundle:
+        problems.append(Problem("Missing required element 'type'", f"{prefix}.type"))
     if isinstance(entries, list):
         for index, entry in enumerate(entries):
             if isinstance(entry, dict) and "resource" in entry:
-                problems += validate_resource(entry["resource"], f"Bundle.entry[{index}].resource")
+                where = f"{prefix}.entry[{index}].resource"
+                problems += validate_resource(entry["resource"], where)
             if len(problems) >= _MAX_PROBLEMS:
                 break
     _raise_if(problems)

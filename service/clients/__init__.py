@@ -1,0 +1,1 @@
+"""The configured FHIR server: client, Patient/$triage pull + write-back, re-evaluation."""

@@ -1,0 +1,137 @@
+"""Read-only endpoints: ``/fhir/metadata``, ``/healthz``, the OpenAPI docs and the conformance
+resources of ``fhir_profiles/`` (read by id, search by canonical url)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from fhir_testkit import FHIR_JSON, PP, ROOT, Json, schema_errors
+
+from service.domain.knowledge import KnowledgeBase
+
+DN4 = f"{PP}/Questionnaire/dn4"
+QUESTIONNAIRES = sorted(
+    p.stem.removeprefix("Questionnaire-")
+    for p in (ROOT / "fhir_profiles" / "questionnaires").glob("*.json")
+)
+
+
+def _fhir(client: TestClient, path: str, **params: str) -> Json:
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    body: Json = response.json()
+    return body
+
+
+@pytest.fixture
+def capability(client: TestClient) -> Json:
+    """``GET /fhir/metadata``."""
+    return _fhir(client, "/fhir/metadata")
+
+
+def test_capability_statement_basics(capability: Json) -> None:
+    assert capability["resourceType"] == "CapabilityStatement"
+    assert capability["fhirVersion"] == "4.0.1"
+    assert capability["kind"] == "instance"
+    assert capability["status"] == "active"
+    assert "application/fhir+json" in capability["format"]
+    assert schema_errors(capability) == []
+
+
+def test_capability_lists_triage_at_system_and_patient_level(capability: Json) -> None:
+    [rest] = capability["rest"]
+    assert rest["mode"] == "server"
+    patient = next(r for r in rest["resource"] if r["type"] == "Patient")
+    for operations in (rest["operation"], patient["operation"]):
+        assert [o["name"] for o in operations] == ["triage"]
+        assert operations[0]["definition"].startswith(f"{PP}/OperationDefinition/")
+
+
+def test_capability_lists_the_guideline_profiles(capability: Json, kb: KnowledgeBase) -> None:
+    documentation = capability["rest"][0]["operation"][0]["documentation"]
+    for code, profile in kb.catalogue.profiles.items():
+        assert f"`{code}`" in documentation
+        assert profile.url in documentation
+    assert f"`{kb.catalogue.default_profile}` (default)" in documentation
+
+
+def test_capability_names_the_rule_set(capability: Json, client: TestClient) -> None:
+    ruleset = client.get("/healthz").json()["ruleset"]
+    assert f"rule set {ruleset}" in capability["description"]
+
+
+def test_capability_lists_the_conformance_resources(capability: Json) -> None:
+    questionnaire = next(
+        r for r in capability["rest"][0]["resource"] if r["type"] == "Questionnaire"
+    )
+    assert {i["code"] for i in questionnaire["interaction"]} == {"read", "search-type"}
+    assert questionnaire["searchParam"] == [{"name": "url", "type": "uri"}]
+
+
+def test_healthz(client: TestClient, kb: KnowledgeBase) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "ruleset": kb.version}
+
+
+def test_openapi_document_lists_triage(client: TestClient) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "post" in paths["/fhir/$triage"]
+    assert "post" in paths["/fhir/Patient/{patient_id}/$triage"]
+    assert "get" in paths["/fhir/metadata"]
+    responses = paths["/fhir/$triage"]["post"]["responses"]
+    assert {"200", "400", "413", "415", "422"} <= set(responses)
+
+
+def test_docs_page(client: TestClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in response.text
+
+
+@pytest.mark.parametrize("qid", QUESTIONNAIRES)
+def test_read_each_questionnaire(client: TestClient, qid: str) -> None:
+    questionnaire = _fhir(client, f"/fhir/Questionnaire/{qid}")
+    on_disk = json.loads(
+        (ROOT / "fhir_profiles" / "questionnaires" / f"Questionnaire-{qid}.json").read_text()
+    )
+    assert questionnaire == on_disk
+    assert questionnaire["url"] == f"{PP}/Questionnaire/{qid}"
+    assert schema_errors(questionnaire) == []
+
+
+def _searchset(client: TestClient, **params: str) -> Json:
+    bundle = _fhir(client, "/fhir/Questionnaire", **params)
+    assert bundle["resourceType"] == "Bundle"
+    assert bundle["type"] == "searchset"
+    assert bundle["total"] == len(bundle["entry"])
+    assert all(e["search"] == {"mode": "match"} for e in bundle["entry"])
+    assert schema_errors(bundle) == []
+    return bundle
+
+
+def test_search_questionnaire_by_url(client: TestClient) -> None:
+    bundle = _searchset(client, url=DN4)
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["dn4"]
+
+
+def test_search_questionnaire_by_url_and_version(client: TestClient) -> None:
+    version = _fhir(client, "/fhir/Questionnaire/dn4")["version"]
+    bundle = _searchset(client, url=f"{DN4}|{version}")
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["dn4"]
+    assert _searchset(client, url=f"{DN4}|0.0.1")["entry"] == []
+
+
+def test_search_unknown_url_is_an_empty_searchset(client: TestClient) -> None:
+    assert _searchset(client, url=f"{PP}/Questionnaire/nope")["total"] == 0
+
+
+def test_search_without_url_lists_every_questionnaire(client: TestClient) -> None:
+    bundle = _searchset(client)
+    assert sorted(e["resource"]["id"] for e in bundle["entry"]) == QUESTIONNAIRES
