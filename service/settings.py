@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "check_bind", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -19,11 +20,30 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)  # uvicorn worker processes (painpath serve)
     fhir_server: str | None = None
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_entries: int = Field(default=10_000, ge=1)
+    # JSON nesting limit, checked right after parsing and before validation (service.fhir.limits).
+    max_json_depth: int = Field(default=64, ge=2, le=1000)
     default_profile: str | None = None
     log_level: str = "INFO"
+    # Logs (service.api.observability): one JSON line per request; patient ids are HMAC-SHA256'd
+    # with log_salt (a random per-process key when unset, so hashes only correlate within a run).
+    log_format: Literal["json", "text"] = "json"
+    log_salt: SecretStr | None = None
+    # /readyz: the FHIR server's /metadata probe (when fhir_server is set), cached briefly.
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    readiness_cache_seconds: float = Field(default=5.0, ge=0)
+    # Inbound auth of the FHIR API (service.api.auth): "none" only on a loopback bind (unless
+    # auth_allow_none_off_loopback, e.g. a container published on the host's loopback only);
+    # "jwt": bearer tokens from auth_issuers (issuer -> JWKS URL or file) with SMART scopes.
+    auth_mode: Literal["none", "jwt"] = "none"
+    auth_allow_none_off_loopback: bool = False
+    auth_issuers: dict[str, str] = Field(default_factory=dict)
+    auth_audience: str | None = None
+    auth_write_scope: str = "system/PainPath.write"
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
     profiles_dir: Path | None = None
     # Outbound FHIR server client (service.clients.fhir_server); see .env.example.
     fhir_connect_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -49,6 +69,46 @@ class Settings(BaseSettings):
     subscription_endpoint: str | None = None
     subscription_token: SecretStr | None = None
     subscription_debounce_seconds: float = Field(default=2.0, ge=0)
+    # CDS Hooks 2.0 (service.api.cds_hooks, cds_auth): client JWTs signed by an allow-listed
+    # issuer (cds_issuers: iss -> its JWKS URL, the only jku accepted); cds_auth unset means on
+    # unless the service is bound to loopback (cds_auth_required). aud must equal
+    # {cds_base_url}/cds-services/{id} (cds_base_url unset: the URL the request came in on).
+    cds_auth: bool | None = None
+    cds_issuers: dict[str, str] = Field(default_factory=dict)
+    cds_base_url: str | None = None
+    cds_leeway_seconds: int = Field(default=60, ge=0, le=300)
+    cds_jti_cache_size: int = Field(default=10_000, ge=1)
+    cds_jwks_refresh_seconds: float = Field(default=10.0, ge=0)  # min gap between JWKS refetches
+    cds_fhir_timeout_seconds: float = Field(default=5.0, gt=0)  # prefetch fallback budget
+    # CORS (browser-based CDS Hooks clients such as the sandbox); [] turns CORS off.
+    cors_origins: list[str] = Field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
+
+    @property
+    def cds_auth_required(self) -> bool:
+        """Whether CDS Hooks calls need a client JWT (explicit, or off only on loopback)."""
+        return self.cds_auth if self.cds_auth is not None else not _is_loopback(self.host)
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower()
+    try:
+        return name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str | None = None) -> None:
+    """Refuse (RuntimeError) an unauthenticated API off loopback, or jwt mode without issuers."""
+    bound = host or settings.host
+    if settings.auth_mode == "none" and not _is_loopback(bound):
+        if settings.auth_allow_none_off_loopback:
+            return
+        raise RuntimeError(
+            f"PAINPATH_AUTH_MODE=none is only allowed on a loopback address, not {bound!r}: "
+            "set PAINPATH_AUTH_MODE=jwt and PAINPATH_AUTH_ISSUERS, or bind to 127.0.0.1"
+        )
+    if settings.auth_mode == "jwt" and not settings.auth_issuers:
+        raise RuntimeError("PAINPATH_AUTH_MODE=jwt needs PAINPATH_AUTH_ISSUERS")
 
 
 @lru_cache

@@ -8,7 +8,6 @@ server connection (``service.clients.connection``) and closes it at shutdown. Ro
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,8 +15,11 @@ import httpx
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import subscriptions
+from service.api import subscriptions, ui
+from service.api.auth import check_bind, install_auth
+from service.api.cds_hooks import install_cds_hooks
 from service.api.errors import install_error_handlers
+from service.api.observability import configure_logging, install_observability
 from service.api.routes import router
 from service.clients.connection import connect
 from service.domain.knowledge import load_knowledge
@@ -37,7 +39,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logging.basicConfig(level=settings.log_level.upper())
+        configure_logging(settings, hasher)
+        check_bind(settings)
+        app.state.fhir_transport = fhir_transport
         app.state.engine = Engine(load_knowledge())
         app.state.fhir_server = connect(settings, app.state.engine, transport=fhir_transport)
         app.state.conformance = ConformanceStore.load(
@@ -57,6 +61,10 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    hasher = install_observability(app, settings)
+    install_auth(app, settings)
     app.include_router(router)
     app.include_router(subscriptions.router)
+    app.include_router(ui.router)
+    install_cds_hooks(app, settings, fhir_transport=fhir_transport)
     return app

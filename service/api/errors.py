@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from service.api.jwt_verify import AuthError
 from service.api.responses import fhir_response
 from service.clients.errors import (
     UpstreamAuthError,
@@ -106,6 +107,25 @@ async def _upstream_error(request: Request, exc: Exception) -> Response:
     return _outcome_response(status, code, exc.describe())
 
 
+async def _exception_group(request: Request, exc: Exception) -> Response:
+    """A task group's failure (concurrent FHIR searches): answer as its first failure would."""
+    leaf: BaseException = exc
+    while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+        leaf = leaf.exceptions[0]
+    if isinstance(leaf, UpstreamError):
+        return await _upstream_error(request, leaf)
+    if isinstance(leaf, InputError):
+        return await _input_error(request, leaf)
+    return await _unexpected(request, exc)
+
+
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, AuthError):
+        return await _unexpected(request, exc)
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else {}
+    return _outcome_response(exc.status, exc.code, exc.message, challenge)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return _outcome_response(500, "exception", "Internal error; the request was not evaluated")
@@ -118,4 +138,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UpstreamError, _upstream_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(ExceptionGroup, _exception_group)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from service.api.auth import require_read, require_write
 from service.api.deps import FHIR_ID_PATTERN, server_connection
+from service.api.observability import observe_triage
 from service.api.responses import fhir_response
 from service.fhir.capability import capability_statement
 from service.fhir.errors import InputError
@@ -74,7 +76,12 @@ async def metadata(request: Request) -> Response:
     return fhir_response(capability_statement(engine.kb, request.app.state.conformance.types()))
 
 
-@router.post("/fhir/$triage", tags=["fhir"], responses=_TRIAGE_RESPONSES)
+@router.post(
+    "/fhir/$triage",
+    tags=["fhir"],
+    responses=_TRIAGE_RESPONSES,
+    dependencies=[Depends(require_read)],
+)
 async def triage(
     request: Request,
     as_of: Annotated[str | None, Query(alias="asOf")] = None,
@@ -86,12 +93,17 @@ async def triage(
     check_content_type(request.headers.get("content-type"))
     body = await _body(request, settings.max_body_bytes)
     parsed = read_triage_request(
-        body, max_bytes=settings.max_body_bytes, max_entries=settings.max_entries
+        body,
+        max_bytes=settings.max_body_bytes,
+        max_entries=settings.max_entries,
+        max_depth=settings.max_json_depth,
+        relevant=request.app.state.engine.relevance,
     )
     engine: Engine = request.app.state.engine
     raw = {"asOf": as_of, "profile": profile or settings.default_profile, "return": return_mode}
     options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
     result = engine.triage(parsed.bundle, options, digest=digest_of(body, options))
+    observe_triage(request, result.assessments)
     return fhir_response(result.bundle)
 
 
@@ -104,7 +116,12 @@ class PatientTriageQuery(BaseModel):
     writeback: bool | None = None
 
 
-@router.post("/fhir/Patient/{patient_id}/$triage", tags=["fhir"], responses=_PATIENT_RESPONSES)
+@router.post(
+    "/fhir/Patient/{patient_id}/$triage",
+    tags=["fhir"],
+    responses=_PATIENT_RESPONSES,
+    dependencies=[Depends(require_read)],
+)
 async def patient_triage(
     request: Request,
     patient_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
@@ -115,15 +132,19 @@ async def patient_triage(
     settings = request.app.state.settings
     check_content_type(request.headers.get("content-type"))
     body = read_patient_parameters(
-        await _body(request, settings.max_body_bytes), max_bytes=settings.max_body_bytes
+        await _body(request, settings.max_body_bytes),
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
     )
     raw = {"asOf": query.as_of, "profile": query.profile or settings.default_profile}
     raw["return"] = query.return_mode
     options = resolve_options(server.triage.engine.kb, {**raw, **body}, now=datetime.now(UTC))
     writeback = body.get("writeback", query.writeback)
-    run = await server.triage.run(
-        patient_id, options, writeback=settings.writeback if writeback is None else bool(writeback)
-    )
+    writeback = settings.writeback if writeback is None else bool(writeback)
+    if writeback:
+        require_write(request)
+    run = await server.triage.run(patient_id, options, writeback=writeback)
+    observe_triage(request, run.result.assessments)
     return fhir_response(run.result.bundle)
 
 

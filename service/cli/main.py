@@ -1,4 +1,5 @@
-"""``painpath`` command line: ``triage FILE`` (one-screen summary + result Bundle), ``serve`` and
+"""``painpath`` command line: ``triage FILE`` (coloured one-screen summary + result Bundle),
+``explain FILE`` (the full decision trace as a tree; ``--json``: the trace as JSON), ``serve`` and
 ``subscribe`` (create PainPath's Subscriptions on a FHIR server, see ``service.cli.subscribe``).
 
 Exit codes: 0 success, 2 bad input (the OperationOutcome is printed to stderr), 1 start-up
@@ -8,23 +9,27 @@ failure (e.g. an invalid knowledge file).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from rich.console import Console
 
+from service.bulk.runner import BulkOptions, run_bulk
+from service.cli.render import print_summary, print_tree
 from service.cli.subscribe import add_parser as add_subscribe_parser
 from service.cli.subscribe import run_subscribe
 from service.clients.errors import UpstreamError
-from service.domain.assessment import Assessment
 from service.domain.errors import EvaluationError, KnowledgeError
 from service.domain.knowledge import load_knowledge
 from service.fhir.errors import InputError
 from service.fhir.outcome import from_error
 from service.fhir.request import read_triage_request
 from service.fhir.triage import Engine, digest_of, resolve_options
-from service.settings import get_settings
+from service.fhir.view import trace_view
+from service.settings import check_bind, get_settings
 
 __all__ = ["main"]
 
@@ -39,33 +44,23 @@ def _parser() -> argparse.ArgumentParser:
     triage.add_argument("--return", dest="return_mode", choices=["collection", "transaction"])
     triage.add_argument("-o", "--output", type=Path, help="write the result Bundle here")
     triage.add_argument("--json", action="store_true", help="print the result Bundle as JSON")
+    explain = commands.add_parser("explain", help="print the full decision trace as a tree")
+    explain.add_argument("file", type=Path)
+    explain.add_argument("--as-of", help="evaluation date (FHIR dateTime); default now")
+    explain.add_argument("--profile", help="guideline profile: nice-ng59 (default) or neupsig")
+    explain.add_argument("--all-rules", action="store_true", help="list rules that did not fire")
+    explain.add_argument("--json", action="store_true", help="print the trace as JSON")
     add_subscribe_parser(commands)
+    bulk = commands.add_parser("bulk", help="evaluate a Bulk Data $export (NDJSON) population")
+    bulk.add_argument("input", type=Path, help="export directory (<Type>.ndjson) or one NDJSON")
+    bulk.add_argument("output", type=Path, help="result directory (a re-run resumes)")
+    bulk.add_argument("--as-of", help="evaluation date (FHIR dateTime); default now")
+    bulk.add_argument("--profile", help="guideline profile: nice-ng59 (default) or neupsig")
+    bulk.add_argument("--workers", type=int, help="processes (default: all cores; 0: inline)")
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     return parser
-
-
-def _summary(assessment: Assessment) -> str:
-    if not assessment.in_scope:
-        return f"{assessment.subject}: out of scope ({', '.join(n.code for n in assessment.notes)})"
-    lines = [
-        f"Patient {assessment.subject}  (as of {assessment.as_of.date()}, profile "
-        f"{assessment.profile}, rules {assessment.ruleset_version})",
-        f"  Pain type: {assessment.value('pain-type')}  "
-        f"(neuropathic component: {assessment.value('certainty')})",
-        "  Red flags: " + (", ".join(f.code for f in assessment.red_flags) or "none"),
-        "  Stages:    "
-        + ", ".join(
-            f"{s}={assessment.value('stage:' + s)}"
-            for s in ("conservative", "injection", "surgical-referral")
-        )
-        + f"  -> recommended: {assessment.value('recommended-stage')}",
-        "  Proposals: "
-        + (", ".join(f"{p.service} ({p.priority})" for p in assessment.proposals) or "none"),
-    ]
-    lines += [f"  Note: {note.code}" for note in assessment.notes]
-    return "\n".join(lines)
 
 
 def _triage(args: argparse.Namespace) -> int:
@@ -73,21 +68,46 @@ def _triage(args: argparse.Namespace) -> int:
     engine = Engine(load_knowledge())
     body = args.file.read_bytes()
     request = read_triage_request(
-        body, max_bytes=settings.max_body_bytes, max_entries=settings.max_entries
+        body,
+        max_bytes=settings.max_body_bytes,
+        max_entries=settings.max_entries,
+        relevant=engine.relevance,
     )
     raw = {"asOf": args.as_of, "profile": args.profile or settings.default_profile}
-    raw["return"] = args.return_mode
+    raw["return"] = getattr(args, "return_mode", None)
     options = resolve_options(engine.kb, {**raw, **request.options}, now=datetime.now(UTC))
     result = engine.triage(request.bundle, options, digest=digest_of(body, options))
+    if args.command == "explain":
+        view = trace_view(engine.kb, request.bundle, result.assessments)
+        if args.json:
+            sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            print_tree(Console(), view, all_rules=args.all_rules)
+        return 0
     encoded = orjson.dumps(result.bundle, option=orjson.OPT_INDENT_2)
     if args.output:
         args.output.write_bytes(encoded + b"\n")
     if args.json:
         sys.stdout.write(encoded.decode() + "\n")
     else:
-        print("\n\n".join(_summary(a) for a in result.assessments))
+        print_summary(Console(), trace_view(engine.kb, request.bundle, result.assessments))
         if args.output:
             print(f"\nResult Bundle written to {args.output}")
+    return 0
+
+
+def _bulk(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    kb = load_knowledge()
+    raw = {"asOf": args.as_of, "profile": args.profile or settings.default_profile}
+    resolved = resolve_options(kb, raw, now=datetime.now(UTC))
+    workers = os.cpu_count() or 1 if args.workers is None else args.workers
+    info = run_bulk(args.input, args.output, BulkOptions(resolved.as_of, resolved.profile, workers))
+    print(
+        f"{info['patients']} patients, {info['resources']} resources, "
+        f"{info['rejected']} lines rejected -> {args.output}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -95,12 +115,16 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: only the serve command needs the server
 
     settings = get_settings()
+    host = args.host or settings.host
+    check_bind(settings, host)  # no unauthenticated API off loopback
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
-        host=args.host or settings.host,
+        host=host,
         port=args.port or settings.port,
+        workers=settings.workers,
         log_level=settings.log_level.lower(),
+        access_log=False,  # PainPath logs each request itself, without raw paths (patient ids)
     )
     return 0
 
@@ -111,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "subscribe":
             return run_subscribe(args, get_settings())
-        return _triage(args) if args.command == "triage" else _serve(args)
+        command = {"bulk": _bulk, "serve": _serve}.get(args.command, _triage)
+        return command(args)
     except InputError as exc:
         sys.stderr.write(orjson.dumps(from_error(exc), option=orjson.OPT_INDENT_2).decode() + "\n")
         return 2

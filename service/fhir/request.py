@@ -8,12 +8,14 @@ Operation definition: https://hl7.org/fhir/R4/operations.html#request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from service.fhir.errors import InputError, Problem
+from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
 from service.fhir.validate import known_resource_type, validate_bundle, validate_resource
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "read_triage_request",
 ]
 
+Relevant = Callable[[dict[str, Any]], bool]
 ACCEPTED_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "document")
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
 _OPTION_VALUES = {
@@ -54,8 +57,8 @@ def check_content_type(content_type: str | None) -> None:
         )
 
 
-def parse_json(body: bytes, *, max_bytes: int) -> Any:
-    """The parsed body; 413 over the size limit, 400 when it is not JSON."""
+def parse_json(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """The parsed body; 413 over the size or nesting limit, 400 when it is not JSON."""
     if len(body) > max_bytes:
         raise InputError.one(
             "too-costly", f"Body is {len(body)} bytes; the limit is {max_bytes} bytes"
@@ -63,19 +66,32 @@ def parse_json(body: bytes, *, max_bytes: int) -> Any:
     if not body.strip():
         raise InputError.one("invalid", "Body is empty; send a FHIR Bundle or Parameters")
     try:
-        return orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError.one("invalid", f"Body is not valid JSON: {exc}") from exc
+    check_depth(parsed, max_depth)
+    return parsed
 
 
-def read_triage_request(body: bytes, *, max_bytes: int, max_entries: int) -> TriageRequest:
-    """Parse and validate a ``$triage`` body (a Bundle, or Parameters wrapping one)."""
-    resource = parse_json(body, max_bytes=max_bytes)
+def read_triage_request(
+    body: bytes,
+    *,
+    max_bytes: int,
+    max_entries: int,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    relevant: Relevant | None = None,
+) -> TriageRequest:
+    """Parse and validate a ``$triage`` body (a Bundle, or Parameters wrapping one).
+
+    ``relevant`` (``Engine.relevance``) limits the R4B model check to the resources the rules can
+    use; the R4 JSON Schema still checks every entry (``validate_bundle``).
+    """
+    resource = parse_json(body, max_bytes=max_bytes, max_depth=max_depth)
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise InputError.one("structure", "Body is not a FHIR resource (no resourceType)")
     rtype = resource["resourceType"]
     if rtype == "Parameters":
-        return _from_parameters(resource, max_entries=max_entries)
+        return _from_parameters(resource, max_entries=max_entries, relevant=relevant)
     if rtype != "Bundle":
         if known_resource_type(rtype):
             raise InputError.one(
@@ -84,15 +100,17 @@ def read_triage_request(body: bytes, *, max_bytes: int, max_entries: int) -> Tri
                 "resourceType",
             )
         raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
-    return TriageRequest(_checked_bundle(resource, max_entries=max_entries), {})
+    return TriageRequest(_checked_bundle(resource, max_entries=max_entries, relevant=relevant), {})
 
 
-def read_patient_parameters(body: bytes, *, max_bytes: int) -> dict[str, str | bool]:
+def read_patient_parameters(
+    body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH
+) -> dict[str, str | bool]:
     """Options of ``Patient/{id}/$triage``: an empty body, or Parameters with ``asOf``,
     ``profile``, ``return`` and ``writeback`` parts (no ``bundle``: the server has the data)."""
     if not body.strip():
         return {}
-    resource = parse_json(body, max_bytes=max_bytes)
+    resource = parse_json(body, max_bytes=max_bytes, max_depth=max_depth)
     if not isinstance(resource, dict) or resource.get("resourceType") != "Parameters":
         raise InputError.one(
             "processing", "Send an empty body or a Parameters resource", "resourceType"
@@ -111,9 +129,13 @@ def read_patient_parameters(body: bytes, *, max_bytes: int) -> dict[str, str | b
 
 
 def _checked_bundle(
-    bundle: dict[str, Any], *, max_entries: int, prefix: str = "Bundle"
+    bundle: dict[str, Any],
+    *,
+    max_entries: int,
+    prefix: str = "Bundle",
+    relevant: Relevant | None = None,
 ) -> dict[str, Any]:
-    validate_bundle(bundle, max_entries=max_entries, prefix=prefix)
+    validate_bundle(bundle, max_entries=max_entries, prefix=prefix, relevant=relevant)
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",
@@ -124,7 +146,9 @@ def _checked_bundle(
     return bundle
 
 
-def _from_parameters(parameters: dict[str, Any], *, max_entries: int) -> TriageRequest:
+def _from_parameters(
+    parameters: dict[str, Any], *, max_entries: int, relevant: Relevant | None
+) -> TriageRequest:
     parts = parameters.get("parameter", [])
     shallow = dict(parameters)
     if isinstance(parts, list):
@@ -157,7 +181,7 @@ def _from_parameters(parameters: dict[str, Any], *, max_entries: int) -> TriageR
             "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
         )
     resource, prefix = bundle
-    checked = _checked_bundle(resource, max_entries=max_entries, prefix=prefix)
+    checked = _checked_bundle(resource, max_entries=max_entries, prefix=prefix, relevant=relevant)
     return TriageRequest(checked, options)
 
 

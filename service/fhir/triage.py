@@ -30,6 +30,7 @@ from service.fhir.emit import Emitter, make_id
 from service.fhir.errors import InputError
 from service.fhir.ingest import Ingested, Skip, ingest
 from service.fhir.outcome import issue, operation_outcome
+from service.fhir.relevance import Relevance
 from service.fhir.systems import BASE
 from service.fhir.timeparse import parse_datetime
 
@@ -96,6 +97,7 @@ class Engine:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self.matcher = Matcher(kb)
+        self.relevance = Relevance(self.matcher)
 
     def triage(self, bundle: Json, options: TriageOptions, *, digest: str) -> TriageResult:
         """Evaluate every patient in a validated Bundle."""
@@ -263,6 +265,8 @@ def _to_transaction(bundle: Json) -> None:
         if resource["resourceType"] == "Provenance":
             resource["target"] = [t for t in resource["target"] if t["reference"] not in dropped]
         entry["request"] = _write_request(resource)
+    if not bundle["entry"]:
+        del bundle["entry"]  # nothing to write (out of scope); FHIR JSON has no empty arrays
 
 
 def _write_request(resource: Json) -> Json:

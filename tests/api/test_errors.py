@@ -132,12 +132,12 @@ INVALID = {
     "bad-status-code": (
         _set("entry.2.resource.status", "done"),
         "Bundle.entry[2].resource.status",
-        "'done' is not one of",
+        "Value is not one of",
     ),
     "bad-date": (
         _set("entry.1.resource.onsetDateTime", "2026-13-45"),
         "Bundle.entry[1].resource.onsetDateTime",
-        "'2026-13-45' does not match",
+        "Value does not match",
     ),
     "impossible-date": (
         _set("entry.2.resource.effectiveDateTime", "2026-02-30T10:00:00Z"),
@@ -147,7 +147,7 @@ INVALID = {
     "string-in-decimal": (
         _set("entry.2.resource.valueQuantity.value", "six"),
         "Bundle.entry[2].resource.valueQuantity.value",
-        "'six' is not of type 'number'",
+        "Value (a string) is not of type 'number'",
     ),
     "unknown-element": (
         _set("entry.2.resource.colour", "red"),
@@ -184,7 +184,11 @@ INVALID = {
         "Bundle.entry[1].resource.code",
         "is not of type 'object'",
     ),
-    "entry-not-an-object": (_set("entry.3", 1), "Bundle.entry[3]", "1 is not of type 'object'"),
+    "entry-not-an-object": (
+        _set("entry.3", 1),
+        "Bundle.entry[3]",
+        "Value (a number) is not of type 'object'",
+    ),
     "bundle-without-type": (_set("type", "-"), "Bundle.type", "Missing required element 'type'"),
     "entry-without-resource-type": (
         _set("entry.3.resource.resourceType", "-"),
@@ -408,7 +412,7 @@ def _parameters(*parts: Json) -> Json:
         (
             [{"name": "asOf", "valueDateTime": "yesterday"}],
             "Parameters.parameter[1].valueDateTime",
-            "'yesterday' does not match",
+            "Value does not match",
         ),
         (
             [{"name": "profile", "valueCode": "who-2023"}],

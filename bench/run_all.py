@@ -1,0 +1,16 @@
+"""``make bench``: the four benchmarks, each printing ratios measured in the same run."""
+
+from __future__ import annotations
+
+import sys
+
+from bench_bulk import bench_bulk
+from bench_http import bench_http
+from bench_inprocess import bench_inprocess, bench_scaling
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    bench_inprocess(quick)
+    bench_http(quick)
+    bench_scaling(quick)
+    bench_bulk(quick)

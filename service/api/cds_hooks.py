@@ -1,0 +1,287 @@
+"""CDS Hooks 2.0 endpoints (https://cds-hooks.hl7.org/2.0/): discovery, the three services and
+feedback, sharing the engine and the emitter with ``$triage``.
+
+    GET  /cds-services                    discovery (services and their prefetch templates)
+    POST /cds-services/{id}               validate -> prefetch (+ fhirServer fallback) -> collection
+                                          Bundle -> Engine.triage -> cards (service.fhir.cds_cards)
+    POST /cds-services/{id}/feedback      accepted / overridden counts (no PHI kept)
+
+Status codes: 400 for a bad request body (OperationOutcome naming the field), 401 for a rejected
+client JWT (``{"error": "invalid_token", "error_description": …}``), 404 for an unknown service,
+412 when data is missing and ``fhirServer`` is absent or cannot be read, 500 when evaluation fails
+(never an empty 200). ``{"cards": []}`` means there was nothing to say. The request's
+``fhirAuthorization`` token and the client JWT are never logged; ``hookInstance`` is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from service.api.cds_auth import CdsAuthError, CdsJwtVerifier
+from service.api.responses import fhir_response
+from service.clients.cds_fetch import fetch_missing
+from service.clients.errors import UpstreamError
+from service.fhir.cds_cards import (
+    OVERRIDE_REASONS,
+    OVERRIDE_SYSTEM,
+    assessment_of,
+    order_cards,
+    patient_cards,
+)
+from service.fhir.cds_request import (
+    PREFETCH_TYPES,
+    SERVICES,
+    CdsRequest,
+    cds_bundle,
+    discovery,
+    read_cds_request,
+    read_prefetch,
+)
+from service.fhir.errors import InputError
+from service.fhir.outcome import issue, operation_outcome
+from service.fhir.request import check_content_type, parse_json
+from service.fhir.triage import Engine, canonical_bytes, digest_of, resolve_options
+from service.fhir.validate import validate_bundle
+from service.settings import Settings
+
+__all__ = ["CdsState", "FeedbackCounters", "cds_metrics", "install_cds_hooks", "router"]
+
+Json = dict[str, Any]
+log = logging.getLogger("painpath.cds_hooks")
+_OUTCOMES = ("accepted", "overridden")
+_KNOWN_REASONS = {code for code, _ in OVERRIDE_REASONS}
+
+
+@dataclass
+class FeedbackCounters:
+    """Feedback and card counts; keys are service ids, outcomes, reason codes - never PHI."""
+
+    dedupe_size: int = 10_000
+    feedback: Counter[tuple[str, str]] = field(default_factory=Counter)
+    override_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    cards: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _seen: OrderedDict[tuple[str, ...], None] = field(default_factory=OrderedDict)
+
+    def record(
+        self, service_id: str, card: str, outcome: str, when: str, reason: str | None
+    ) -> bool:
+        """Count one feedback item; False for a duplicate (the same card, outcome and time)."""
+        key = (service_id, card, outcome, when)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > self.dedupe_size:
+            self._seen.popitem(last=False)
+        self.feedback[(service_id, outcome)] += 1
+        if outcome == "overridden":
+            self.override_reasons[(service_id, reason or "none")] += 1
+        return True
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Plain counts, e.g. ``{"feedback": {"painpath-patient-view/accepted": 2}, …}``."""
+        return {
+            name: {"/".join(k): v for k, v in sorted(counter.items())}
+            for name, counter in (
+                ("feedback", self.feedback),
+                ("override_reasons", self.override_reasons),
+                ("cards", self.cards),
+            )
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CdsState:
+    """What the CDS Hooks routes share, on ``app.state.cds``."""
+
+    settings: Settings
+    verifier: CdsJwtVerifier | None
+    counters: FeedbackCounters = field(default_factory=FeedbackCounters)
+    fhir_transport: httpx.AsyncBaseTransport | None = None
+    clock: Callable[[], datetime] = _now  # tests pin the evaluation date
+
+
+def cds_metrics(app: FastAPI) -> dict[str, dict[str, int]]:
+    """The CDS Hooks counters (for the metrics endpoint of issue 7)."""
+    state: CdsState = app.state.cds
+    return state.counters.snapshot()
+
+
+async def _auth_error(_: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": "invalid_token", "error_description": str(exc)},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def install_cds_hooks(
+    app: FastAPI, settings: Settings, *, fhir_transport: httpx.AsyncBaseTransport | None = None
+) -> None:
+    """Mount the CDS Hooks routes, their JWT verifier, counters and CORS on ``app``."""
+    verifier = (
+        CdsJwtVerifier(
+            settings.cds_issuers,
+            leeway=settings.cds_leeway_seconds,
+            jti_cache_size=settings.cds_jti_cache_size,
+            refresh_seconds=settings.cds_jwks_refresh_seconds,
+        )
+        if settings.cds_auth_required
+        else None
+    )
+    app.state.cds = CdsState(settings, verifier, fhir_transport=fhir_transport)
+    app.add_exception_handler(CdsAuthError, _auth_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.include_router(router)
+
+
+async def authorize(request: Request) -> None:
+    """Verify the client JWT when CDS auth is on; ``aud`` must be the invoked service URL."""
+    state: CdsState = request.app.state.cds
+    if state.verifier is None:
+        return
+    base = (state.settings.cds_base_url or str(request.base_url)).rstrip("/")
+    path = request.url.path
+    audiences = [base + path]
+    if path.endswith("/feedback"):  # some clients sign feedback for the service URL
+        audiences.append(base + path.removesuffix("/feedback"))
+    await state.verifier.verify(request.headers.get("authorization"), audiences)
+
+
+router = APIRouter(tags=["cds-hooks"], dependencies=[Depends(authorize)])
+
+
+@router.get("/cds-services")
+async def cds_discovery() -> JSONResponse:
+    """The discovery document."""
+    return JSONResponse(discovery())
+
+
+async def _json_body(request: Request, settings: Settings) -> Any:
+    check_content_type(request.headers.get("content-type"))
+    return parse_json(await request.body(), max_bytes=settings.max_body_bytes)
+
+
+def _precondition_failed(text: str) -> Response:
+    return fhir_response(operation_outcome(None, [issue("error", "processing", text)]), 412)
+
+
+@router.post("/cds-services/{service_id}")
+async def cds_service(request: Request, service_id: str) -> Response:
+    """Evaluate one hook call and answer its cards."""
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise HTTPException(404, f"No CDS service {service_id!r}; see GET /cds-services")
+    state: CdsState = request.app.state.cds
+    settings = state.settings
+    cds = read_cds_request(await _json_body(request, settings), service)
+    usable, missing = read_prefetch(cds)
+    resources = [r for value in usable.values() for r in value.resources]
+    next_pages = {k: v.next_url for k, v in usable.items() if v.next_url}
+    if missing or next_pages:
+        if cds.fhir_server is None:
+            lacking = ", ".join([*missing, *next_pages]) or "none"
+            return _precondition_failed(
+                f"Prefetch is incomplete ({lacking}) and the request names no fhirServer"
+            )
+        try:
+            fetched = await fetch_missing(
+                settings, cds, {k: PREFETCH_TYPES[k] for k in missing}, next_pages,
+                transport=state.fhir_transport,
+            )  # fmt: skip
+        except UpstreamError as exc:
+            log.warning("cds %s %s: fhirServer failed: %s", service_id, cds.hook_instance,
+                        exc.describe())  # fmt: skip
+            return _precondition_failed(
+                f"The data could not be read from fhirServer: {exc.describe()}"
+            )
+        resources += [r for found in fetched.values() for r in found]
+    cards = await _evaluate(request.app.state.engine, state, cds, resources)
+    for card in cards:
+        state.counters.cards[(service_id, card["indicator"])] += 1
+    log.info("cds %s hookInstance=%s cards=%d", service_id, cds.hook_instance, len(cards))
+    return JSONResponse({"cards": cards})
+
+
+async def _evaluate(
+    engine: Engine, state: CdsState, cds: CdsRequest, resources: list[Json]
+) -> list[Json]:
+    bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
+    if not bundle["entry"]:
+        return []
+    validate_bundle(bundle, max_entries=state.settings.max_entries, prefix="prefetch")
+    raw: dict[str, str | bool | None] = {"profile": state.settings.default_profile}
+    options = resolve_options(engine.kb, raw, now=state.clock().astimezone(UTC))
+    digest = digest_of(canonical_bytes(bundle), options)
+    result = await anyio.to_thread.run_sync(lambda: engine.triage(bundle, options, digest=digest))
+    assessment = assessment_of(result.assessments, cds.patient_id)
+    if assessment is None:
+        raise RuntimeError("the engine returned no assessment for the context patient")
+    if cds.hook == "patient-view":
+        return patient_cards(engine.kb, assessment, result.bundle)
+    orders = cds.draft_orders
+    if cds.hook == "order-select":
+        chosen = set(cds.selections)
+        orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
+    return order_cards(engine.kb, engine.matcher, assessment, bundle, orders)
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def cds_feedback(request: Request, service_id: str) -> JSONResponse:
+    """Count accepted / overridden outcomes; nothing but the counts is kept."""
+    if service_id not in SERVICES:
+        raise HTTPException(404, f"No CDS service {service_id!r}; see GET /cds-services")
+    state: CdsState = request.app.state.cds
+    body = await _json_body(request, state.settings)
+    items = body.get("feedback") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InputError.one("invalid", "feedback must be a non-empty array", "feedback")
+    parsed = [_feedback_item(item, f"feedback[{i}]") for i, item in enumerate(items)]
+    for card, outcome, when, reason in parsed:
+        state.counters.record(service_id, card, outcome, when, reason)
+    return JSONResponse({})
+
+
+def _feedback_item(item: Any, where: str) -> tuple[str, str, str, str | None]:
+    if not isinstance(item, dict):
+        raise InputError.one("invalid", f"{where} must be an object", where)
+    card, outcome, when = item.get("card"), item.get("outcome"), item.get("outcomeTimestamp")
+    if not isinstance(card, str) or not card:
+        raise InputError.one("invalid", f"{where}.card must be the card's uuid", f"{where}.card")
+    if outcome not in _OUTCOMES:
+        raise InputError.one(
+            "invalid", f"{where}.outcome must be accepted or overridden", f"{where}.outcome"
+        )
+    if not isinstance(when, str) or not when:
+        raise InputError.one(
+            "invalid", f"{where}.outcomeTimestamp is required", f"{where}.outcomeTimestamp"
+        )
+    reason = None
+    coding = (item.get("overrideReason") or {}).get("reason") if outcome == "overridden" else None
+    if isinstance(coding, dict):
+        code = coding.get("code")
+        known = coding.get("system") == OVERRIDE_SYSTEM and code in _KNOWN_REASONS
+        reason = str(code) if known else "other"  # a free code could carry PHI: not kept
+    return card, str(outcome), when, reason

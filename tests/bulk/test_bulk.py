@@ -1,0 +1,137 @@
+"""``painpath bulk``: a Bulk Data export in, the same results as ``$triage`` out, resumable."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import orjson
+import pytest
+
+from service.bulk import runner
+from service.bulk.runner import BulkOptions, run_bulk
+from service.cli.main import main
+
+AS_OF = datetime(2026, 11, 24, 9, tzinfo=UTC)
+OUTPUTS = [
+    "CarePlan.ndjson", "ServiceRequest.ndjson", "Observation.ndjson", "DetectedIssue.ndjson",
+    "Provenance.ndjson", "OperationOutcome.ndjson", "errors.ndjson", "summary.csv",
+]  # fmt: skip
+
+
+def _generator() -> ModuleType:
+    """bench/make_bundle.py, the synthetic export generator the benchmarks use."""
+    path = Path(__file__).parents[2] / "bench" / "make_bundle.py"
+    spec = importlib.util.spec_from_file_location("make_bundle", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-patient export, one NDJSON file per resource type."""
+    out = tmp_path_factory.mktemp("export")
+    _generator().write_export(out, 40)
+    return out
+
+
+def _outputs(directory: Path) -> dict[str, bytes]:
+    return {name: (directory / name).read_bytes() for name in OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def reference(export: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The outputs of an uninterrupted in-process run."""
+    out = tmp_path_factory.mktemp("reference")
+    run_bulk(export, out, BulkOptions(AS_OF, "nice-ng59", workers=0))
+    return _outputs(out)
+
+
+def test_every_patient_is_evaluated_once(reference: dict[str, bytes]) -> None:
+    rows = list(csv.DictReader(reference["summary.csv"].decode().splitlines()))
+    assert len(rows) == 40
+    assert len({r["patient"] for r in rows}) == 40
+    assert all(r["pain_type"] and r["recommended_stage"] for r in rows)
+    assert reference["CarePlan.ndjson"].count(b"\n") == 40
+    assert reference["errors.ndjson"] == b""
+    summary_text = reference["summary.csv"].decode()
+    assert "Family" not in summary_text  # no names or birth dates in the summary
+    plans = [orjson.loads(line) for line in reference["CarePlan.ndjson"].splitlines()]
+    assert {p["resourceType"] for p in plans} == {"CarePlan"}
+
+
+def test_worker_processes_and_a_mixed_file_give_the_same_bytes(
+    export: Path, reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    mixed = tmp_path / "all.ndjson"
+    mixed.write_bytes(b"".join(p.read_bytes() for p in sorted(export.glob("*.ndjson"))[::-1]))
+    run_bulk(mixed, tmp_path / "out", BulkOptions(AS_OF, "nice-ng59", workers=2))
+    assert _outputs(tmp_path / "out") == reference
+    assert not (tmp_path / "out" / ".work").exists()
+
+
+def test_a_run_resumes_after_a_crash_without_duplicates(
+    export: Path, reference: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = runner._complete
+    calls: list[str] = []
+
+    def crash_on_third(engine: runner.Engine, job: runner.PartitionJob) -> tuple[str, int]:
+        calls.append(job.target.name)
+        if len(calls) == 3:
+            # half a partition written, then the process dies
+            (job.target.parent.parent / "tmp" / job.target.name).mkdir(parents=True)
+            raise KeyboardInterrupt
+        return original(engine, job)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "_complete", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_bulk(export, out, BulkOptions(AS_OF, "nice-ng59", workers=0))
+    assert len(list((out / ".work" / "done").iterdir())) == 2
+    monkeypatch.setattr(runner, "_complete", original)
+    # the resumed run keeps the stored evaluation date even when asked for another one
+    run_bulk(export, out, BulkOptions(datetime(2030, 1, 1, tzinfo=UTC), "nice-ng59", workers=0))
+    assert _outputs(out) == reference
+
+
+def test_lines_without_a_patient_go_to_errors(tmp_path: Path) -> None:
+    source = tmp_path / "in.ndjson"
+    resources = _generator().patient_resources("p1", 6)
+    lines = [orjson.dumps(r) for r in resources]
+    lines += [b"{not json", orjson.dumps({"resourceType": "Encounter", "status": "finished"})]
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    run_bulk(source, tmp_path / "out", BulkOptions(AS_OF, "nice-ng59", workers=0))
+    errors = [
+        orjson.loads(x) for x in (tmp_path / "out" / "errors.ndjson").read_bytes().splitlines()
+    ]
+    assert [e["source"] for e in errors] == ["in.ndjson:7", "in.ndjson:8"]
+
+
+def test_an_invalid_patient_record_is_an_error_line_not_a_crash(tmp_path: Path) -> None:
+    resources = _generator().patient_resources("p1", 6) + _generator().patient_resources("p2", 6)
+    resources[1]["status"] = "done"  # p1's Condition has no status; make its Observation bad
+    resources[2]["status"] = "done"
+    (tmp_path / "in.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in resources))
+    run_bulk(tmp_path / "in.ndjson", tmp_path / "out", BulkOptions(AS_OF, "nice-ng59", workers=0))
+    errors = (tmp_path / "out" / "errors.ndjson").read_bytes().splitlines()
+    assert len(errors) == 1
+    error = orjson.loads(errors[0])
+    assert error["patient"] == "Patient/p1"
+    assert error["outcome"]["issue"][0]["expression"][0].startswith("Bundle.entry[")
+    rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["Patient/p2"]
+
+
+def test_the_bulk_command(export: Path, reference: dict[str, bytes], tmp_path: Path) -> None:
+    code = main(
+        ["bulk", str(export), str(tmp_path), "--as-of", AS_OF.isoformat(), "--workers", "0"]
+    )
+    assert code == 0
+    assert _outputs(tmp_path) == reference

@@ -1,0 +1,342 @@
+"""CDS Hooks 2.0: discovery, request validation, prefetch, cards (content, not only status codes),
+identity of the suggested resources with ``$triage``'s, golden vignettes and feedback."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+from cds_testkit import (
+    CASES,
+    as_of,
+    case_patient_id,
+    case_resources,
+    hook_request,
+    load_case,
+    prefetch_for,
+)
+from fhir_testkit import schema_errors
+from starlette.testclient import TestClient
+
+from service.fhir.cds_request import PREFETCH, cds_bundle
+from service.fhir.triage import canonical_bytes
+
+Json = dict[str, Any]
+AppFactory = Any
+PV = "/cds-services/painpath-patient-view"
+
+
+def _patient_view(client: TestClient, case: Json, **kwargs: Any) -> Json:
+    body = hook_request(
+        "patient-view", case_patient_id(case), prefetch=prefetch_for(case_resources(case)), **kwargs
+    )
+    response = client.post(PV, json=body)
+    assert response.status_code == 200, response.text
+    answer: Json = response.json()
+    return answer
+
+
+# --- discovery ------------------------------------------------------------------------------------
+def test_discovery_lists_the_three_services_with_prefetch(cds: TestClient) -> None:
+    response = cds.get("/cds-services")
+    assert response.status_code == 200
+    services = {s["id"]: s for s in response.json()["services"]}
+    assert {k: s["hook"] for k, s in services.items()} == {
+        "painpath-patient-view": "patient-view",
+        "painpath-order-select": "order-select",
+        "painpath-order-sign": "order-sign",
+    }
+    for service in services.values():
+        assert service["description"]
+        assert service["title"]
+        assert set(service["prefetch"]) >= {
+            "patient", "conditions", "observations", "procedures", "medications",
+            "imagingReports", "devices", "questionnaireResponses",
+        }  # fmt: skip
+        assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+        for template in service["prefetch"].values():
+            assert "{{context.patientId}}" in template
+
+
+# --- patient-view ---------------------------------------------------------------------------------
+def test_patient_view_critical_card_for_a_stat_red_flag(cds: TestClient) -> None:
+    case = load_case("cauda-equina-saddle-anaesthesia")
+    cards = _patient_view(cds, case)["cards"]
+    assert len(cards) == 1
+    card = cards[0]
+    assert card["indicator"] == "critical"
+    assert len(card["summary"]) < 140
+    assert "cauda equina" in card["summary"].lower()
+    assert card["source"] == {
+        "label": "NICE NG59 Low back pain and sciatica in over 16s (2016, updated 2020)",
+        "url": "https://www.nice.org.uk/guidance/ng59",
+    }
+    detail = card["detail"]
+    for mention in ("**Pain type:", "**Red flags**", "Suspected cauda equina syndrome", "(stat)",
+                    "**Treatment stages**", "| Surgical referral |", "**Proposed**",
+                    "Referral to a spinal surgeon (stat)"):  # fmt: skip
+        assert mention in detail, mention
+    assert card["selectionBehavior"] == "at-most-one"
+    assert all(r["display"] and r["code"] and r["system"] for r in card["overrideReasons"])
+    (suggestion,) = card["suggestions"]
+    assert suggestion["isRecommended"] is True
+    assert suggestion["uuid"]
+    actions = suggestion["actions"]
+    assert {a["type"] for a in actions} == {"create"}
+    types = [a["resource"]["resourceType"] for a in actions]
+    assert "CarePlan" in types
+    assert types.count("ServiceRequest") >= 2
+    for action in actions:
+        assert action["description"]
+        assert schema_errors(action["resource"]) == []
+    priorities = {
+        a["resource"]["category"][0]["coding"][0]["code"]: a["resource"]["priority"]
+        for a in actions
+        if a["resource"]["resourceType"] == "ServiceRequest"
+    }
+    assert priorities["spine-surgery-referral"] == "stat"
+    assert "systemActions" not in _patient_view(cds, case)
+
+
+def test_patient_view_info_card_for_routine_proposals(cds: TestClient) -> None:
+    case = load_case("mechanical-low-back-pain-fever-screened-absent")
+    (card,) = _patient_view(cds, case)["cards"]
+    assert card["indicator"] == "info"
+    assert card["summary"].startswith("Mechanical")
+    assert "recommended stage: conservative care" in card["summary"]
+    assert len(card["summary"]) < 140
+
+
+def test_routine_red_flag_is_a_warning(cds: TestClient) -> None:
+    (card,) = _patient_view(cds, load_case("inflammatory-ankylosing-spondylitis"))["cards"]
+    assert card["indicator"] == "warning"
+    assert "inflammatory" in card["summary"].lower()
+
+
+def test_no_card_when_there_is_nothing_to_say(cds: TestClient) -> None:
+    assert _patient_view(cds, load_case("age-15-out-of-scope")) == {"cards": []}
+    body = hook_request("patient-view", "nobody", prefetch=dict.fromkeys(PREFETCH))
+    response = cds.post(PV, json=body)
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}
+
+
+def test_card_uuids_are_stable_across_hook_instances(cds: TestClient) -> None:
+    case = load_case("deficit-progressing-stat")
+    first = _patient_view(cds, case)["cards"][0]
+    second = _patient_view(cds, case)["cards"][0]
+    assert first["uuid"] == second["uuid"]
+    assert first["suggestions"][0]["uuid"] == second["suggestions"][0]["uuid"]
+    other = _patient_view(cds, load_case("cauda-equina-saddle-anaesthesia"))["cards"][0]
+    assert other["uuid"] != first["uuid"]
+
+
+def test_suggested_resources_are_exactly_what_triage_emits(cds: TestClient) -> None:
+    case = load_case("deficit-progressing-stat")
+    card = _patient_view(cds, case)["cards"][0]
+    suggested = [a["resource"] for a in card["suggestions"][0]["actions"]]
+    # $triage on the same data (the Bundle the service builds from the prefetch), same date
+    bundle = cds_bundle(case_patient_id(case), None, case_resources(case))
+    response = cds.post(
+        "/fhir/$triage",
+        params={"asOf": as_of(case).isoformat(), "profile": "nice-ng59"},
+        content=canonical_bytes(bundle),
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    assert response.status_code == 200, response.text
+    emitted = {
+        r["id"]: r
+        for r in (e["resource"] for e in response.json()["entry"])
+        if r["resourceType"] in {"CarePlan", "ServiceRequest", "Observation"}
+    }
+    assert {r["id"] for r in suggested} == set(emitted)
+    for resource in suggested:
+        assert resource == emitted[resource["id"]]
+
+
+# golden vignettes: the card's indicator follows the expected red flags and their urgency
+def _expected_indicator(expect: Json) -> str:
+    if not expect["inScope"]:
+        return "none"
+    urgent = any(p in {"stat", "urgent", "asap"} for p in expect.get("services", {}).values())
+    if expect.get("redFlags"):
+        return "critical" if urgent else "warning"
+    return "info"
+
+
+GOLDEN = [
+    p.stem
+    for p in sorted(CASES.glob("*.json"))
+    if "redFlags" in orjson.loads(p.read_bytes())["expect"]
+    or not orjson.loads(p.read_bytes())["expect"]["inScope"]
+]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_vignette_indicator(cds: TestClient, name: str) -> None:
+    case = load_case(name)
+    if case.get("profile", "nice-ng59") != "nice-ng59":
+        pytest.skip("the CDS services evaluate under the default profile")
+    cards = _patient_view(cds, case)["cards"]
+    expected = _expected_indicator(case["expect"])
+    if expected == "none":
+        assert cards == []
+        return
+    if expected == "info" and not cards:
+        return  # nothing to say about this vignette
+    assert [c["indicator"] for c in cards] == [expected], case["description"]
+    assert len(cards[0]["summary"]) < 140
+
+
+def test_enough_golden_vignettes_are_checked() -> None:
+    assert len(GOLDEN) >= 10
+
+
+# --- prefetch semantics ---------------------------------------------------------------------------
+def test_missing_prefetch_without_fhir_server_is_412(cds: TestClient) -> None:
+    case = load_case("deficit-progressing-stat")
+    prefetch = prefetch_for(case_resources(case), omit=("observations",))
+    body = hook_request("patient-view", case_patient_id(case), prefetch=prefetch)
+    response = cds.post(PV, json=body)
+    assert response.status_code == 412
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "observations" in outcome["issue"][0]["diagnostics"]
+
+
+def test_operation_outcome_prefetch_counts_as_missing(cds: TestClient) -> None:
+    case = load_case("deficit-progressing-stat")
+    prefetch = prefetch_for(case_resources(case))
+    prefetch["conditions"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
+    body = hook_request("patient-view", case_patient_id(case), prefetch=prefetch)
+    assert cds.post(PV, json=body).status_code == 412
+
+
+def test_null_prefetch_is_no_data(cds: TestClient) -> None:
+    case = load_case("deficit-progressing-stat")
+    prefetch = prefetch_for(case_resources(case))
+    assert prefetch["procedures"] is None  # the case has none: null, not omitted
+    (card,) = _patient_view(cds, case)["cards"]
+    assert card["indicator"] == "critical"
+
+
+# --- bad requests ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda b: b.pop("hookInstance"), "hookInstance"),
+        (lambda b: b.update(hook="order-sign"), "hook"),
+        (lambda b: b.pop("context"), "context"),
+        (lambda b: b["context"].pop("patientId"), "context.patientId"),
+        (lambda b: b["context"].update(patientId="bad id/../x"), "context.patientId"),
+        (lambda b: b.update(prefetch=[]), "prefetch"),
+        (lambda b: b["prefetch"].update(conditions=[1]), "prefetch.conditions"),
+        (lambda b: b.update(fhirAuthorization={"access_token": "x", "token_type": "Bearer"}),
+         "fhirServer"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_400_naming_the_field(cds: TestClient, mutate: Any, where: str) -> None:
+    case = load_case("deficit-progressing-stat")
+    body = hook_request(
+        "patient-view", case_patient_id(case), prefetch=prefetch_for(case_resources(case))
+    )
+    mutate(body)
+    response = cds.post(PV, json=body)
+    assert response.status_code == 400, response.text
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == [where]
+    assert issue["diagnostics"]
+
+
+def test_not_json_and_unknown_service(cds: TestClient) -> None:
+    response = cds.post(PV, content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert cds.post("/cds-services/nope", json={}).status_code == 404
+
+
+def test_invalid_fhir_in_prefetch_is_400(cds: TestClient) -> None:
+    case = load_case("deficit-progressing-stat")
+    prefetch = prefetch_for(case_resources(case))
+    broken = copy.deepcopy(prefetch["conditions"])
+    broken["entry"][0]["resource"]["onsetDateTime"] = "yesterday"
+    prefetch["conditions"] = broken
+    body = hook_request("patient-view", case_patient_id(case), prefetch=prefetch)
+    response = cds.post(PV, json=body)
+    assert response.status_code == 400
+    assert "prefetch" in response.text
+
+
+def test_engine_failure_is_500_not_an_empty_200(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = load_case("deficit-progressing-stat")
+    body = hook_request(
+        "patient-view", case_patient_id(case), prefetch=prefetch_for(case_resources(case))
+    )
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("boom")
+
+    with make_app() as client:
+        monkeypatch.setattr(client.app.state.engine, "triage", broken)  # type: ignore[attr-defined]
+        safe = TestClient(client.app, raise_server_exceptions=False)
+        response = safe.post(PV, json=body)
+        assert response.status_code == 500
+        assert "cards" not in response.text
+
+
+# --- feedback -------------------------------------------------------------------------------------
+def test_feedback_counts_outcomes_without_phi(cds: TestClient) -> None:
+    card = _patient_view(cds, load_case("deficit-progressing-stat"))["cards"][0]
+    feedback = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2026-11-24T10:05:00Z",
+            },
+            {
+                "card": card["uuid"],
+                "outcome": "overridden",
+                "overrideReason": {
+                    "reason": card["overrideReasons"][2],
+                    "userComment": "Patient Jane Doe prefers to wait",
+                },
+                "outcomeTimestamp": "2026-11-24T10:06:00Z",
+            },
+        ]
+    }
+    url = f"{PV}/feedback"
+    assert cds.post(url, json=feedback).status_code == 200
+    assert cds.post(url, json=feedback).status_code == 200  # a duplicate is not counted twice
+    from service.api.cds_hooks import cds_metrics
+
+    metrics = cds_metrics(cds.app)  # type: ignore[arg-type]
+    assert metrics["feedback"] == {
+        "painpath-patient-view/accepted": 1,
+        "painpath-patient-view/overridden": 1,
+    }
+    assert metrics["override_reasons"] == {"painpath-patient-view/patient-declined": 1}
+    assert metrics["cards"]["painpath-patient-view/critical"] >= 1
+    assert "Jane" not in repr(cds.app.state.cds.counters)  # type: ignore[attr-defined]
+    bad = cds.post(url, json={"feedback": [{"card": "x", "outcome": "ignored"}]})
+    assert bad.status_code == 400
+
+
+def test_cors_preflight_for_the_sandbox(cds: TestClient) -> None:
+    response = cds.options(
+        PV,
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://sandbox.cds-hooks.org"

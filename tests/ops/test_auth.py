@@ -1,0 +1,125 @@
+"""Inbound auth of the FHIR API: none only on loopback; jwt with issuers/JWKS and SMART scopes,
+401/403 as OperationOutcomes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi.testclient import TestClient
+from fhir_testkit import CAUDA, case_bundle
+from jwt.algorithms import RSAAlgorithm
+
+from service.api.app import create_app
+from service.api.jwt_verify import has_scope
+from service.settings import Settings, check_bind
+
+ISSUER = "https://auth.hospital.test"
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER = ec.generate_private_key(ec.SECP384R1())
+
+
+@pytest.fixture(scope="module")
+def jwks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    public = json.loads(RSAAlgorithm.to_jwk(KEY.public_key()))
+    path = tmp_path_factory.mktemp("jwks") / "jwks.json"
+    path.write_text(json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS384"}]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(jwks: Path) -> Iterator[TestClient]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        fhir_server=None,
+        auth_mode="jwt",
+        auth_issuers={ISSUER: str(jwks)},
+        auth_audience="https://painpath.test",
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def token(scope: str, *, key: Any = KEY, alg: str = "RS384", **claims: Any) -> str:
+    now = int(time.time())
+    body = {"iss": ISSUER, "aud": "https://painpath.test", "exp": now + 300, "iat": now,
+            "sub": "engine-1", "scope": scope, **claims}  # fmt: skip
+    return jwt.encode(body, key, algorithm=alg, headers={"kid": "k1"})
+
+
+def post(client: TestClient, bearer: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    return client.post("/fhir/$triage", json=case_bundle(CAUDA), headers=headers)
+
+
+@pytest.mark.parametrize("scope", ["system/*.read", "user/*.read", "system/*.rs", "user/*.cruds"])
+def test_read_scopes_are_accepted(client: TestClient, scope: str) -> None:
+    assert post(client, token(scope)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("bearer", "status", "code"),
+    [
+        (None, 401, "login"),
+        ("not-a-jwt", 401, "login"),
+        (token("system/*.read", exp=int(time.time()) - 3600), 401, "expired"),
+        (token("system/*.read", iss="https://evil.test"), 401, "login"),
+        (token("system/*.read", aud="https://other.test"), 401, "login"),
+        (token("system/*.read", key=OTHER, alg="ES384"), 401, "login"),
+        (jwt.encode({"iss": ISSUER, "scope": "system/*.read"}, "k" * 32, algorithm="HS256"), 401,
+         "login"),
+        (token("system/*.write"), 403, "forbidden"),
+        (token("patient/*.read"), 403, "forbidden"),
+        (token("system/Observation.read"), 403, "forbidden"),
+    ],
+)  # fmt: skip
+def test_bad_tokens_are_refused_with_operation_outcome(
+    client: TestClient, bearer: str | None, status: int, code: str
+) -> None:
+    answer = post(client, bearer)
+    assert answer.status_code == status, answer.text
+    (issue,) = answer.json()["issue"]
+    assert issue["code"] == code
+    if status == 401:
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_writeback_needs_the_write_scope(client: TestClient) -> None:
+    # no FHIR server configured: with the write scope the request gets past auth to the 422
+    url = "/fhir/Patient/p1/$triage?writeback=true"
+    read_only = client.post(url, headers={"Authorization": f"Bearer {token('system/*.read')}"})
+    assert read_only.status_code in (403, 422)
+    both = token("system/*.read system/PainPath.write")
+    assert client.post(url, headers={"Authorization": f"Bearer {both}"}).status_code == 422
+
+
+def test_metadata_and_probes_stay_open(client: TestClient) -> None:
+    for path in ("/fhir/metadata", "/healthz", "/readyz", "/metrics"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_none_is_refused_off_loopback() -> None:
+    open_settings = Settings(_env_file=None, host="0.0.0.0")  # type: ignore[call-arg]  # noqa: S104
+    with pytest.raises(RuntimeError, match="only allowed on a loopback"):
+        check_bind(open_settings)
+    with pytest.raises(RuntimeError), TestClient(create_app(open_settings)):
+        pass
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        check_bind(open_settings, host)
+    check_bind(Settings(_env_file=None, host="0.0.0.0", auth_allow_none_off_loopback=True))  # type: ignore[call-arg]  # noqa: S104
+    with pytest.raises(RuntimeError, match="AUTH_ISSUERS"):
+        check_bind(Settings(_env_file=None, auth_mode="jwt"))  # type: ignore[call-arg]
+
+
+def test_scope_grammar() -> None:
+    assert has_scope({"scope": "openid system/*.read"}, "read")
+    assert not has_scope({"scope": "system/*.write"}, "read")
+    assert not has_scope({"scope": "system/*.cud"}, "read")
+    assert has_scope({"scp": ["user/*.r"]}, "read")
+    assert has_scope({"scope": "system/PainPath.write"}, "system/PainPath.write")

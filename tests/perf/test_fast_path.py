@@ -1,0 +1,130 @@
+"""The fast path changes cost, never answers.
+
+- Output: the plain dicts PainPath emits are what fhir.resources R4B makes of them (model_validate
+  + model_dump round trip equal) for every golden case, in both return modes.
+- Input: the jsonschema-rs pre-check and the relevance filter give the same verdict and the same
+  problems (expressions and messages) as the full Python schema + model path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from service.fhir import validate
+from service.fhir.errors import InputError
+from service.fhir.request import read_triage_request
+from service.fhir.triage import Engine, digest_of, resolve_options
+
+CASES = sorted((Path(__file__).parents[1] / "golden" / "cases").glob("*.json"))
+_INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _same(left: Any, right: Any, where: str = "") -> list[str]:
+    """Differences between two JSON values; an instant written ``Z`` or ``+00:00`` is the same."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        keys = sorted(set(left) | set(right))
+        return [d for k in keys for d in _same(left.get(k), right.get(k), f"{where}.{k}")]
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [
+            d
+            for i, pair in enumerate(zip(left, right, strict=True))
+            for d in _same(*pair, f"{where}[{i}]")
+        ]
+    if isinstance(left, str) and isinstance(right, str) and _INSTANT.match(left):
+        same = _INSTANT.match(right) and datetime.fromisoformat(left) == datetime.fromisoformat(
+            right
+        )
+        return [] if same else [f"{where}: {left!r} != {right!r}"]
+    return (
+        [] if left == right and type(left) is type(right) else [f"{where}: {left!r} != {right!r}"]
+    )
+
+
+def _run(engine: Engine, case: dict[str, Any], mode: str) -> dict[str, Any]:
+    body = orjson.dumps(case["bundle"])
+    request = read_triage_request(
+        body, max_bytes=10**8, max_entries=10**5, relevant=engine.relevance
+    )
+    raw = {"asOf": case["asOf"], "profile": case.get("profile"), "return": mode}
+    options = resolve_options(engine.kb, raw, now=None)  # type: ignore[arg-type]
+    return engine.triage(request.bundle, options, digest=digest_of(body, options)).bundle
+
+
+@pytest.mark.parametrize("mode", ["collection", "transaction"])
+def test_plain_dict_output_is_the_fhir_resources_form(engine: Engine, mode: str) -> None:
+    for path in CASES:
+        out = _run(engine, orjson.loads(path.read_bytes()), mode)
+        dumped = Bundle.model_validate(out).model_dump_json(exclude_none=True, by_alias=True)
+        assert _same(out, orjson.loads(dumped)) == [], path.stem
+
+
+def _problems(bundle: dict[str, Any], relevant: Callable[[dict[str, Any]], bool] | None) -> Any:
+    try:
+        validate.validate_bundle(bundle, max_entries=10**5, relevant=relevant)
+    except InputError as exc:
+        return exc.kind, [(p.expression, p.diagnostics) for p in exc.problems]
+    return None
+
+
+def _slow_problems(bundle: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    with monkeypatch.context() as patch:
+        patch.setattr(validate, "_fast_schema_valid", lambda *_: False)
+        return _problems(bundle, None)
+
+
+_MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "bad-status": lambda r: r.update(status="done"),
+    "unknown-element": lambda r: r.update(colour="red"),
+    "impossible-date": lambda r: r.update(effectiveDateTime="2026-02-30T10:00:00Z"),
+    "choice-twice": lambda r: r.update(valueString="six"),
+    "newline-in-id": lambda r: r.update(id="abc\n"),
+    "contained": lambda r: r.update(contained=[{"resourceType": "Patient", "id": "x"}]),
+    "missing-code": lambda r: r.pop("code"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(_MUTATIONS))
+def test_fast_validation_reports_what_the_full_path_reports(
+    engine: Engine, mutation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a rule-relevant Observation (the NRS) every mutation gets the full path's answer."""
+    case = orjson.loads(next(p for p in CASES if "cauda-equina" in p.stem).read_bytes())
+    bundle = copy.deepcopy(case["bundle"])
+    _MUTATIONS[mutation](bundle["entry"][2]["resource"])
+    assert _problems(bundle, engine.relevance) == _slow_problems(bundle, monkeypatch)
+
+
+def test_golden_inputs_pass_both_paths(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in CASES:
+        bundle = orjson.loads(path.read_bytes())["bundle"]
+        assert _problems(bundle, engine.relevance) is None, path.stem
+        assert _slow_problems(bundle, monkeypatch) is None, path.stem
+
+
+def test_irrelevant_entries_skip_only_the_model_check(engine: Engine) -> None:
+    """A vital sign no rule reads: schema errors still 400; the model-only check is skipped."""
+    case = orjson.loads(next(p for p in CASES if "cauda-equina" in p.stem).read_bytes())
+    vital = {
+        "resourceType": "Observation", "id": "bp", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "subject": {"reference": "Patient/patient-1"},
+        "effectiveDateTime": "2026-02-30T10:00:00Z",
+    }  # fmt: skip
+    bundle = copy.deepcopy(case["bundle"])
+    bundle["entry"].append({"resource": vital})
+    assert engine.relevance(vital) is False
+    assert _problems(bundle, engine.relevance) is None
+    assert _problems(bundle, None) is not None  # the full model check would refuse the date
+    vital["status"] = "done"
+    kind, problems = _problems(bundle, engine.relevance)
+    assert kind == "invalid"
+    assert problems[0][0] == f"Bundle.entry[{len(bundle['entry']) - 1}].resource.status"

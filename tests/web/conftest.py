@@ -1,0 +1,97 @@
+"""Browser test set-up: Debian's Chromium, playwright-core from npm, and PainPath under uvicorn.
+
+The set-up installs what it needs (idempotent; ``make test`` does it up front):
+- ``/usr/bin/chromium`` from Debian (``apt-get install -y chromium``, after ``apt-get update`` only
+  if the package is unknown); needs root, which CI has.
+- playwright-core, pinned by ``driver/package-lock.json``, with ``npm ci`` into the git-ignored
+  ``driver/node_modules/``. playwright-core never downloads a browser: the driver launches
+  ``/usr/bin/chromium`` by ``executablePath``.
+The page is then driven once per session by ``driver/drive.mjs`` (node), which prints what the
+page shows as JSON and saves screenshots under ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from live_servers import serve_app
+
+from service.api.app import create_app
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).parent / "driver"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+RED_FLAG = "cauda-equina-saddle-anaesthesia"
+ROUTINE = "mechanical-low-back-pain-fever-screened-absent"
+INSTALL_TIMEOUT_S = 900
+DRIVE_TIMEOUT_S = 180
+
+
+def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, text=True, timeout=INSTALL_TIMEOUT_S, **kwargs)
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium at /usr/bin/chromium."""
+    if CHROMIUM.is_file():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        pytest.fail("/usr/bin/chromium is missing and apt-get is not available to install it")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    known = subprocess.run(
+        ["apt-cache", "show", "chromium"], capture_output=True, check=False, timeout=60
+    )
+    if known.returncode != 0:
+        _run([apt, "update"], env=env)
+    _run([apt, "install", "-y", "--no-install-recommends", "chromium"], env=env)
+
+
+def ensure_driver() -> None:
+    """``npm ci`` unless node_modules matches the committed lock file."""
+    marker = DRIVER / "node_modules" / ".package-lock.json"
+    lock = DRIVER / "package-lock.json"
+    if marker.is_file() and marker.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm (Node 20) is needed to install playwright-core for the browser tests")
+    _run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=DRIVER)
+
+
+@pytest.fixture(scope="session")
+def base_url() -> Iterator[str]:
+    """PainPath under uvicorn on a free 127.0.0.1 port."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with serve_app(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def shown(base_url: str) -> dict[str, Any]:
+    """What the page shows after evaluating the red-flag and the routine sample patients."""
+    ensure_chromium()
+    ensure_driver()
+    ARTIFACTS.mkdir(exist_ok=True)
+    node = shutil.which("node")
+    assert node is not None, "node (20) is needed for the browser tests"
+    done = subprocess.run(
+        [node, "drive.mjs", base_url, str(ARTIFACTS), RED_FLAG, ROUTINE],
+        cwd=DRIVER,
+        capture_output=True,
+        text=True,
+        timeout=DRIVE_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    (ARTIFACTS / "web-shown.json").write_text(json.dumps(result, indent=2))
+    return result
