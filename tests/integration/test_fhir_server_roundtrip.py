@@ -11,7 +11,6 @@ written to ``test-artifacts/fhir-roundtrip-times.json``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import statistics
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from fhir_testkit import with_prefix
 from live_servers import FaultProxy, serve_app
 
 import service.clients.patient_triage as patient_triage_module
@@ -85,25 +85,11 @@ def _settings(base: str, **extra: Any) -> Settings:
     return Settings(**values)
 
 
-def _rename(bundle: Json, prefix: str) -> Json:
-    """The case Bundle with every id (and reference to one) prefixed."""
-    out = copy.deepcopy(bundle)
-    renamed = {}
-    for entry in out["entry"]:
-        resource = entry["resource"]
-        old = f"{resource['resourceType']}/{resource['id']}"
-        resource["id"] = f"{prefix}-{resource['id']}"
-        renamed[old] = f"{resource['resourceType']}/{resource['id']}"
-        entry.pop("fullUrl", None)
-    text = json.dumps(out)
-    for old, new in renamed.items():
-        text = text.replace(f'"reference": "{old}"', f'"reference": "{new}"')
-    return dict(json.loads(text))
-
-
 def load_patient(fhir: httpx.Client, case: str, prefix: str) -> str:
     """Load a golden case's input for a new patient; returns the patient id."""
-    bundle = _rename(json.loads((CASES / f"{case}.json").read_text())["bundle"], prefix)
+    bundle = with_prefix(
+        json.loads((CASES / f"{case}.json").read_text())["bundle"], prefix, full_urls=False
+    )
     entries = [
         {
             "resource": e["resource"],
@@ -235,7 +221,7 @@ def test_new_data_replaces_the_plan_and_revokes_what_no_longer_applies(
     }
     # New data: saddle anaesthesia with urinary retention -> cauda equina red flag.
     cauda = json.loads((CASES / "cauda-equina-saddle-anaesthesia.json").read_text())["bundle"]
-    for entry in _rename(cauda, "i5c-new")["entry"]:
+    for entry in with_prefix(cauda, "i5c-new", full_urls=False)["entry"]:
         resource = entry["resource"]
         if resource["resourceType"] in {"Condition", "Observation"}:
             resource["subject"] = {"reference": f"Patient/{patient}"}

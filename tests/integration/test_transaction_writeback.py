@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from fhir_testkit import with_prefix
 
 from service.fhir.systems import cs
 
@@ -40,32 +41,6 @@ RESULT_TYPES = ("Observation", "CarePlan", "ServiceRequest", "DetectedIssue", "P
 def _load_case(name: str) -> Json:
     case: Json = json.loads((CASES / f"{name}.json").read_text(encoding="utf-8"))
     return case
-
-
-def _with_prefix(bundle: Json, prefix: str) -> Json:
-    """The input Bundle with every resource id (and every reference to one) prefixed."""
-    out = copy.deepcopy(bundle)
-    renamed: dict[str, str] = {}
-    for entry in out["entry"]:
-        resource = entry["resource"]
-        old = f"{resource['resourceType']}/{resource['id']}"
-        resource["id"] = f"{prefix}-{resource['id']}"
-        renamed[old] = f"{resource['resourceType']}/{resource['id']}"
-        entry.pop("fullUrl", None)
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            ref = node.get("reference")
-            if isinstance(ref, str) and ref in renamed:
-                node["reference"] = renamed[ref]
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(out)
-    return out
 
 
 def _as_put_transaction(bundle: Json) -> Json:
@@ -116,7 +91,7 @@ class Scenario:
 
 def _prepare(fhir: httpx.Client, painpath: TestClient, case_name: str, prefix: str) -> Scenario:
     case = _load_case(case_name)
-    bundle = _with_prefix(case["bundle"], prefix)
+    bundle = with_prefix(case["bundle"], prefix, full_urls=False)
     loaded = fhir.post("", json=_as_put_transaction(bundle))
     assert loaded.status_code == 200, f"input not accepted: {loaded.text}"
     assert all(_status(e) in {200, 201} for e in loaded.json()["entry"]), loaded.text

@@ -62,8 +62,11 @@ def walk_references(node: Any) -> Iterator[Json]:
             yield from walk_references(value)
 
 
-def with_prefix(bundle: Json, prefix: str) -> Json:
-    """The Bundle with every resource id, fullUrl and reference to them prefixed (a new patient)."""
+def with_prefix(bundle: Json, prefix: str, *, full_urls: bool = True) -> Json:
+    """The Bundle with every resource id, fullUrl and reference to them prefixed (a new patient).
+
+    ``full_urls=False`` drops the fullUrls instead (to load the resources into a server by PUT).
+    """
     out = copy.deepcopy(bundle)
     renamed: dict[str, str] = {}
     for entry in out["entry"]:
@@ -72,6 +75,8 @@ def with_prefix(bundle: Json, prefix: str) -> Json:
         resource["id"] = f"{prefix}-{resource['id']}"
         renamed[old] = f"{resource['resourceType']}/{resource['id']}"
         entry["fullUrl"] = f"https://ehr.example.org/fhir/{renamed[old]}"
+        if not full_urls:
+            del entry["fullUrl"]
     for ref in walk_references(out):
         ref["reference"] = renamed.get(ref["reference"], ref["reference"])
     return out
