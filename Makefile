@@ -31,6 +31,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# the spark extra (pyspark, pandas, pyarrow: ~30 s, ~520 MB) for tests/bulk/test_spark.py; the test
+# also needs Java 17+ (`java` on PATH) and fails, not skips, without it
+SPARK_STAMP := $(VENV)/.spark-installed
+$(SPARK_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
 $(VALIDATOR_STAMP): $(VALIDATOR)/package.json $(VALIDATOR)/package-lock.json
 	cd $(VALIDATOR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(VALIDATOR_STAMP)
@@ -61,7 +68,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy service
 
-pytest: $(STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
+pytest: $(STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck audit pytest

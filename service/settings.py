@@ -69,10 +69,11 @@ class Settings(BaseSettings):
     subscription_endpoint: str | None = None
     subscription_token: SecretStr | None = None
     subscription_debounce_seconds: float = Field(default=2.0, ge=0)
-    # CDS Hooks 2.0 (service.api.cds_hooks, cds_auth): client JWTs signed by an allow-listed
-    # issuer (cds_issuers: iss -> its JWKS URL, the only jku accepted); cds_auth unset means on
-    # unless the service is bound to loopback (cds_auth_required). aud must equal
-    # {cds_base_url}/cds-services/{id} (cds_base_url unset: the URL the request came in on).
+    # CDS Hooks 2.0 (service.api.cds_hooks, JWTs checked by service.api.jwt_verify): client JWTs
+    # signed by an allow-listed issuer (cds_issuers: iss -> its JWKS URL, the only jku accepted);
+    # cds_auth unset means on unless the service is bound to loopback (cds_auth_required). aud
+    # must equal {cds_base_url}/cds-services/{id} (cds_base_url unset: the URL the request came
+    # in on).
     cds_auth: bool | None = None
     cds_issuers: dict[str, str] = Field(default_factory=dict)
     cds_base_url: str | None = None

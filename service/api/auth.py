@@ -4,12 +4,14 @@
   (``check_bind`` refuses to start otherwise, unless ``auth_allow_none_off_loopback`` says the
   port is published on a loopback address only, as in docker-compose.yml).
 * ``jwt``: ``Authorization: Bearer <jwt>`` verified by :class:`service.api.jwt_verify.JwtVerifier`
-  against ``auth_issuers``; ``$triage`` needs a SMART read scope (``system/*.read``,
-  ``user/*.read`` or a v2 equivalent), write-back also ``auth_write_scope``. Missing or bad
-  token -> 401 (with ``WWW-Authenticate: Bearer``), lacking scope -> 403, both OperationOutcomes.
+  (the verification core shared with CDS Hooks; here any asymmetric algorithm, ``exp``/``iss``
+  required, ``aud`` checked when ``auth_audience`` is set) against ``auth_issuers``; ``$triage``
+  needs a SMART read scope (``system/*.read``, ``user/*.read`` or a v2 equivalent), write-back
+  also ``auth_write_scope``. Missing or bad token -> 401 (with ``WWW-Authenticate: Bearer``),
+  lacking scope -> 403, both OperationOutcomes.
 
-``require_read`` is a sync dependency on purpose: FastAPI runs it in the thread pool, so a JWKS
-fetch never blocks the event loop.
+``require_read`` is an async dependency: JWKS fetches go through httpx's async client, so they
+never block the event loop.
 """
 
 from __future__ import annotations
@@ -38,31 +40,28 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
     )
 
 
-def _claims(request: Request) -> dict[str, Any] | None:
+async def _claims(request: Request) -> dict[str, Any] | None:
     verifier: JwtVerifier | None = getattr(request.app.state, "jwt_verifier", None)
     if verifier is None:
         return None
     cached = request.scope.setdefault("state", {}).get("auth_claims")
     if cached is not None:
         return dict(cached)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError(401, "login", "A bearer token is required (Authorization: Bearer ...)")
-    claims = verifier.verify(token.strip())
+    claims = await verifier.verify_authorization(request.headers.get("authorization"))
     request.scope["state"]["auth_claims"] = claims
     return claims
 
 
-def require_read(request: Request) -> None:
+async def require_read(request: Request) -> None:
     """Dependency of the ``$triage`` operations: a SMART read scope."""
-    claims = _claims(request)
+    claims = await _claims(request)
     if claims is not None and not has_scope(claims, "read"):
         raise AuthError(403, "forbidden", "The token grants no read scope (system/*.read)")
 
 
-def require_write(request: Request) -> None:
+async def require_write(request: Request) -> None:
     """Called before a write-back: the configured PainPath write scope."""
-    claims = _claims(request)
+    claims = await _claims(request)
     settings: Settings = request.app.state.auth_settings
     if claims is not None and not has_scope(claims, settings.auth_write_scope):
         raise AuthError(403, "forbidden", f"Write-back needs the scope {settings.auth_write_scope}")

@@ -29,12 +29,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from service.api.cds_auth import CdsAuthError, CdsJwtVerifier
+from service.api.jwt_verify import AuthError, JtiCache, JwtVerifier
 from service.api.responses import fhir_response
 from service.clients.cds_fetch import fetch_missing
 from service.clients.errors import UpstreamError
 from service.fhir.cds_cards import (
-    OVERRIDE_REASONS,
+    OVERRIDE_CODES,
     OVERRIDE_SYSTEM,
     assessment_of,
     order_cards,
@@ -61,7 +61,6 @@ __all__ = ["CdsState", "FeedbackCounters", "cds_metrics", "install_cds_hooks", "
 Json = dict[str, Any]
 log = logging.getLogger("painpath.cds_hooks")
 _OUTCOMES = ("accepted", "overridden")
-_KNOWN_REASONS = {code for code, _ in OVERRIDE_REASONS}
 
 
 @dataclass
@@ -101,6 +100,13 @@ class FeedbackCounters:
         }
 
 
+CDS_ALGORITHMS = ("ES384", "RS384")  # CDS Hooks 2.0 "Trusting CDS Clients"
+
+
+class CdsAuthError(AuthError):
+    """A rejected CDS Hooks client token: 401 ``invalid_token`` (not an OperationOutcome)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -110,7 +116,7 @@ class CdsState:
     """What the CDS Hooks routes share, on ``app.state.cds``."""
 
     settings: Settings
-    verifier: CdsJwtVerifier | None
+    verifier: JwtVerifier | None
     counters: FeedbackCounters = field(default_factory=FeedbackCounters)
     fhir_transport: httpx.AsyncBaseTransport | None = None
     clock: Callable[[], datetime] = _now  # tests pin the evaluation date
@@ -135,10 +141,14 @@ def install_cds_hooks(
 ) -> None:
     """Mount the CDS Hooks routes, their JWT verifier, counters and CORS on ``app``."""
     verifier = (
-        CdsJwtVerifier(
+        JwtVerifier(
             settings.cds_issuers,
+            algorithms=CDS_ALGORITHMS,
+            required=("iss", "aud", "exp", "iat", "jti"),
             leeway=settings.cds_leeway_seconds,
-            jti_cache_size=settings.cds_jti_cache_size,
+            require_kid=True,
+            typ="JWT",
+            replay_cache=JtiCache(settings.cds_jti_cache_size),
             refresh_seconds=settings.cds_jwks_refresh_seconds,
         )
         if settings.cds_auth_required
@@ -167,7 +177,10 @@ async def authorize(request: Request) -> None:
     audiences = [base + path]
     if path.endswith("/feedback"):  # some clients sign feedback for the service URL
         audiences.append(base + path.removesuffix("/feedback"))
-    await state.verifier.verify(request.headers.get("authorization"), audiences)
+    try:
+        await state.verifier.verify_authorization(request.headers.get("authorization"), audiences)
+    except AuthError as exc:
+        raise CdsAuthError(exc.status, exc.code, exc.message) from exc
 
 
 router = APIRouter(tags=["cds-hooks"], dependencies=[Depends(authorize)])
@@ -258,13 +271,16 @@ async def cds_feedback(request: Request, service_id: str) -> JSONResponse:
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise InputError.one("invalid", "feedback must be a non-empty array", "feedback")
-    parsed = [_feedback_item(item, f"feedback[{i}]") for i, item in enumerate(items)]
+    known = set(request.app.state.engine.kb.catalogue.displays[OVERRIDE_CODES])
+    parsed = [_feedback_item(item, f"feedback[{i}]", known) for i, item in enumerate(items)]
     for card, outcome, when, reason in parsed:
         state.counters.record(service_id, card, outcome, when, reason)
     return JSONResponse({})
 
 
-def _feedback_item(item: Any, where: str) -> tuple[str, str, str, str | None]:
+def _feedback_item(
+    item: Any, where: str, known_reasons: set[str]
+) -> tuple[str, str, str, str | None]:
     if not isinstance(item, dict):
         raise InputError.one("invalid", f"{where} must be an object", where)
     card, outcome, when = item.get("card"), item.get("outcome"), item.get("outcomeTimestamp")
@@ -282,6 +298,6 @@ def _feedback_item(item: Any, where: str) -> tuple[str, str, str, str | None]:
     coding = (item.get("overrideReason") or {}).get("reason") if outcome == "overridden" else None
     if isinstance(coding, dict):
         code = coding.get("code")
-        known = coding.get("system") == OVERRIDE_SYSTEM and code in _KNOWN_REASONS
+        known = coding.get("system") == OVERRIDE_SYSTEM and code in known_reasons
         reason = str(code) if known else "other"  # a free code could carry PHI: not kept
     return card, str(outcome), when, reason

@@ -142,7 +142,7 @@ async def patient_triage(
     writeback = body.get("writeback", query.writeback)
     writeback = settings.writeback if writeback is None else bool(writeback)
     if writeback:
-        require_write(request)
+        await require_write(request)
     run = await server.triage.run(patient_id, options, writeback=writeback)
     observe_triage(request, run.result.assessments)
     return fhir_response(run.result.bundle)

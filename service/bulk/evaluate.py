@@ -26,7 +26,10 @@ from service.fhir.outcome import from_error
 from service.fhir.triage import Engine, TriageOptions, canonical_bytes
 from service.fhir.validate import validate_bundle
 
-__all__ = ["OUTPUT_TYPES", "SUMMARY_HEADER", "PartitionJob", "evaluate_partition"]
+__all__ = [
+    "OUTPUT_TYPES", "SUMMARY_HEADER", "PartitionJob", "PatientResult", "evaluate_partition",
+    "evaluate_patient",
+]  # fmt: skip
 
 Json = dict[str, Any]
 SUMMARY_HEADER = ["patient", "in_scope", "pain_type", "certainty", "red_flags", "recommended_stage"]
@@ -54,14 +57,16 @@ def _patients(source: Path) -> Iterator[tuple[str, list[Json]]]:
             resource = orjson.loads(line)
             grouped.setdefault(str(patient_of(resource)), []).append(resource)
     for patient in sorted(grouped):
-        resources = grouped[patient]
-        # Patient first, then by type and id: the same Bundle (and ids) however the export was split
-        resources.sort(key=lambda r: (r.get("resourceType") != "Patient", _type_and_id(r)))
-        yield patient, resources
+        yield patient, grouped[patient]
 
 
-def _type_and_id(resource: Json) -> tuple[str, str]:
-    return str(resource.get("resourceType")), str(resource.get("id"))
+def _order(resource: Json) -> tuple[bool, str, str]:
+    # Patient first, then by type and id: the same Bundle (and ids) however the export was split
+    return (
+        resource.get("resourceType") != "Patient",
+        str(resource.get("resourceType")),
+        str(resource.get("id")),
+    )
 
 
 def _summary_row(assessment: Assessment) -> list[str]:
@@ -77,7 +82,7 @@ def _summary_row(assessment: Assessment) -> list[str]:
 
 
 def _error(patient: str, outcome: Json) -> bytes:
-    return orjson.dumps({"patient": f"Patient/{patient}", "outcome": outcome}) + b"\n"
+    return orjson.dumps({"patient": f"Patient/{patient}", "outcome": outcome})
 
 
 def evaluate_partition(engine: Engine, job: PartitionJob) -> int:
@@ -92,40 +97,45 @@ def evaluate_partition(engine: Engine, job: PartitionJob) -> int:
             rows = csv.writer(summary)
             for patient, resources in _patients(job.source):
                 count += 1
-                _evaluate_patient(
-                    engine, job, patient=patient, resources=resources, files=files, rows=rows
-                )
+                result = evaluate_patient(engine, patient, resources, job.as_of, job.profile)
+                for name, line in result.lines:
+                    files[name].write(line + b"\n")
+                rows.writerows(result.rows)
     finally:
         for handle in files.values():
             handle.close()
     return count
 
 
-def _evaluate_patient(  # noqa: PLR0913 - the per-partition context, kept explicit
-    engine: Engine,
-    job: PartitionJob,
-    *,
-    patient: str,
-    resources: list[Json],
-    files: dict[str, BinaryIO],
-    rows: Any,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class PatientResult:
+    """One patient's output: (file name, NDJSON line without newline) pairs and summary rows.
+
+    The file name is a resource type of ``OUTPUT_TYPES`` or ``"errors"``.
+    """
+
+    lines: list[tuple[str, bytes]]
+    rows: list[list[str]]
+
+
+def evaluate_patient(
+    engine: Engine, patient: str, resources: list[Json], as_of: datetime, profile: str
+) -> PatientResult:
+    """Evaluate one patient's resources (any order) as ``$triage`` would; never raises on input."""
     bundle: Json = {"resourceType": "Bundle", "type": "collection"}
-    bundle["entry"] = [{"resource": r} for r in resources]
+    bundle["entry"] = [{"resource": r} for r in sorted(resources, key=_order)]
     try:
         validate_bundle(bundle, max_entries=_MAX_ENTRIES, relevant=engine.relevance)
-        options = TriageOptions(job.as_of, job.profile)
-        seed = canonical_bytes(bundle) + f"|{job.as_of.isoformat()}|{job.profile}".encode()
+        options = TriageOptions(as_of, profile)
+        seed = canonical_bytes(bundle) + f"|{as_of.isoformat()}|{profile}".encode()
         result = engine.triage(bundle, options, digest=hashlib.sha256(seed).hexdigest())
     except InputError as exc:
-        files["errors"].write(_error(patient, from_error(exc)))
-        return
+        return PatientResult([("errors", _error(patient, from_error(exc)))], [])
     except EvaluationError as exc:
-        files["errors"].write(orjson.dumps({"patient": f"Patient/{patient}", "error": str(exc)}))
-        files["errors"].write(b"\n")
-        return
-    for entry in result.bundle.get("entry", ()):
-        resource = entry["resource"]
-        files[resource["resourceType"]].write(orjson.dumps(resource) + b"\n")
-    for assessment in result.assessments:
-        rows.writerow(_summary_row(assessment))
+        error = orjson.dumps({"patient": f"Patient/{patient}", "error": str(exc)})
+        return PatientResult([("errors", error)], [])
+    lines = [
+        (entry["resource"]["resourceType"], orjson.dumps(entry["resource"]))
+        for entry in result.bundle.get("entry", ())
+    ]
+    return PatientResult(lines, [_summary_row(a) for a in result.assessments])

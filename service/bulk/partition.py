@@ -18,7 +18,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-__all__ = ["Partitioned", "input_files", "partition_count", "partition_export", "patient_of"]
+__all__ = [
+    "Partitioned", "input_files", "partition_count", "partition_export", "patient_of", "rejection",
+]  # fmt: skip
 
 _BYTES_PER_PARTITION = 4 * 1024 * 1024  # a partition is grouped in memory: keep it small
 _MAX_PARTITIONS = 1024
@@ -94,7 +96,7 @@ def partition_export(
             patient = patient_of(resource)
             if patient is None:
                 rejected += 1
-                errors.write(_rejection(name, number, resource) + b"\n")
+                errors.write(rejection(f"{name}:{number}", resource) + b"\n")
                 continue
             patients += resource.get("resourceType") == "Patient"
             resources += 1
@@ -102,10 +104,11 @@ def partition_export(
     return Partitioned(partitions, patients, resources, rejected)
 
 
-def _rejection(name: str, number: int, resource: Any) -> bytes:
+def rejection(source: str, resource: Any) -> bytes:
+    """The errors-file line for an input line that names no patient (``source``: where it was)."""
     reason = (
         "line is not a JSON object"
         if not isinstance(resource, dict)
         else "resource names no patient (no Patient id, subject or patient reference)"
     )
-    return orjson.dumps({"source": f"{name}:{number}", "error": reason})
+    return orjson.dumps({"source": source, "error": reason})

@@ -31,27 +31,23 @@ from service.domain.knowledge import KnowledgeBase
 from service.domain.model import Code, Polarity
 from service.fhir.emit import make_id
 from service.fhir.ingest import ingest
-from service.fhir.systems import BASE, cs, normalise_code, normalise_system
+from service.fhir.systems import cs, normalise_code, normalise_system
 
 __all__ = [
-    "OVERRIDE_REASONS",
+    "OVERRIDE_CODES",
     "OVERRIDE_SYSTEM",
     "SUMMARY_MAX",
     "assessment_of",
     "order_cards",
+    "override_reasons",
     "patient_cards",
     "red_flag_urgency",
 ]
 
 Json = dict[str, Any]
 SUMMARY_MAX = 139  # "<140-character summary"
-OVERRIDE_SYSTEM = f"{BASE}/CodeSystem/cds-override-reason"
-OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
-    ("already-addressed", "Already addressed elsewhere"),
-    ("clinical-judgement", "Clinical judgement: the recommendation does not apply"),
-    ("patient-declined", "Patient declined"),
-    ("record-incomplete", "Record incomplete or incorrect"),
-)
+OVERRIDE_CODES = "cds-override-reason"  # catalogue.toml [displays.cds-override-reason]
+OVERRIDE_SYSTEM = cs(OVERRIDE_CODES)
 _URGENT = {"stat": 3, "asap": 2, "urgent": 1}
 _RANK = {"routine": 0, **_URGENT}
 _LOINC = "http://loinc.org"
@@ -132,8 +128,11 @@ class _Ctx:
         )  # fmt: skip
 
 
-def _override_reasons() -> list[Json]:
-    return [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in OVERRIDE_REASONS]
+def override_reasons(kb: KnowledgeBase) -> list[Json]:
+    """The cards' ``overrideReasons``: the catalogue's cds-override-reason codes (published as
+    the CodeSystem of the same name by the conformance package)."""
+    reasons = kb.catalogue.displays[OVERRIDE_CODES]
+    return [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in reasons.items()]
 
 
 # --- patient-view --------------------------------------------------------------------------------
@@ -168,7 +167,7 @@ def patient_cards(kb: KnowledgeBase, assessment: Assessment, result_bundle: Json
             }
         ]
         card["selectionBehavior"] = "at-most-one"
-    card["overrideReasons"] = _override_reasons()
+    card["overrideReasons"] = override_reasons(kb)
     return [card]
 
 
@@ -362,7 +361,7 @@ def order_cards(
                 "indicator": "critical",
                 "detail": patient_detail(kb, assessment),
                 "source": ctx.source(),
-                "overrideReasons": _override_reasons(),
+                "overrideReasons": override_reasons(kb),
             }
         )
     if not assessment.in_scope:
@@ -382,7 +381,7 @@ def order_cards(
                 suggestion = {"uuid": make_id(card["uuid"], "fix"), **problem.suggestion}
                 card["suggestions"] = [suggestion]
                 card["selectionBehavior"] = "at-most-one"
-            card["overrideReasons"] = _override_reasons()
+            card["overrideReasons"] = override_reasons(kb)
             cards.append(card)
     return cards
 

@@ -13,6 +13,7 @@ from profiles_testkit import PP, ROOT, Json
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import Code
+from service.fhir.cds_cards import OVERRIDE_SYSTEM, override_reasons
 from service.fhir.profiles.codesystems import OUTCOME_CODES
 from service.fhir.systems import cs
 
@@ -150,10 +151,22 @@ def test_catalogue_code_systems(package: dict[str, Json], kb: KnowledgeBase) -> 
     assert set(_code_system(package, "red-flag")) == set(cat.red_flags)
     assert set(_code_system(package, "care-activity")) == set(cat.activities)
     assert set(_code_system(package, "painpath-meta")) == set(cat.profiles)
-    for name in ("pain-type", "neuropathic-certainty", "treatment-stage", "eligibility"):
+    names = ("pain-type", "neuropathic-certainty", "treatment-stage", "eligibility")
+    for name in (*names, "cds-override-reason"):
         assert {k: v["display"] for k, v in _code_system(package, name).items()} == cat.displays[
             name
         ]
+
+
+def test_cds_override_reasons_are_the_published_code_system(
+    package: dict[str, Json], kb: KnowledgeBase
+) -> None:
+    published = package["CodeSystem/cds-override-reason"]
+    assert published["url"] == OVERRIDE_SYSTEM
+    assert [
+        {"system": OVERRIDE_SYSTEM, "code": c["code"], "display": c["display"]}
+        for c in published["concept"]
+    ] == override_reasons(kb)
 
 
 def _detail_literals(path: Path) -> set[str]:

@@ -9,7 +9,9 @@ Sources, one per CodeSystem:
   and activities; ``painpath-meta``: the guideline profiles (the result Bundle's ``meta.tag``);
 - ``outcome``: OperationOutcome ``details`` codes: catalogue notes plus the codes the FHIR
   adapter itself reports (``OUTCOME_CODES``; a test checks every ``detail=`` in service/fhir);
-- ``instrument-answers``: the choice codes of instruments.toml, with the Questionnaires' displays.
+- ``instrument-answers``: the choice codes of instruments.toml, with the Questionnaires' displays;
+- ``cds-override-reason``: catalogue ``[displays.cds-override-reason]``, the ``overrideReasons``
+  of the CDS Hooks cards (service.fhir.cds_cards).
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ def _sources(meta: Meta, questionnaires: list[Json]) -> dict[str, tuple[str, lis
         "instrument-answers": (
             "Instrument answer choices",
             _instrument_answers(meta, questionnaires),
+        ),
+        "cds-override-reason": (
+            "CDS Hooks card override reasons",
+            displays("cds-override-reason"),
         ),
     }
 

@@ -1,0 +1,140 @@
+"""``painpath bulk`` on Apache Spark (extra ``painpath[spark]``): the same engine per patient.
+
+    python -m service.bulk.spark INPUT OUTPUT --as-of 2026-11-24T09:00:00Z [--master local[4]]
+
+Spark reads the export's NDJSON lines (an export directory or one mixed file; any path Spark can
+read), keys each line by its patient (``partition.patient_of``), and ``groupBy(patient)
+.applyInPandas`` hands each patient's lines to ``evaluate.evaluate_patient``, the function the
+local runner uses, so every output line is the one ``painpath bulk`` writes. Output, one Spark
+directory per file of the local run, lines in no particular order:
+
+    OUTPUT/type=CarePlan/part-*.txt ... type=OperationOutcome/, type=errors/ (NDJSON lines)
+    OUTPUT/type=summary/part-*.txt     summary.csv rows without the header (SUMMARY_HEADER)
+
+A line that names no patient becomes an errors line whose ``source`` is its file name (Spark does
+not number lines). Resuming is Spark's: failed tasks are retried; a failed job is re-run whole
+into an empty OUTPUT (Spark refuses to overwrite one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from service.bulk.evaluate import evaluate_patient
+from service.bulk.partition import input_files, patient_of, rejection
+from service.domain.knowledge import load_knowledge
+from service.fhir.triage import Engine
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+__all__ = ["run_spark_bulk", "spark_session"]
+
+_KEYED = "patient string, line string"
+_OUTPUT = "type string, line string"
+_ENGINE: Engine | None = None
+
+
+def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 16) -> SparkSession:
+    """A Spark session whose Python workers use this interpreter (and so this installation)."""
+    from pyspark.sql import SparkSession  # optional extra, imported on use
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder: Any = SparkSession.builder
+    return (  # type: ignore[no-any-return]
+        builder.master(master)
+        .appName("painpath-bulk")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .getOrCreate()
+    )
+
+
+def _key(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """(value, source) lines -> (patient, line); a line naming no patient -> (None, error line)."""
+    import pandas as pd  # runs in the Spark Python worker
+
+    for frame in frames:
+        patients: list[str | None] = []
+        lines: list[str] = []
+        for value, source in zip(frame["value"], frame["source"], strict=True):
+            try:
+                resource = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                resource = None
+            patient = patient_of(resource)
+            patients.append(patient)
+            name = PurePosixPath(str(source)).name
+            lines.append(value if patient else rejection(name, resource).decode())
+        yield pd.DataFrame({"patient": patients, "line": lines})
+
+
+def _evaluate(frame: pd.DataFrame, *, as_of: datetime, profile: str) -> pd.DataFrame:
+    """One patient's lines -> its output lines (``type``: output file, ``line``: its text)."""
+    import pandas as pd  # runs in the Spark Python worker
+
+    global _ENGINE  # one compiled knowledge base per Spark Python worker
+    patient = frame["patient"].iloc[0]
+    if not isinstance(patient, str):  # the group of lines that name no patient
+        return pd.DataFrame({"type": ["errors"] * len(frame), "line": list(frame["line"])})
+    if _ENGINE is None:
+        _ENGINE = Engine(load_knowledge())
+    resources = [orjson.loads(line) for line in frame["line"]]
+    result = evaluate_patient(_ENGINE, patient, resources, as_of, profile)
+    types = [name for name, _ in result.lines]
+    lines = [line.decode() for _, line in result.lines]
+    for row in result.rows:
+        text = io.StringIO()
+        csv.writer(text).writerow(row)
+        types.append("summary")
+        lines.append(text.getvalue().rstrip("\r\n"))
+    return pd.DataFrame({"type": types, "line": lines})
+
+
+def run_spark_bulk(
+    spark: SparkSession, source: Path, output: Path, *, as_of: datetime, profile: str
+) -> None:
+    """Evaluate the export at ``source`` into ``output`` (must not exist) on ``spark``."""
+    from pyspark.sql import functions as F  # noqa: N812 - optional extra
+
+    paths = [str(p) for p in input_files(source)]
+    lines = spark.read.text(paths).withColumn("source", F.input_file_name())
+    keyed = lines.where(F.trim("value") != "").mapInPandas(_key, _KEYED)
+    # a lambda, not functools.partial: Spark reads the function's type hints and has none here
+    results = keyed.groupBy("patient").applyInPandas(
+        lambda frame: _evaluate(frame, as_of=as_of, profile=profile), _OUTPUT
+    )
+    results.write.partitionBy("type").text(str(output))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m service.bulk.spark INPUT OUTPUT --as-of DATETIME``."""
+    parser = argparse.ArgumentParser(prog="python -m service.bulk.spark", description=__doc__)
+    parser.add_argument("input", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--as-of", required=True, help="evaluation date (ISO 8601, with offset)")
+    parser.add_argument("--profile", default="nice-ng59")
+    parser.add_argument("--master", default="local[*]")
+    args = parser.parse_args(argv)
+    spark = spark_session(args.master)
+    try:
+        as_of = datetime.fromisoformat(args.as_of)
+        run_spark_bulk(spark, args.input, args.output, as_of=as_of, profile=args.profile)
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""service.bulk.spark on Spark local[2]: the same output lines as ``painpath bulk``.
+
+Needs the spark extra (``make test`` installs it) and Java 17+; either missing fails, never skips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.bulk.runner import BulkOptions, run_bulk
+
+pytestmark = pytest.mark.spark
+
+AS_OF = datetime(2026, 11, 24, 9, tzinfo=UTC)
+FILES = [
+    "CarePlan", "ServiceRequest", "Observation", "DetectedIssue", "Provenance",
+    "OperationOutcome", "errors",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    java = shutil.which("java")
+    assert java, "Spark needs Java 17+ on PATH (apt-get install openjdk-17-jre-headless)"
+    version = subprocess.run([java, "-version"], capture_output=True, text=True, check=True)
+    assert "version" in version.stderr, version.stderr
+    from service.bulk.spark import spark_session
+
+    session = spark_session("local[2]", shuffle_partitions=4)
+    yield session
+    session.stop()
+    # py4j logs from __del__ at interpreter exit, after pytest closed the captured streams
+    logging.getLogger("py4j").propagate = False
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 30-patient export (bench/make_bundle.py) plus two lines that name no patient."""
+    path = Path(__file__).parents[2] / "bench" / "make_bundle.py"
+    spec = importlib.util.spec_from_file_location("make_bundle", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path_factory.mktemp("export")
+    module.write_export(out, 30)
+    with (out / "Encounter.ndjson").open("ab") as extra:
+        extra.write(b'{not json\n{"resourceType": "Encounter", "status": "finished"}\n')
+    return out
+
+
+def _spark_lines(output: Path, name: str) -> list[bytes]:
+    lines: list[bytes] = []
+    for part in sorted((output / f"type={name}").glob("part-*")):
+        lines += part.read_bytes().splitlines()
+    return sorted(lines)
+
+
+def test_spark_gives_the_lines_of_the_local_run(
+    spark: object, export: Path, tmp_path: Path
+) -> None:
+    from service.bulk.spark import run_spark_bulk
+
+    run_bulk(export, tmp_path / "local", BulkOptions(AS_OF, "nice-ng59", workers=0))
+    run_spark_bulk(spark, export, tmp_path / "spark", as_of=AS_OF, profile="nice-ng59")
+    local = tmp_path / "local"
+    for name in FILES:
+        expected = sorted((local / f"{name}.ndjson").read_bytes().splitlines())
+        if name == "errors":  # Spark does not number lines: "Encounter.ndjson", not ...:34
+            expected = sorted(re.sub(rb'\.ndjson:\d+"', b'.ndjson"', x) for x in expected)
+            assert len(expected) == 2
+        assert _spark_lines(tmp_path / "spark", name) == expected, name
+    rows = (local / "summary.csv").read_bytes().splitlines()[1:]
+    assert len(rows) == 30
+    assert _spark_lines(tmp_path / "spark", "summary") == sorted(rows)
