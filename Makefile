@@ -65,7 +65,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(SPARK_STAMP)
 	$(BIN)/mypy service
 
 pytest: $(STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)

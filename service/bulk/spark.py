@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -52,13 +52,15 @@ def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 16) -> 
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder: Any = SparkSession.builder
-    return (  # type: ignore[no-any-return]
+    session = (
         builder.master(master)
         .appName("painpath-bulk")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .getOrCreate()
     )
+    # cast, not an ignore: mypy sees pyspark's types only where the extra is installed
+    return cast("SparkSession", session)
 
 
 def _key(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
