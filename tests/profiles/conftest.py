@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_tools import ensure_npm_ci
 from profiles_testkit import ROOT, Json, load_package
 
 VALIDATOR = Path(__file__).parent / "validator"
@@ -34,20 +35,8 @@ def package() -> dict[str, Json]:
 
 
 def _ensure_validator() -> None:
-    """``npm ci`` unless node_modules matches the committed lock file."""
-    marker = VALIDATOR / "node_modules" / ".package-lock.json"
-    lock = VALIDATOR / "package-lock.json"
-    if marker.is_file() and marker.stat().st_mtime >= lock.stat().st_mtime:
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm (Node 20) is needed to install the profile validator")
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=VALIDATOR,
-        check=True,
-        timeout=NPM_TIMEOUT_S,
-    )
+    """Install the pinned profile validator (``npm ci``) unless it is up to date."""
+    ensure_npm_ci(VALIDATOR, purpose="the profile validator", timeout=NPM_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")

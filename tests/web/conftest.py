@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from live_servers import serve_app
+from node_tools import ensure_npm_ci
 
 from service.api.app import create_app
 from service.settings import Settings
@@ -56,15 +57,8 @@ def ensure_chromium() -> None:
 
 
 def ensure_driver() -> None:
-    """``npm ci`` unless node_modules matches the committed lock file."""
-    marker = DRIVER / "node_modules" / ".package-lock.json"
-    lock = DRIVER / "package-lock.json"
-    if marker.is_file() and marker.stat().st_mtime >= lock.stat().st_mtime:
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm (Node 20) is needed to install playwright-core for the browser tests")
-    _run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=DRIVER)
+    """Install pinned playwright-core (``npm ci``) unless it is up to date."""
+    ensure_npm_ci(DRIVER, purpose="playwright-core for the browser tests")
 
 
 @pytest.fixture(scope="session")
