@@ -26,26 +26,34 @@ from service.fhir.triage import Engine, digest_of, resolve_options
 __all__ = ["router"]
 
 router = APIRouter()
-_TRIAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/fhir+json": {}}}
-    for code, text in {
+
+
+def _fhir_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries whose bodies are FHIR JSON."""
+    return {
+        code: {"description": text, "content": {"application/fhir+json": {}}}
+        for code, text in texts.items()
+    }
+
+
+_TRIAGE_RESPONSES = _fhir_responses(
+    {
         200: "Result Bundle",
         400: "Invalid input (OperationOutcome)",
         413: "Too large (OperationOutcome)",
         415: "Unsupported content type (OperationOutcome)",
         422: "Cannot be evaluated (OperationOutcome)",
-    }.items()
-}
-_PATIENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    }
+)
+_PATIENT_RESPONSES = {
     **_TRIAGE_RESPONSES,
-    **{
-        code: {"description": text, "content": {"application/fhir+json": {}}}
-        for code, text in {
+    **_fhir_responses(
+        {
             404: "The FHIR server has no such Patient (OperationOutcome)",
             502: "The FHIR server failed or refused (OperationOutcome naming it)",
             504: "The FHIR server did not answer in time (OperationOutcome)",
-        }.items()
-    },
+        }
+    ),
 }
 
 

@@ -78,5 +78,5 @@ async def summary(
     raw = {"asOf": as_of, "profile": profile or settings.default_profile}
     options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
     result = engine.triage(parsed.bundle, options, digest=digest_of(body, options))
-    view = trace_view(engine.kb, parsed.bundle, result.assessments)
+    view = trace_view(engine.kb, parsed.bundle, result.assessments, matcher=engine.matcher)
     return Response(orjson.dumps(view), media_type="application/json")

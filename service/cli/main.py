@@ -78,7 +78,7 @@ def _triage(args: argparse.Namespace) -> int:
     options = resolve_options(engine.kb, {**raw, **request.options}, now=datetime.now(UTC))
     result = engine.triage(request.bundle, options, digest=digest_of(body, options))
     if args.command == "explain":
-        view = trace_view(engine.kb, request.bundle, result.assessments)
+        view = trace_view(engine.kb, request.bundle, result.assessments, matcher=engine.matcher)
         if args.json:
             sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
@@ -90,7 +90,10 @@ def _triage(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(encoded.decode() + "\n")
     else:
-        print_summary(Console(), trace_view(engine.kb, request.bundle, result.assessments))
+        print_summary(
+            Console(),
+            trace_view(engine.kb, request.bundle, result.assessments, matcher=engine.matcher),
+        )
         if args.output:
             print(f"\nResult Bundle written to {args.output}")
     return 0

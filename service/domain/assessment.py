@@ -89,6 +89,8 @@ class Assessment:
     firings: tuple[RuleFiring, ...]
     out_of_range: tuple[OutOfRange, ...]
     derived: dict[str, tuple[Evidence, ...]]
+    onset: datetime | None = None
+    onset_ref: str | None = None
 
     @property
     def in_scope(self) -> bool:

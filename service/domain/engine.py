@@ -164,6 +164,8 @@ class Evaluation:
         return float(_years_between(demographics.birth_date, day)), (evidence,)
 
     def _onset(self) -> tuple[datetime | None, tuple[Evidence, ...]]:
+        """RULES §1: earliest onset of a current back-pain Condition, else its recorded date,
+        else a symptom-onset Observation (also reported in the Assessment for the views)."""
         spec = self.kb.rules_file.duration
         conditions = [
             f
@@ -281,7 +283,10 @@ def evaluate(
             break
         if _applies(ev, rule):
             _run(ev, rule)
+    onset, onset_evidence = ev._onset()
     return Assessment(
+        onset=onset,
+        onset_ref=onset_evidence[0].ref if onset_evidence else None,
         subject=record.subject,
         as_of=ev.as_of,
         profile=profile,

@@ -15,7 +15,7 @@ from typing import Any
 from service.domain.assessment import Assessment, Conclusion, Finding, ProposedService
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
-from service.domain.model import Item, Origin, PatientRecord, Polarity
+from service.domain.model import PatientRecord, Polarity
 from service.domain.trace import Evidence, RuleRef
 from service.fhir.ingest import ingest
 
@@ -113,38 +113,17 @@ def _weeks(start: datetime, as_of: datetime) -> float:
     return round((as_of - _aware(start)).total_seconds() / _DAY_S / 7, 1)
 
 
-def _onset(kb: KnowledgeBase, facts: list[tuple[str, Item]]) -> tuple[datetime, str] | None:
-    """The symptom onset as the engine dates it (RULES §1): the earliest dated back-pain
-    Condition, else its recorded date, else a symptom-onset Observation."""
-    spec = kb.rules_file.duration
-    conditions = [
-        item
-        for concept, item in facts
-        if concept in spec.onset_concepts
-        and item.origin is Origin.CONDITION
-        and item.polarity is Polarity.PRESENT
-    ]
-    observations = [item for concept, item in facts if concept == spec.onset_observation]
-    for candidates in (
-        [(i.when, i.ref) for i in conditions],
-        [(i.recorded, i.ref) for i in conditions if not i.when],
-        [(i.when, i.ref) for i in observations],
-    ):
-        dated = [(_aware(when), ref) for when, ref in candidates if when is not None]
-        if dated:
-            return min(dated)
-    return None
-
-
-def _timeline(kb: KnowledgeBase, assessment: Assessment, record: PatientRecord | None) -> Json:
-    """Symptom duration against the acute (6 wk) and chronic (12 wk) windows, with treatments."""
-    matcher = Matcher(kb) if record else None
+def _timeline(
+    kb: KnowledgeBase, matcher: Matcher, assessment: Assessment, record: PatientRecord | None
+) -> Json:
+    """Symptom duration (the onset the engine used) against the acute and chronic windows, with
+    the treatments tried."""
     facts = [
         (fact.concept, fact.item)
         for item in (record.items if record else ())
-        for fact in (matcher.match(item)[0] if matcher else [])
+        for fact in matcher.match(item)[0]
     ]
-    onset = _onset(kb, facts)
+    onset = assessment.onset
     as_of = assessment.as_of
     treatments: dict[tuple[str, str], Json] = {}
     for concept, item in facts:
@@ -165,9 +144,9 @@ def _timeline(kb: KnowledgeBase, assessment: Assessment, record: PatientRecord |
             }
     return {
         "asOf": as_of.isoformat(),
-        "onset": onset[0].isoformat() if onset else None,
-        "onsetRef": onset[1] if onset else None,
-        "durationWeeks": _weeks(onset[0], as_of) if onset else None,
+        "onset": onset.isoformat() if onset else None,
+        "onsetRef": assessment.onset_ref,
+        "durationWeeks": _weeks(onset, as_of) if onset else None,
         "acuteMaxWeeks": kb.param("acute_max_weeks"),
         "chronicMinWeeks": kb.param("chronic_min_weeks"),
         "trialWeeks": kb.param("trial_weeks"),
@@ -175,7 +154,9 @@ def _timeline(kb: KnowledgeBase, assessment: Assessment, record: PatientRecord |
     }
 
 
-def _patient(kb: KnowledgeBase, assessment: Assessment, record: PatientRecord | None) -> Json:
+def _patient(
+    kb: KnowledgeBase, matcher: Matcher, assessment: Assessment, record: PatientRecord | None
+) -> Json:
     notes = kb.catalogue.notes
     out: Json = {
         "subject": assessment.subject,
@@ -217,13 +198,17 @@ def _patient(kb: KnowledgeBase, assessment: Assessment, record: PatientRecord | 
             }
             for a in assessment.activities
         ],
-        timeline=_timeline(kb, assessment, record),
+        timeline=_timeline(kb, matcher, assessment, record),
     )
     return out
 
 
-def trace_view(kb: KnowledgeBase, bundle: Json, assessments: tuple[Assessment, ...]) -> Json:
-    """The assessments of one ``$triage`` run as JSON, with the input resources they cite."""
+def trace_view(
+    kb: KnowledgeBase, bundle: Json, assessments: tuple[Assessment, ...], *, matcher: Matcher
+) -> Json:
+    """The assessments of one ``$triage`` run as JSON, with the input resources they cite.
+
+    ``matcher`` is the engine's compiled one (compiling value sets per request is costly)."""
     found = ingest(bundle)
     records = {r.subject: r for r in found.records}
     entries = bundle.get("entry") or []
@@ -233,6 +218,6 @@ def trace_view(kb: KnowledgeBase, bundle: Json, assessments: tuple[Assessment, .
         if 0 <= index < len(entries):
             inputs[ref] = {"path": path, "resource": entries[index].get("resource")}
     return {
-        "patients": [_patient(kb, a, records.get(a.subject)) for a in assessments],
+        "patients": [_patient(kb, matcher, a, records.get(a.subject)) for a in assessments],
         "inputs": inputs,
     }

@@ -154,3 +154,15 @@ def test_exact_code_wins_over_a_category_prefix(kb: KnowledgeBase) -> None:
     matcher = Matcher(kb)
     assert matcher.concept_of(Code(ICD10CM, "C79.51")) == "spinal-malignancy"
     assert matcher.concept_of(Code(ICD10CM, "C50.911")) == "malignant-neoplasm"
+
+
+def test_assessment_reports_the_onset_the_engine_used(kb: KnowledgeBase) -> None:
+    """Views show this onset rather than re-deriving RULES §1 themselves."""
+    code = Code(SCT, "279039007")
+    early = Item("Condition/early", Origin.CONDITION, (code,), when=AS_OF - timedelta(days=50))
+    late = Item("Condition/late", Origin.CONDITION, (code,), when=AS_OF - timedelta(days=10))
+    result = evaluate(kb, make_record([late, early]), as_of=AS_OF, profile="nice-ng59")
+    assert result.onset == AS_OF - timedelta(days=50)
+    assert result.onset_ref == "Condition/early"
+    empty = evaluate(kb, make_record([]), as_of=AS_OF, profile="nice-ng59")
+    assert (empty.onset, empty.onset_ref) == (None, None)
