@@ -39,25 +39,64 @@ async function loadSamples() {
   }
 }
 
+// Whatever is in the text area is what Evaluate sends, so while a sample or a file is being
+// read the area is cleared, Evaluate is disabled and the results of the previous patient are
+// taken away; the form's data-loaded attribute names the input once it is in place.
+function startLoading(message) {
+  const form = $("triage-form");
+  form.dataset.loaded = "";
+  form.setAttribute("aria-busy", "true");
+  $("evaluate").disabled = true;
+  $("bundle-text").value = "";
+  $("output").replaceChildren();
+  $("raw").hidden = true;
+  $("error").hidden = true;
+  $("status").textContent = message;
+}
+
+function finishLoading(loaded, message) {
+  const form = $("triage-form");
+  form.dataset.loaded = loaded;
+  form.removeAttribute("aria-busy");
+  $("evaluate").disabled = false;
+  $("status").textContent = message;
+}
+
 async function chooseSample() {
-  const sample = state.samples.find((s) => s.id === $("sample").value);
+  const id = $("sample").value;
+  const sample = state.samples.find((s) => s.id === id);
   $("sample-description").textContent = sample ? sample.description : "";
   if (!sample) return;
-  const response = await fetch(`/ui/samples/${sample.id}.json`);
-  $("bundle-text").value = await response.text();
+  startLoading("Loading the sample patient…");
+  let text;
+  try {
+    const response = await fetch(`/ui/samples/${sample.id}.json`);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    text = await response.text();
+  } catch (failure) {
+    if ($("sample").value !== id) return;
+    finishLoading("", `Sample not loaded: ${failure.message}`);
+    return;
+  }
+  if ($("sample").value !== id) return; // another sample was chosen meanwhile
+  $("bundle-text").value = text;
   $("as-of").value = sample.asOf;
   $("profile").value = sample.profile;
+  finishLoading(`sample:${sample.id}`, "Sample loaded: press Evaluate.");
 }
 
 function chooseFile() {
   const file = $("bundle-file").files[0];
   if (!file) return;
+  startLoading("Reading the file…");
   const reader = new FileReader();
   reader.onload = () => {
     $("bundle-text").value = String(reader.result);
     $("sample").value = "";
     $("sample-description").textContent = `Loaded ${file.name}`;
+    finishLoading(`file:${file.name}`, "File loaded: press Evaluate.");
   };
+  reader.onerror = () => finishLoading("", "The file could not be read.");
   reader.readAsText(file);
 }
 

@@ -27,6 +27,8 @@ def test_page_loads_nothing_from_elsewhere(shown: dict[str, Any], base_url: str)
 
 def test_red_flag_patient(shown: dict[str, Any]) -> None:
     page = shown["samples"][RED_FLAG]
+    assert page["loaded"] == f"sample:{RED_FLAG}"
+    assert "Condition/cond-sciatica" in page["inputs"]  # this sample's data was evaluated
     assert page["error"] is None
     assert page["status"].startswith("Evaluated 1 patient")
     assert page["banner"] is not None
@@ -54,6 +56,10 @@ def test_red_flag_patient(shown: dict[str, Any]) -> None:
 
 def test_routine_patient(shown: dict[str, Any]) -> None:
     page = shown["samples"][ROUTINE]
+    assert page["loaded"] == f"sample:{ROUTINE}"
+    # evaluated after the red-flag sample: its own data, not the previous patient's
+    assert "Condition/cond-lbp" in page["inputs"]
+    assert "Condition/cond-sciatica" not in page["inputs"]
     assert page["error"] is None
     assert page["banner"] is None
     assert page["painType"] == "Mechanical (nociceptive) pain"

@@ -37,13 +37,18 @@ try {
   for (const id of samples) {
     await page.locator("#sample").focus();
     await page.selectOption("#sample", id);
-    await page.waitForFunction(() => document.querySelector("#bundle-text").value.length > 0);
+    // the page marks the form once this sample (not the previous one) is in the text area
+    await page.waitForFunction((sample) =>
+      document.querySelector("#triage-form").dataset.loaded === `sample:${sample}`, id);
     await page.locator("#evaluate").focus();
     await page.keyboard.press("Enter");
     await page.waitForFunction(() => /Evaluated|failed/.test(document.querySelector("#status").textContent));
     const shown = await page.evaluate(() => {
       const text = (sel) => { const n = document.querySelector(sel); return n ? n.textContent.trim() : null; };
       return {
+        loaded: document.querySelector("#triage-form").dataset.loaded,
+        inputs: [...document.querySelectorAll(".inputs details > summary")]
+          .map((n) => n.firstChild.textContent.trim()),
         status: text("#status"),
         error: document.querySelector("#error").hidden ? null : text("#error"),
         banner: text("#red-flag-banner"),
