@@ -11,12 +11,17 @@ patient, Patient entries nothing can refer to (neither ``id`` nor ``fullUrl``), 
 PainPath ignores by status (refuted, entered-in-error, cancelled…), are reported as
 :class:`Skip` items - nothing is dropped silently. Each patient's items feed the
 engine; the reference -> resource-type map feeds the emitter (``addresses``, ``reasonReference``).
+
+With ``relevant`` (``Engine.relevance``), a Condition or Observation none of whose codes or texts
+can match a knowledge concept is attributed and status-checked like any other entry but yields
+no items: the matcher could find no fact in it (``tests/fhir/test_ingest_relevance.py`` proves
+the assessments identical), and a real record is mostly such vital signs and labs.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -298,7 +303,7 @@ def _ignored_reason(rtype: str, res: Json) -> str | None:
     return None
 
 
-def ingest(bundle: Json) -> Ingested:
+def ingest(bundle: Json, relevant: Callable[[Json], bool] | None = None) -> Ingested:
     """Split a validated Bundle into per-patient records, reporting whatever is not used."""
     entries = [e for e in bundle.get("entry", ()) if isinstance(e, dict)]
     patients = _Patients()
@@ -310,7 +315,7 @@ def ingest(bundle: Json) -> Ingested:
         elif res.get("resourceType") == "Medication":
             for alias in _aliases(entry, res):
                 medications[alias] = res
-    return _collect(entries, patients, medications)
+    return _collect(entries, patients, medications, relevant)
 
 
 def _aliases(entry: Json, res: Json) -> list[str]:
@@ -326,7 +331,12 @@ def _ref_of(index: int, entry: Json, res: Json) -> str:
     return f"{res['resourceType']}/{rid}" if rid else f"Bundle.entry[{index}]"
 
 
-def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Json]) -> Ingested:
+def _collect(
+    entries: list[Json],
+    patients: _Patients,
+    medications: dict[str, Json],
+    relevant: Callable[[Json], bool] | None,
+) -> Ingested:
     items: dict[str, list[Item]] = {key: [] for key in patients.subjects}
     answers: dict[str, list[QuestionnaireAnswers]] = {}
     skipped = [Skip(where, _ANONYMOUS) for where in patients.anonymous]
@@ -361,10 +371,8 @@ def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Js
             skipped.append(Skip(where, reason, patients.subjects[key], "information"))
         elif rtype == "QuestionnaireResponse":
             answers.setdefault(key, []).append(_answers(ref, res))
-        elif rtype in {"MedicationStatement", "MedicationRequest"}:
-            items[key].extend(_medication(ref, res, medications))
         else:
-            items[key].extend(_EXTRACTORS[rtype](ref, res))
+            items[key].extend(_items(rtype, ref, res, medications, relevant))
     records = [
         PatientRecord(
             subject=patients.subjects[key],
@@ -375,6 +383,20 @@ def _collect(entries: list[Json], patients: _Patients, medications: dict[str, Js
     ]
     answered = {patients.subjects[k]: v for k, v in answers.items()}
     return Ingested(records, skipped, unused, ref_types, answered, entry_paths)
+
+
+def _items(
+    rtype: str,
+    ref: str,
+    res: Json,
+    medications: dict[str, Json],
+    relevant: Callable[[Json], bool] | None,
+) -> Iterable[Item]:
+    if rtype in {"MedicationStatement", "MedicationRequest"}:
+        return _medication(ref, res, medications)
+    if relevant is not None and not relevant(res):
+        return ()
+    return _EXTRACTORS[rtype](ref, res)
 
 
 _ANONYMOUS = "Patient has neither id nor fullUrl: nothing can refer to it; not evaluated"

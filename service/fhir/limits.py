@@ -4,9 +4,10 @@ orjson itself refuses nesting deeper than 1024 (and NaN/Infinity, lone surrogate
 UTF-8), so the parse is bounded; the schema validator and the models below it recurse, so the
 depth is limited far lower here. FHIR resources are rarely deeper than about 20 levels.
 
-Measured on a 2 MB, 3,600-entry Bundle (TOOLS: ``tests/fuzz``): orjson parse 10 ms, this depth
-walk 22 ms (a byte pre-scan that strips strings with a regex took 52 ms), against seconds of
-schema validation, so the walk runs on every body. It stops at the first too-deep container.
+Measured on a 2 MB, 3,600-entry Bundle (TOOLS: ``tests/fuzz``): orjson parse 10 ms, a stack
+walk over (node, depth) pairs 22 ms, the level-by-level walk below 5 ms (a byte pre-scan that
+strips strings with a regex took 52 ms), against seconds of schema validation, so the walk runs
+on every body. It stops at the first level past the limit.
 """
 
 from __future__ import annotations
@@ -21,18 +22,26 @@ DEFAULT_MAX_DEPTH = 64
 
 
 def json_depth(value: Any, *, stop_at: int | None = None) -> int:
-    """Nesting depth of parsed JSON (a scalar is 0, ``{}`` is 1); stops early past ``stop_at``."""
-    best = 0
-    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > best:
-            best = depth
-            if stop_at is not None and best > stop_at:
-                return best
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return best
+    """Nesting depth of parsed JSON (a scalar is 0, ``{}`` is 1); stops early past ``stop_at``.
+
+    Level by level (no recursion, so any limit is safe), testing exact ``dict``/``list`` types as
+    orjson produces them: about 4x faster than a stack of (node, depth) pairs.
+    """
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if stop_at is not None and depth > stop_at:
+            return depth
+        below: list[Any] = []
+        push = below.append
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    push(child)
+        level = below
+    return depth
 
 
 def check_depth(value: Any, max_depth: int) -> None:

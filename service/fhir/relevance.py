@@ -12,7 +12,6 @@ readers use (Patient, Procedure, medications, QuestionnaireResponse, ...) is alw
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from service.domain.facts import Matcher
@@ -34,23 +33,38 @@ class Relevance:
         self._known: dict[tuple[str, str], bool] = {}
 
     def __call__(self, resource: dict[str, Any]) -> bool:
+        # Runs on every entry, twice (validation, then ingest): one flat loop, no generators.
         if resource.get("resourceType") not in _FILTERED_TYPES:
             return True
-        return any(self._concept_relevant(concept) for concept in _concepts(resource))
+        components = resource.get("component")
+        holders = [resource, *components] if isinstance(components, list) else [resource]
+        for holder in holders:
+            if type(holder) is not dict:
+                continue
+            for key in _CONCEPT_KEYS:
+                concept = holder.get(key)
+                if type(concept) is dict and self._concept_relevant(concept):
+                    return True
+        return False
 
-    def _concept_relevant(self, concept: Any) -> bool:
-        if not isinstance(concept, dict):
-            return False
+    def _concept_relevant(self, concept: dict[str, Any]) -> bool:
         codings = concept.get("coding")
         if not codings:
             return bool(concept.get("text"))  # text-only: the keyword matcher reads it
+        if not isinstance(codings, list):
+            return False
+        known = self._known
         for coding in codings:
-            if (
-                isinstance(coding, dict)
-                and coding.get("system")
-                and coding.get("code")
-                and self._coded(str(coding["system"]), str(coding["code"]))
-            ):
+            if type(coding) is not dict:
+                continue
+            system, code = coding.get("system"), coding.get("code")
+            if not system or not code:
+                continue
+            key = (str(system), str(code))
+            found = known.get(key)
+            if found is None:
+                found = self._coded(*key)
+            if found:
                 return True
         return False
 
@@ -63,13 +77,3 @@ class Relevance:
             if len(self._known) < _CACHE_LIMIT:
                 self._known[(system, code)] = found
         return found
-
-
-def _concepts(resource: dict[str, Any]) -> Iterator[Any]:
-    """Every CodeableConcept the readers turn into item codes."""
-    holders = [resource, *resource.get("component", ())]
-    for holder in holders:
-        if isinstance(holder, dict):
-            for key in _CONCEPT_KEYS:
-                if key in holder:
-                    yield holder[key]

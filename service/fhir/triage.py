@@ -101,7 +101,7 @@ class Engine:
 
     def triage(self, bundle: Json, options: TriageOptions, *, digest: str) -> TriageResult:
         """Evaluate every patient in a validated Bundle."""
-        found = ingest(bundle)
+        found = ingest(bundle, self.relevance)
         if not found.records:
             raise NoPatientError(_no_patient(found.skipped))
         emitter = Emitter(self.kb, digest, found.ref_types)

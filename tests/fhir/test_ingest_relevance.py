@@ -1,0 +1,129 @@
+"""The fast path's entry selection changes nothing but speed: ingesting only the Conditions and
+Observations the rules can use gives byte-identical ``$triage`` results, on every golden case and
+on the same cases buried in the noise of a real record (vital signs, labs, unrelated problems,
+codings without a system, text-only findings, findings carried in components or as values)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from fhir_testkit import AS_OF, CASES, Json, load_case
+
+from service.domain.knowledge import load_knowledge
+from service.fhir.ingest import ingest
+from service.fhir.triage import Engine, digest_of, resolve_options
+
+ENGINE = Engine(load_knowledge())
+LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
+NAMES = sorted(p.stem for p in CASES.glob("*.json"))
+
+
+def _cc(system: str | None, code: str | None, text: str | None = None) -> Json:
+    coding = {k: v for k, v in (("system", system), ("code", code)) if v}
+    concept: Json = {"coding": [coding]} if coding else {"coding": []}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _noise(subject: str) -> list[Json]:
+    """Entries of a real record, relevant and not, each a case the selection must get right."""
+    ref = {"reference": subject}
+
+    def obs(oid: str, **body: Any) -> Json:
+        resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": ref}
+        return {"resource": {**resource, **body}}
+
+    return [
+        obs("bp", code=_cc(LOINC, "85354-9"), component=[
+            {"code": _cc(LOINC, "8480-6"), "valueQuantity": {"value": 120, "unit": "mm[Hg]"}},
+            {"code": _cc(LOINC, "8462-4"), "valueQuantity": {"value": 80, "unit": "mm[Hg]"}},
+        ]),
+        obs("hba1c", code=_cc(LOINC, "4548-4"), valueQuantity={"value": 5.4, "unit": "%"}),
+        obs("no-system", code=_cc(None, "8310-5"), valueQuantity={"value": 39.2}),
+        obs("text-burning", code=_cc(None, None, "Burning pain radiating down the left leg"),
+            valueBoolean=True),
+        obs("text-negated", code=_cc(None, None, "No saddle anaesthesia"), valueBoolean=True),
+        obs("finding-as-value", code=_cc(SNOMED, "404684003"),
+            valueCodeableConcept=_cc(SNOMED, "23056005", "Sciatica")),
+        obs("component-fever", code=_cc(LOINC, "8716-3"), component=[
+            {"code": _cc(LOINC, "8310-5"), "valueQuantity": {"value": 38.9, "unit": "Cel"}},
+        ]),
+        {"resource": {
+            "resourceType": "Condition", "id": "asthma", "subject": ref,
+            "code": _cc(SNOMED, "195967001", "Asthma"), "onsetDateTime": "2015-01-01",
+        }},
+        {"resource": {
+            "resourceType": "Condition", "id": "text-only", "subject": ref,
+            "code": {"text": "weakness of the right foot"}, "onsetDateTime": "2026-11-01",
+        }},
+    ]  # fmt: skip
+
+
+def _subject(bundle: Json) -> str | None:
+    for entry in bundle.get("entry", ()):
+        res = entry.get("resource", {})
+        if res.get("resourceType") == "Patient" and res.get("id"):
+            return f"Patient/{res['id']}"
+    return None
+
+
+def _triage(bundle: Json, case: Json, *, select: bool) -> bytes:
+    engine = copy.copy(ENGINE)
+    if not select:
+        engine.relevance = lambda resource: True  # type: ignore[assignment,method-assign]
+    options = resolve_options(
+        engine.kb,
+        {"asOf": case.get("asOf", AS_OF), "profile": case.get("profile", "nice-ng59")},
+        now=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    body = orjson.dumps(bundle)
+    return orjson.dumps(engine.triage(bundle, options, digest=digest_of(body, options)).bundle)
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["as-is", "in-a-noisy-record"])
+@pytest.mark.parametrize("name", NAMES)
+def test_selection_gives_identical_results(name: str, noisy: bool) -> None:
+    case = load_case(name)
+    bundle = case["bundle"]
+    if noisy:
+        subject = _subject(bundle)
+        if subject is None:
+            pytest.skip("no Patient entry to attach a record to")  # counted below
+        bundle.setdefault("entry", []).extend(_noise(subject))
+    selected = _triage(bundle, case, select=True)
+    assert b'"resourceType":"CarePlan"' in selected or not case["expect"]["inScope"]
+    assert selected == _triage(bundle, case, select=False)
+
+
+def test_nearly_every_golden_case_has_a_patient_to_bury_in_noise() -> None:
+    with_patient = [n for n in NAMES if _subject(load_case(n)["bundle"])]
+    assert len(with_patient) >= len(NAMES) - 5
+
+
+def test_selection_leaves_out_what_no_rule_reads_and_keeps_the_rest() -> None:
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p"}}, *_noise("Patient/p"),
+    ]}  # fmt: skip
+    everything = ingest(bundle)
+    selected = ingest(bundle, ENGINE.relevance)
+    refs = {item.ref for item in everything.records[0].items}
+    kept = {item.ref for item in selected.records[0].items}
+    # codes no concept holds (vital signs, labs, a temperature panel, asthma) or no system at all
+    assert refs - kept == {
+        "Observation/bp", "Observation/hba1c", "Observation/component-fever",
+        "Observation/no-system", "Condition/asthma",
+    }  # fmt: skip
+    # a coded finding (also as a value) and text the keyword matcher reads, negated or not
+    assert kept == {
+        "Observation/text-burning", "Observation/text-negated", "Observation/finding-as-value",
+        "Condition/text-only",
+    }  # fmt: skip
+    # still attributed and reported: only the items are left out
+    assert selected.ref_types == everything.ref_types
+    assert selected.entry_paths == everything.entry_paths
+    assert selected.skipped == everything.skipped
