@@ -12,6 +12,7 @@ conclusion carries its rules and evidence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -64,6 +65,8 @@ class Evaluation:
     # --- Context: what expressions may ask -------------------------------------------------
     def present(self, concept: str, *, history: bool = False) -> tuple[Evidence, ...]:
         """Evidence of a current (or, with ``history``, past) positive statement."""
+        if concept not in self.facts:
+            return ()  # most concepts are not in a record: the common case, kept cheap
         wanted = {Polarity.PRESENT, Polarity.HISTORY} if history else {Polarity.PRESENT}
         return self._evidence(
             f
@@ -145,8 +148,9 @@ class Evaluation:
         return age, evidence + age_evidence if age is not None else ()
 
     # --- helpers ---------------------------------------------------------------------------
-    def _evidence(self, facts: object) -> tuple[Evidence, ...]:
-        return tuple(sorted({f.evidence() for f in facts}))  # type: ignore[attr-defined]
+    def _evidence(self, facts: Iterable[Fact]) -> tuple[Evidence, ...]:
+        found = {f.evidence() for f in facts}
+        return tuple(sorted(found)) if found else ()
 
     def _moment(self, when: datetime | None) -> datetime:
         return _aware(when) if when else datetime.min.replace(tzinfo=UTC)
@@ -188,11 +192,6 @@ class Evaluation:
         return None, ()
 
 
-def _rule_ref(rule: Rule) -> RuleRef:
-    source = rule.spec.source
-    return RuleRef(rule.id, rule.spec.version, f"{source.guideline} {source.section}".strip())
-
-
 def _applies(ev: Evaluation, rule: Rule) -> bool:
     """False when every effect of the rule is a slot some earlier rule already filled."""
     then = rule.spec.then
@@ -202,7 +201,7 @@ def _applies(ev: Evaluation, rule: Rule) -> bool:
 
 def _apply(ev: Evaluation, rule: Rule, evidence: tuple[Evidence, ...]) -> None:
     then = rule.spec.then
-    ref = _rule_ref(rule)
+    ref = rule.ref
     reason = rule.spec.reason or rule.spec.title
     for name in then.derive:
         ev.derived_facts[name] = tuple(sorted({*ev.derived_facts.get(name, ()), *evidence}))
@@ -248,7 +247,7 @@ def _run(ev: Evaluation, rule: Rule) -> None:
     when = rule.when.evaluate(ev)
     blocked = rule.unless.evaluate(ev).ok if (when.ok and rule.unless is not None) else False
     fired = when.ok and not blocked
-    ev.firings.append(RuleFiring(_rule_ref(rule), fired, when.ok, blocked, when.evidence))
+    ev.firings.append(RuleFiring(rule.ref, fired, when.ok, blocked, when.evidence))
     if fired:
         _apply(ev, rule, when.evidence)
 

@@ -168,7 +168,7 @@ class _Always:
 
 
 def _held(evidence: tuple[Evidence, ...]) -> Outcome:
-    return Outcome(bool(evidence), evidence)
+    return Outcome(True, evidence) if evidence else FALSE
 
 
 @dataclass(frozen=True, slots=True)

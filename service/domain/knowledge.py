@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.domain.errors import KnowledgeError
 from service.domain.expressions import Expr, compile_expr
 from service.domain.instruments import Instruments, check_instruments
+from service.domain.trace import RuleRef
 
 __all__ = [
     "Catalogue",
@@ -244,6 +245,7 @@ class Rule:
     spec: RuleSpec
     when: Expr
     unless: Expr | None
+    ref: RuleRef  # id, version and guideline source, cited by every firing and conclusion
 
     @property
     def id(self) -> str:
@@ -364,7 +366,8 @@ def _compile_rules(
         _check_effect(where, spec.then, catalogue)
         facts.update(spec.then.derive)
         slots.update(spec.then.set)
-        compiled.append(Rule(spec, when, unless))
+        source = f"{spec.source.guideline} {spec.source.section}".strip()
+        compiled.append(Rule(spec, when, unless, RuleRef(spec.id, spec.version, source)))
     return tuple(compiled)
 
 
