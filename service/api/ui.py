@@ -67,7 +67,9 @@ async def summary(
     as_of: Annotated[str | None, Query(alias="asOf")] = None,
     profile: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """The decision trace of a ``$triage`` run (same body and errors as ``$triage``)."""
+    """The decision trace of a ``$triage`` run (same body and errors as ``$triage``), with the
+    result Bundle that ``$triage`` answers for the same body and options under ``result``: the
+    page evaluates once per click."""
     settings = request.app.state.settings
     check_content_type(request.headers.get("content-type"))
     body = await _body(request, settings.max_body_bytes)
@@ -79,4 +81,5 @@ async def summary(
     options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
     result = engine.triage(parsed.bundle, options, digest=digest_of(body, options))
     view = trace_view(engine.kb, parsed.bundle, result.assessments, matcher=engine.matcher)
+    view["result"] = result.bundle
     return Response(orjson.dumps(view), media_type="application/json")

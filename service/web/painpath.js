@@ -1,6 +1,7 @@
 // PainPath web page: vanilla JS, no framework, no external resources.
-// Evaluates a Bundle with POST /fhir/$triage (the result Bundle) and POST /ui/summary (the
-// decision trace as JSON), then renders both. All data is inserted as text, never as HTML.
+// Evaluates a Bundle with POST /ui/summary (the decision trace as JSON, with the result Bundle
+// that POST /fhir/$triage answers for the same body under "result"), then renders both.
+// All data is inserted as text, never as HTML.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -139,10 +140,8 @@ async function evaluate(event) {
   $("evaluate").disabled = true;
   $("status").textContent = "Evaluating…";
   try {
-    const [bundle, trace] = await Promise.all([
-      post("/fhir/$triage", body, query), post("/ui/summary", body, query),
-    ]);
-    render(trace, bundle);
+    const trace = await post("/ui/summary", body, query);
+    render(trace, trace.result);
     const count = trace.patients.length;
     $("status").textContent =
       `Evaluated ${count} patient${count === 1 ? "" : "s"} as of ${asOf}.`;

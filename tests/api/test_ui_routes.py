@@ -46,6 +46,9 @@ def test_summary_matches_the_result_bundle(client: TestClient) -> None:
     assert patient["timeline"]["durationWeeks"] == 0.7
     refs = {e["ref"] for e in patient["painType"]["evidence"]}
     assert refs <= view["inputs"].keys()
+    # the page's one call also carries what $triage answers for the same body and options
+    triage = client.post("/fhir/$triage", content=body, params=params, headers=headers)
+    assert view["result"] == triage.json()
 
 
 def test_summary_errors_are_operation_outcomes(client: TestClient) -> None:
