@@ -27,26 +27,30 @@ class Fact:
     item: Item
     code: Code | None
     lower_certainty: bool = False
+    unit: str | None = None  # the concept's canonical unit, which ``item.value`` is now in
 
     def evidence(self) -> Evidence:
         """The trace entry for this fact."""
         code = f"{self.code.system}|{self.code.code}" if self.code else None
+        value = _describe(self.item)
         return Evidence(
             ref=self.item.ref,
             concept=self.concept,
             code=code,
-            value=_describe(self.item),
+            value=f"{value} {self.unit}" if self.unit and self.item.value is not None else value,
             lower_certainty=self.lower_certainty,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class OutOfRange:
-    """An item whose value lies outside its concept's range; it is ignored and reported."""
+    """An item whose value lies outside its concept's range, or whose unit is not understood
+    (``unit`` set: the unit as sent); it is ignored and reported."""
 
     ref: str
     concept: str
     value: float
+    unit: str | None = None
 
 
 def _describe(item: Item) -> str:
@@ -82,6 +86,10 @@ class Matcher:
             (systems[a.system], a.code): a.means for a in kb.valuesets.answers
         }
         self._absent_words = frozenset(kb.valuesets.absent_words)
+        self._units = {
+            canonical: (dict(unit.convert), {k.lower(): v for k, v in unit.convert.items()})
+            for canonical, unit in kb.valuesets.units.items()
+        }
         cues = "|".join(map(re.escape, kb.rules_file.text.negation_cues))
         window = kb.rules_file.text.negation_window_words
         self._negated = re.compile(rf"\b({cues})\b(\W+\w+){{0,{window}}}\W*$")
@@ -147,13 +155,31 @@ class Matcher:
             if fact.concept in seen:
                 continue
             seen.add(fact.concept)
-            bounds = self._concepts[fact.concept].range
+            concept = self._concepts[fact.concept]
             value = fact.item.value
+            if value is not None and concept.unit is not None:
+                factor = self.factor(concept.unit, fact.item.unit)
+                if factor is None:
+                    rejected.append(OutOfRange(fact.item.ref, fact.concept, value, fact.item.unit))
+                    continue
+                value *= factor
+                item = replace(fact.item, value=value, unit=concept.unit)
+                fact = replace(fact, item=item, unit=concept.unit)
+            bounds = concept.range
             if bounds is not None and value is not None and not bounds[0] <= value <= bounds[1]:
                 rejected.append(OutOfRange(fact.item.ref, fact.concept, value))
             else:
                 kept.append(fact)
         return kept, rejected
+
+    def factor(self, canonical: str, unit: str | None) -> float | None:
+        """What a value in ``unit`` is multiplied by to read in ``canonical`` (no unit: 1);
+        None when the unit is not one ``[units]`` converts into ``canonical``."""
+        if unit is None:
+            return 1.0
+        exact, folded = self._units[canonical]
+        found = exact.get(unit)
+        return found if found is not None else folded.get(unit.lower())
 
 
 def _order(pair: tuple[str, Code]) -> tuple[str, str, str]:

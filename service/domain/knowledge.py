@@ -68,6 +68,15 @@ class Concept(_Strict):
     codes: list[CodeEntry] = Field(default_factory=list)
     value_type: Literal["boolean", "integer", "quantity", "datetime"] | None = None
     range: tuple[float, float] | None = None
+    unit: str | None = None  # canonical UCUM unit of a quantity: a key of ``[units]``
+
+
+class UnitDef(_Strict):
+    """A canonical UCUM unit and every unit converted into it (UCUM codes and common spellings,
+    each with the factor that turns its value into the canonical unit)."""
+
+    title: str
+    convert: dict[str, float]
 
 
 class Answer(_Strict):
@@ -89,6 +98,7 @@ class ValueSets(_Strict):
     concepts: dict[str, Concept]
     answers: list[Answer] = Field(default_factory=list)
     absent_words: list[str] = Field(default_factory=list)
+    units: dict[str, UnitDef] = Field(default_factory=dict)
 
 
 class Parameter(_Strict):
@@ -323,6 +333,9 @@ def _check_valuesets(valuesets: ValueSets) -> None:
         unknown = sorted(set(concept.includes) - set(valuesets.concepts))
         if unknown:
             raise KnowledgeError(f"valuesets.toml: {name}: includes unknown concept(s) {unknown}")
+        if concept.unit is not None and concept.unit not in valuesets.units:
+            raise KnowledgeError(f"valuesets.toml: {name}: unit {concept.unit!r} not in [units]")
+    _check_units(valuesets.units)
     seen: dict[tuple[str, str], str] = {}
     for name, concept in valuesets.concepts.items():
         for entry in concept.codes:
@@ -334,6 +347,21 @@ def _check_valuesets(valuesets: ValueSets) -> None:
                     f"valuesets.toml: {entry.system}|{entry.code} in both {seen[key]} and {name}"
                 )
             seen[key] = name
+
+
+def _check_units(units: dict[str, UnitDef]) -> None:
+    for unit, definition in units.items():
+        if definition.convert.get(unit) != 1:
+            raise KnowledgeError(f"valuesets.toml: units.{unit}: must convert {unit!r} at 1")
+        if any(factor <= 0 for factor in definition.convert.values()):
+            raise KnowledgeError(f"valuesets.toml: units.{unit}: factors must be positive")
+        folded: dict[str, float] = {}
+        for name, factor in definition.convert.items():
+            if folded.setdefault(name.lower(), factor) != factor:
+                raise KnowledgeError(
+                    f"valuesets.toml: units.{unit}: {name!r} differs from a unit of the same "
+                    "letters in another case; the case-blind lookup would be ambiguous"
+                )
 
 
 def _compile_rules(

@@ -65,6 +65,7 @@ class Item:
     recorded: datetime | None = None
     value_codes: tuple[Code, ...] = ()
     value_text: str | None = None
+    unit: str | None = None  # of ``value``: a UCUM code, else the sender's unit text
 
 
 @dataclass(frozen=True, slots=True)

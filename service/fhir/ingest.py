@@ -35,7 +35,7 @@ from service.domain.model import (
     Polarity,
     QuestionnaireAnswers,
 )
-from service.fhir.systems import normalise_code, normalise_system
+from service.fhir.systems import UCUM, normalise_code, normalise_system
 from service.fhir.timeparse import parse_date, parse_datetime
 
 __all__ = ["Ingested", "Skip", "ingest"]
@@ -121,20 +121,39 @@ def _moment(resource: Json, prefix: str) -> tuple[datetime | None, datetime | No
     return None, None
 
 
-def _value(holder: Json) -> tuple[float | None, Polarity, datetime | None] | None:
-    """(number, polarity, dateTime) of a ``value[x]``; None if there is no usable value."""
+@dataclass(frozen=True, slots=True)
+class _Value:
+    number: float | None = None
+    polarity: Polarity = Polarity.PRESENT
+    moment: datetime | None = None
+    unit: str | None = None
+
+
+def _value(holder: Json) -> _Value | None:
+    """What a ``value[x]`` says; None if there is no usable value."""
     if "valueBoolean" in holder:
-        return None, Polarity.PRESENT if holder["valueBoolean"] else Polarity.ABSENT, None
+        return _Value(polarity=Polarity.PRESENT if holder["valueBoolean"] else Polarity.ABSENT)
     if "valueInteger" in holder:
-        return float(holder["valueInteger"]), Polarity.PRESENT, None
+        return _Value(float(holder["valueInteger"]))
     quantity = holder.get("valueQuantity")
     if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
-        return float(quantity["value"]), Polarity.PRESENT, None
+        return _Value(float(quantity["value"]), unit=_unit(quantity))
     if "valueDateTime" in holder:
-        return None, Polarity.PRESENT, parse_datetime(holder["valueDateTime"])
+        return _Value(moment=parse_datetime(holder["valueDateTime"]))
     if "dataAbsentReason" in holder:
         return None
-    return None, Polarity.PRESENT, None
+    return _Value()
+
+
+def _unit(quantity: Json) -> str | None:
+    """A Quantity's UCUM code when it has one, else its unit text, else a code of another system."""
+    code, unit, system = (quantity.get(k) for k in ("code", "unit", "system"))
+    code = code.strip() if isinstance(code, str) and code.strip() else None
+    if code and isinstance(system, str) and normalise_system(system) == UCUM:
+        return code
+    if isinstance(unit, str) and unit.strip():
+        return unit.strip()
+    return code
 
 
 # --- per-type extractors -----------------------------------------------------------------------
@@ -155,14 +174,13 @@ def _observation(ref: str, res: Json) -> Iterator[Item]:
         value = _value(holder)
         if value is None:
             continue
-        number, polarity, moment = value
         codes, text = _codes(holder.get("code"))
         concept = holder.get("valueCodeableConcept")
         vcodes, vtext = _codes(concept)
         value_text = holder.get("valueString") if "valueString" in holder else vtext
         yield Item(
-            ref, Origin.OBSERVATION, codes, text, polarity, number, moment or when,
-            value_codes=vcodes, value_text=value_text,
+            ref, Origin.OBSERVATION, codes, text, value.polarity, value.number,
+            value.moment or when, value_codes=vcodes, value_text=value_text, unit=value.unit,
         )  # fmt: skip
         if isinstance(concept, dict):
             # a finding carried as the value (code "clinical finding", value "sciatica")

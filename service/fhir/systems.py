@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BASE",
     "LOCAL_SYSTEM",
+    "UCUM",
     "cs",
     "normalise_code",
     "normalise_system",
@@ -18,7 +19,9 @@ BASE = "https://painpath.dev/fhir"
 LOCAL_SYSTEM = f"{BASE}/CodeSystem/painpath"
 
 SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
 _ALIASES = {
+    "urn:oid:2.16.840.1.113883.6.8": UCUM,
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,
     "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
     "urn:oid:2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",

@@ -22,7 +22,7 @@ import orjson
 from service.domain.assessment import Assessment
 from service.domain.engine import evaluate
 from service.domain.errors import NoPatientError
-from service.domain.facts import Matcher
+from service.domain.facts import Matcher, OutOfRange
 from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord
@@ -196,11 +196,7 @@ def _patient_outcome(
         for s in found.skipped
         if s.patient == assessment.subject
     ]
-    issues += [
-        issue("warning", "value", f"{o.concept} value {o.value:g} is out of range; ignored",
-              expression=_resource_path(found, o.ref), detail="value-out-of-range")
-        for o in assessment.out_of_range
-    ]  # fmt: skip
+    issues += [_rejected_value(emitter.kb, found, o) for o in assessment.out_of_range]
     issues += [
         issue("warning", "processing", p, detail="questionnaire-not-scored") for p in problems
     ]
@@ -210,6 +206,19 @@ def _patient_outcome(
         entry["diagnostics"] = f"{assessment.subject}: {entry['diagnostics']}"
     rid = make_id(emitter.digest, assessment.as_of.isoformat(), assessment.subject, "outcome")
     return operation_outcome(rid, issues)
+
+
+def _rejected_value(kb: KnowledgeBase, found: Ingested, rejected: OutOfRange) -> Json:
+    where = _resource_path(found, rejected.ref)
+    if rejected.unit is None:
+        text = f"{rejected.concept} value {rejected.value:g} is out of range; ignored"
+        return issue("warning", "value", text, expression=where, detail="value-out-of-range")
+    expected = kb.valuesets.concepts[rejected.concept].unit
+    text = (
+        f"{rejected.concept} value {rejected.value:g} in unit {rejected.unit!r} cannot be "
+        f"converted to {expected!r}; ignored"
+    )
+    return issue("warning", "value", text, expression=where, detail="value-unit-not-understood")
 
 
 def _resource_path(found: Ingested, ref: str) -> str | None:

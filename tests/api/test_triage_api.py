@@ -473,6 +473,48 @@ def test_out_of_range_value_points_at_its_entry(client: TestClient) -> None:
     assert "value 14 is out of range; ignored" in issue["diagnostics"]
 
 
+def _crp_case(value: float, quantity: dict[str, str]) -> dict[str, Any]:
+    bundle = case_bundle("infection-crp-11-immunosuppressed")
+    [crp] = [e for e in bundle["entry"] if e["resource"]["id"] == "obs-crp"]
+    crp["resource"]["valueQuantity"] = {"value": value, **quantity}
+    return bundle
+
+
+@pytest.mark.parametrize(
+    ("value", "quantity", "flagged"),
+    [
+        (1.1, {"system": "http://unitsofmeasure.org", "code": "mg/dL", "unit": "mg/dL"}, True),
+        (1.0, {"system": "http://unitsofmeasure.org", "code": "mg/dL", "unit": "mg/dL"}, False),
+        # the UCUM code decides over a display unit; an OID names UCUM too
+        (1.1, {"system": "urn:oid:2.16.840.1.113883.6.8", "code": "mg/dL", "unit": "x"}, True),
+        (1.1, {"unit": "mg/dl"}, True),  # no code: the unit text
+        (11, {}, True),  # no unit: read in mg/L
+    ],
+)
+def test_crp_units_are_converted_before_the_threshold(
+    client: TestClient, value: float, quantity: dict[str, str], flagged: bool
+) -> None:
+    result = _ok(client, _crp_case(value, quantity))
+    flags = [codes(d["code"], cs("red-flag")) for d in resources(result, "DetectedIssue")]
+    assert (["infection"] in flags) is flagged
+    assert not [i for i in issues(result) if "value-unit" in str(i["details"])]
+
+
+def test_a_crp_unit_not_understood_is_reported_not_guessed(client: TestClient) -> None:
+    bundle = _crp_case(95, {"system": "http://unitsofmeasure.org", "code": "nmol/L"})
+    index = next(i for i, e in enumerate(bundle["entry"]) if e["resource"]["id"] == "obs-crp")
+    result = _ok(client, bundle)
+    assert resources(result, "DetectedIssue") == []
+    [issue] = [
+        i
+        for i in issues(result)
+        if "value-unit-not-understood" in codes(i["details"], cs("outcome"))
+    ]
+    assert issue["severity"] == "warning"
+    assert issue["expression"] == [f"Bundle.entry[{index}].resource"]
+    assert "crp value 95 in unit 'nmol/L' cannot be converted to 'mg/L'" in issue["diagnostics"]
+
+
 def test_ignored_entry_of_a_patient_is_reported_in_its_outcome(client: TestClient) -> None:
     bundle = case_bundle(CAUDA)
     bundle["entry"][4]["resource"]["status"] = "entered-in-error"  # the saddle anaesthesia

@@ -21,6 +21,7 @@ def make_item(
     origin: Origin = Origin.OBSERVATION,
     days_ago: float | None = None,
     until_days_ago: float | None = None,
+    unit: str | None = None,
 ) -> Item:
     """An item carrying the first code of a concept."""
     entry = kb.valuesets.concepts[concept].codes[0]
@@ -29,8 +30,9 @@ def make_item(
     until = AS_OF - timedelta(days=until_days_ago) if until_days_ago is not None else None
     kind = origin.value.capitalize()
     return Item(
-        f"{kind}/{concept}-{next(_serial)}", origin, (code,), None, polarity, value, when, until
-    )
+        f"{kind}/{concept}-{next(_serial)}", origin, (code,), None, polarity, value, when, until,
+        unit=unit,
+    )  # fmt: skip
 
 
 def make_record(items: list[Item], *, age: int | None = 45) -> PatientRecord:

@@ -35,6 +35,11 @@ OUTCOME_CODES = {
         "Value out of range",
         "A score or measurement outside its valid range was ignored.",
     ),
+    "value-unit-not-understood": (
+        "Value unit not understood",
+        "A measurement whose unit PainPath cannot convert to the unit its thresholds use was "
+        "ignored (diagnostics names the unit sent and the unit expected).",
+    ),
     "questionnaire-not-scored": (
         "Questionnaire not scored",
         "A QuestionnaireResponse could not be scored (e.g. incomplete).",
