@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from service.domain.model import (
@@ -36,7 +36,7 @@ from service.domain.model import (
     QuestionnaireAnswers,
 )
 from service.fhir.systems import UCUM, normalise_code, normalise_system
-from service.fhir.timeparse import parse_date, parse_datetime
+from service.fhir.timeparse import age_days, parse_date, parse_datetime
 
 __all__ = ["Ingested", "Skip", "ingest"]
 
@@ -157,13 +157,31 @@ def _unit(quantity: Json) -> str | None:
 
 
 # --- per-type extractors -----------------------------------------------------------------------
-def _condition(ref: str, res: Json) -> Iterator[Item]:
+def _condition(ref: str, res: Json, birth: date | None = None) -> Iterator[Item]:
     clinical = _first_code(res.get("clinicalStatus"))
     polarity = Polarity.HISTORY if clinical in _CONDITION_HISTORY else Polarity.PRESENT
     codes, text = _codes(res.get("code"))
     onset, _ = _moment(res, "onset")
+    if onset is None and birth is not None:
+        onset = _onset_from_age(res, birth)
     recorded = parse_datetime(res.get("recordedDate"))
     yield Item(ref, Origin.CONDITION, codes, text, polarity, when=onset, recorded=recorded)
+
+
+def _onset_from_age(res: Json, birth: date) -> datetime | None:
+    """``onsetAge`` (or the low end of ``onsetRange``) as a moment: birth date plus the age."""
+    age = res.get("onsetAge")
+    if age is None:
+        age = (res.get("onsetRange") or {}).get("low")
+    if not isinstance(age, dict) or not isinstance(age.get("value"), int | float):
+        return None
+    days = age_days(float(age["value"]), age.get("code") or age.get("unit"))
+    if days is None:
+        return None
+    try:
+        return datetime(birth.year, birth.month, birth.day, tzinfo=UTC) + timedelta(days=days)
+    except OverflowError:
+        return None
 
 
 def _observation(ref: str, res: Json) -> Iterator[Item]:
@@ -203,11 +221,30 @@ def _procedure(ref: str, res: Json) -> Iterator[Item]:
     yield _span_item(ref, Origin.PROCEDURE, res, res.get("code"), "performed")
 
 
-def _medication(ref: str, res: Json, medications: dict[str, Json]) -> Iterator[Item]:
+def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
+    """The medication's code: inline, or from the Medication it references (a Bundle entry, or
+    a resource ``contained`` in this one: ``#id``)."""
     concept = res.get("medicationCodeableConcept")
+    if concept is not None:
+        return concept
     reference = (res.get("medicationReference") or {}).get("reference")
-    if concept is None and reference in medications:
-        concept = medications[reference].get("code")
+    if not isinstance(reference, str):
+        return None
+    if reference.startswith("#"):
+        for inner in res.get("contained", ()):
+            if (
+                isinstance(inner, dict)
+                and inner.get("resourceType") == "Medication"
+                and inner.get("id") == reference[1:]
+            ):
+                return inner.get("code")
+        return None
+    found = medications.get(reference)
+    return found.get("code") if found else None
+
+
+def _medication(ref: str, res: Json, medications: dict[str, Json]) -> Iterator[Item]:
+    concept = _medication_concept(res, medications)
     if res.get("resourceType") == "MedicationRequest":
         item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
         start = parse_datetime(res.get("authoredOn"))
@@ -333,7 +370,7 @@ def ingest(bundle: Json, relevant: Callable[[Json], bool] | None = None) -> Inge
         elif res.get("resourceType") == "Medication":
             for alias in _aliases(entry, res):
                 medications[alias] = res
-    return _collect(entries, patients, medications, relevant)
+    return _collect(entries, patients, _Readers(medications, relevant))
 
 
 def _aliases(entry: Json, res: Json) -> list[str]:
@@ -349,12 +386,7 @@ def _ref_of(index: int, entry: Json, res: Json) -> str:
     return f"{res['resourceType']}/{rid}" if rid else f"Bundle.entry[{index}]"
 
 
-def _collect(
-    entries: list[Json],
-    patients: _Patients,
-    medications: dict[str, Json],
-    relevant: Callable[[Json], bool] | None,
-) -> Ingested:
+def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ingested:
     items: dict[str, list[Item]] = {key: [] for key in patients.subjects}
     answers: dict[str, list[QuestionnaireAnswers]] = {}
     skipped = [Skip(where, _ANONYMOUS) for where in patients.anonymous]
@@ -390,7 +422,8 @@ def _collect(
         elif rtype == "QuestionnaireResponse":
             answers.setdefault(key, []).append(_answers(ref, res))
         else:
-            items[key].extend(_items(rtype, ref, res, medications, relevant))
+            birth = patients.demographics.get(key, _UNKNOWN).birth_date
+            items[key].extend(readers.items(rtype, ref, res, birth))
     records = [
         PatientRecord(
             subject=patients.subjects[key],
@@ -403,20 +436,24 @@ def _collect(
     return Ingested(records, skipped, unused, ref_types, answered, entry_paths)
 
 
-def _items(
-    rtype: str,
-    ref: str,
-    res: Json,
-    medications: dict[str, Json],
-    relevant: Callable[[Json], bool] | None,
-) -> Iterable[Item]:
-    if rtype in {"MedicationStatement", "MedicationRequest"}:
-        return _medication(ref, res, medications)
-    if relevant is not None and not relevant(res):
-        return ()
-    return _EXTRACTORS[rtype](ref, res)
+@dataclass(frozen=True, slots=True)
+class _Readers:
+    """What reading one resource may need beyond the resource itself."""
+
+    medications: dict[str, Json]
+    relevant: Callable[[Json], bool] | None
+
+    def items(self, rtype: str, ref: str, res: Json, birth: date | None) -> Iterable[Item]:
+        if rtype in {"MedicationStatement", "MedicationRequest"}:
+            return _medication(ref, res, self.medications)
+        if self.relevant is not None and not self.relevant(res):
+            return ()
+        if rtype == "Condition":
+            return _condition(ref, res, birth)
+        return _EXTRACTORS[rtype](ref, res)
 
 
+_UNKNOWN = Demographics()
 _ANONYMOUS = "Patient has neither id nor fullUrl: nothing can refer to it; not evaluated"
 
 

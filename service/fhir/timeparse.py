@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-__all__ = ["parse_date", "parse_datetime"]
+__all__ = ["age_days", "parse_date", "parse_datetime"]
+
+# UCUM time units an Age may use (FHIR Age: a UCUM code for a time), in days: the UCUM
+# definitions of the mean Julian year and month.
+_DAYS = {"a": 365.25, "mo": 30.4375, "wk": 7.0, "d": 1.0, "h": 1 / 24, "min": 1 / 1440}
 
 
 def parse_datetime(value: object) -> datetime | None:
@@ -33,3 +37,12 @@ def parse_date(value: object) -> date | None:
     """A date for a FHIR date string (partial dates at the first day)."""
     moment = parse_datetime(value)
     return moment.date() if moment else None
+
+
+def age_days(value: float, unit: object) -> float | None:
+    """An Age (value and UCUM time code) in days; None for a unit that is not a UCUM time or a
+    negative or absurd age."""
+    factor = _DAYS.get(unit) if isinstance(unit, str) else None
+    if factor is None or not 0 <= value * factor <= 200 * 365.25:
+        return None
+    return value * factor
