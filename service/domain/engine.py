@@ -22,6 +22,7 @@ from service.domain.assessment import (
     Finding,
     ProposedService,
 )
+from service.domain.expressions import Reading
 from service.domain.facts import Fact, Matcher, OutOfRange
 from service.domain.knowledge import KnowledgeBase, Proposal, Rule
 from service.domain.model import Item, Origin, PatientRecord, Polarity
@@ -88,7 +89,7 @@ class Evaluation:
             if f.item.origin is Origin.IMAGING and f.item.polarity is Polarity.PRESENT
         )
 
-    def readings(self, concept: str) -> list[tuple[float, Evidence]]:
+    def readings(self, concept: str) -> list[Reading]:
         """Numeric readings, oldest first (latest wins)."""
         facts = [
             f
@@ -96,7 +97,11 @@ class Evaluation:
             if f.item.value is not None and f.item.polarity is Polarity.PRESENT
         ]
         facts.sort(key=lambda f: (self._moment(f.item.when), f.item.ref))
-        return [(float(f.item.value), f.evidence()) for f in facts if f.item.value is not None]
+        return [
+            Reading(float(f.item.value), f.item.comparator, f.evidence())
+            for f in facts
+            if f.item.value is not None
+        ]
 
     def recent(self, concept: str, months: float) -> tuple[Evidence, ...]:
         """Evidence of the concept dated within ``months`` before the evaluation date."""

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from service.domain.trace import Evidence
 
-__all__ = ["Context", "Expr", "Outcome", "References", "compile_expr"]
+__all__ = ["Context", "Expr", "Outcome", "Reading", "References", "compile_expr"]
 
 _COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     "gte": operator.ge,
@@ -61,7 +61,7 @@ class Context(Protocol):
 
     def imaging(self, concept: str) -> tuple[Evidence, ...]: ...
 
-    def readings(self, concept: str) -> list[tuple[float, Evidence]]: ...
+    def readings(self, concept: str) -> list[Reading]: ...
 
     def recent(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
 
@@ -116,6 +116,49 @@ def _references(children: Iterable[Expr]) -> References:
 
 def _merge(outcomes: Iterable[Outcome]) -> tuple[Evidence, ...]:
     return tuple(sorted({ev for out in outcomes for ev in out.evidence}))
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A numeric reading. With a ``comparator`` (``<5``: below 5) it stands for every value on
+    that side, and a comparison holds only if it holds for all of them: ``<5`` is not above 10,
+    ``>15`` is above 10, and ``<15`` is neither above nor not above 10, so it does not count."""
+
+    value: float
+    comparator: str | None
+    evidence: Evidence
+
+    def holds(self, op: str, threshold: float) -> bool:
+        """True when every value the reading stands for satisfies ``op threshold``."""
+        if op in {"gt", "gte"}:
+            low = self._low()
+            if low is None:
+                return False
+            value, strict = low
+            return value > threshold or (value == threshold and (strict or op == "gte"))
+        high = self._high()
+        if high is None:
+            return False
+        value, strict = high
+        return value < threshold or (value == threshold and (strict or op == "lte"))
+
+    def above(self, other: Reading) -> bool:
+        """True when every value this reading stands for exceeds every value of ``other``."""
+        low, high = self._low(), other._high()
+        if low is None or high is None:
+            return False
+        return low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1]))
+
+    def _low(self) -> tuple[float, bool] | None:
+        """(lower bound, bound excluded), None when unbounded below."""
+        if self.comparator in {"<", "<="}:
+            return None
+        return self.value, self.comparator == ">"
+
+    def _high(self) -> tuple[float, bool] | None:
+        if self.comparator in {">", ">="}:
+            return None
+        return self.value, self.comparator == "<"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,15 +229,20 @@ class _Concept:
         if self.kind == "imaging":
             return _held(ctx.imaging(self.concept))
         if self.kind == "rising":
-            readings = ctx.readings(self.concept)
-            rising = len(readings) >= 2 and readings[-1][0] > readings[-2][0]
-            return Outcome(True, (readings[-2][1], readings[-1][1])) if rising else FALSE
+            return _rising(ctx.readings(self.concept))
         # documented: present, absent or history
         evidence = ctx.present(self.concept, history=True) + ctx.absent(self.concept)
         return _held(evidence)
 
     def references(self) -> References:
         return References(concepts=[self.concept])
+
+
+def _rising(readings: list[Reading]) -> Outcome:
+    """The latest reading is above the one before it (for every value each stands for)."""
+    if len(readings) < 2 or not readings[-1].above(readings[-2]):
+        return FALSE
+    return Outcome(True, (readings[-2].evidence, readings[-1].evidence))
 
 
 def _compare(spec: dict[str, Any], where: str) -> tuple[str, str]:
@@ -214,9 +262,9 @@ class _Value:
         readings = ctx.readings(self.concept)
         if not readings:
             return FALSE
-        value, evidence = readings[-1]
-        ok = _COMPARATORS[self.op](value, ctx.param(self.param))
-        return Outcome(True, (evidence,)) if ok else FALSE
+        latest = readings[-1]
+        ok = latest.holds(self.op, ctx.param(self.param))
+        return Outcome(True, (latest.evidence,)) if ok else FALSE
 
     def references(self) -> References:
         return References(concepts=[self.concept], parameters=[self.param])

@@ -55,7 +55,7 @@ class OutOfRange:
 
 def _describe(item: Item) -> str:
     if item.value is not None:
-        return f"{item.value:g}"
+        return f"{item.comparator or ''}{item.value:g}"
     return {Polarity.ABSENT: "false", Polarity.HISTORY: "history"}.get(item.polarity, "true")
 
 

@@ -66,6 +66,7 @@ class Item:
     value_codes: tuple[Code, ...] = ()
     value_text: str | None = None
     unit: str | None = None  # of ``value``: a UCUM code, else the sender's unit text
+    comparator: str | None = None  # "<", "<=", ">=" or ">": the true value lies beyond ``value``
 
 
 @dataclass(frozen=True, slots=True)

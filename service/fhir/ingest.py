@@ -63,6 +63,7 @@ _IGNORED_STATUS: dict[str, frozenset[str]] = {
     "Device": frozenset({"entered-in-error"}),
     "QuestionnaireResponse": frozenset({"entered-in-error", "stopped"}),
 }
+_COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator (R4 quantity-comparator)
 _HISTORY_STATUS = {"completed", "stopped", "inactive"}
 
 
@@ -127,6 +128,7 @@ class _Value:
     polarity: Polarity = Polarity.PRESENT
     moment: datetime | None = None
     unit: str | None = None
+    comparator: str | None = None
 
 
 def _value(holder: Json) -> _Value | None:
@@ -137,7 +139,12 @@ def _value(holder: Json) -> _Value | None:
         return _Value(float(holder["valueInteger"]))
     quantity = holder.get("valueQuantity")
     if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
-        return _Value(float(quantity["value"]), unit=_unit(quantity))
+        comparator = quantity.get("comparator")
+        return _Value(
+            float(quantity["value"]),
+            unit=_unit(quantity),
+            comparator=comparator if comparator in _COMPARATORS else None,
+        )
     if "valueDateTime" in holder:
         return _Value(moment=parse_datetime(holder["valueDateTime"]))
     if "dataAbsentReason" in holder:
@@ -199,6 +206,7 @@ def _observation(ref: str, res: Json) -> Iterator[Item]:
         yield Item(
             ref, Origin.OBSERVATION, codes, text, value.polarity, value.number,
             value.moment or when, value_codes=vcodes, value_text=value_text, unit=value.unit,
+            comparator=value.comparator,
         )  # fmt: skip
         if isinstance(concept, dict):
             # a finding carried as the value (code "clinical finding", value "sciatica")

@@ -113,3 +113,15 @@ def test_an_onset_date_wins_over_an_onset_age() -> None:
     condition["onsetAge"] = {"value": 1, "system": UCUM, "code": "a"}  # invalid together; be safe
     (item,) = _items(_bundle(condition))
     assert item.when == datetime(2026, 10, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
+def test_a_quantity_comparator_is_kept_with_its_value(comparator: str) -> None:
+    observation = {
+        "resourceType": "Observation", "id": "crp", "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1988-5"}]},
+        "valueQuantity": {"value": 5, "comparator": comparator, "system": UCUM, "code": "mg/L"},
+    }  # fmt: skip
+    (item,) = _items(_bundle(observation))
+    assert (item.value, item.comparator, item.unit) == (5, comparator, "mg/L")

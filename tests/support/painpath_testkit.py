@@ -22,6 +22,7 @@ def make_item(
     days_ago: float | None = None,
     until_days_ago: float | None = None,
     unit: str | None = None,
+    comparator: str | None = None,
 ) -> Item:
     """An item carrying the first code of a concept."""
     entry = kb.valuesets.concepts[concept].codes[0]
@@ -31,7 +32,7 @@ def make_item(
     kind = origin.value.capitalize()
     return Item(
         f"{kind}/{concept}-{next(_serial)}", origin, (code,), None, polarity, value, when, until,
-        unit=unit,
+        unit=unit, comparator=comparator,
     )  # fmt: skip
 
 
