@@ -6,8 +6,9 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "check_bind", "get_settings"]
@@ -25,7 +26,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_entries: int = Field(default=10_000, ge=1)
     # JSON nesting limit, checked right after parsing and before validation (service.fhir.limits).
-    max_json_depth: int = Field(default=64, ge=2, le=1000)
+    # at most 200: inputs are re-serialised by orjson (CDS digests, the web page's trace), which
+    # refuses nesting deeper than 255, and a Parameters or trace wrapper adds a few levels
+    max_json_depth: int = Field(default=64, ge=2, le=200)
     default_profile: str | None = None
     log_level: str = "INFO"
     # Logs (service.api.observability): one JSON line per request; patient ids are HMAC-SHA256'd
@@ -81,8 +84,28 @@ class Settings(BaseSettings):
     cds_jti_cache_size: int = Field(default=10_000, ge=1)
     cds_jwks_refresh_seconds: float = Field(default=10.0, ge=0)  # min gap between JWKS refetches
     cds_fhir_timeout_seconds: float = Field(default=5.0, gt=0)  # prefetch fallback budget
+    # Best practice checklist item 4: when non-empty, a client JWT's tenant claim must be listed.
+    cds_tenants: list[str] = Field(default_factory=list)
+    # FHIR bases the fhirAuthorization token may be sent to (a request's fhirServer must be one of
+    # them or lie under one on a path boundary). Empty: any fhirServer while cds_auth_required is
+    # false (loopback development), none otherwise (fail closed). http:// only for loopback hosts.
+    cds_fhir_servers: list[str] = Field(default_factory=list)
     # CORS (browser-based CDS Hooks clients such as the sandbox); [] turns CORS off.
     cors_origins: list[str] = Field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
+
+    @field_validator("cds_tenants")
+    @classmethod
+    def _tenants(cls, value: list[str]) -> list[str]:
+        if any(not tenant.strip() for tenant in value):
+            raise ValueError("PAINPATH_CDS_TENANTS entries must be non-empty strings")
+        return value
+
+    @field_validator("cds_fhir_servers")
+    @classmethod
+    def _fhir_servers(cls, value: list[str]) -> list[str]:
+        for base in value:
+            _check_fhir_base(base)
+        return value
 
     @property
     def cds_auth_required(self) -> bool:
@@ -96,6 +119,30 @@ def _is_loopback(host: str) -> bool:
         return name == "localhost" or ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def _check_fhir_base(base: str) -> None:
+    """Refuse (ValueError) a ``cds_fhir_servers`` entry that is not a plain http(s) base URL, or
+    that is ``http://`` off loopback: the fhirAuthorization token must travel over TLS (CDS Hooks
+    "FHIR Resource Access", FHIR-28655)."""
+    parts = urlsplit(base)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ValueError(f"PAINPATH_CDS_FHIR_SERVERS: {base!r} has an invalid port") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"PAINPATH_CDS_FHIR_SERVERS: {base!r} is not an http(s) base URL")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ValueError(
+            f"PAINPATH_CDS_FHIR_SERVERS: {base!r} must be a base URL without credentials, "
+            "query or fragment"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"PAINPATH_CDS_FHIR_SERVERS: {base!r} uses http:// for a non-loopback host; the "
+            "fhirAuthorization token may only be sent over https:// in production (FHIR-28655). "
+            "Use https://, or http://127.0.0.1 / http://localhost for local development"
+        )
 
 
 def check_bind(settings: Settings, host: str | None = None) -> None:

@@ -6,11 +6,24 @@ feedback, sharing the engine and the emitter with ``$triage``.
                                           Bundle -> Engine.triage -> cards (service.fhir.cds_cards)
     POST /cds-services/{id}/feedback      accepted / overridden counts (no PHI kept)
 
+Client trust (CDS Hooks best practice checklist): the JWT checks of ``service.api.jwt_verify``,
+including, when ``cds_tenants`` is non-empty, a ``tenant`` claim on that list (checklist item 4).
+
+fhirServer trust: the ``fhirAuthorization`` token is sent only to a ``fhirServer`` PainPath trusts
+(:func:`fhir_server_trusted`): one of ``cds_fhir_servers`` or under one on a path boundary
+(``service.fhir.cds_request.fhir_server_allowed``). With the list empty, any fhirServer is trusted
+only while CDS client auth is off (loopback development, ``Settings.cds_auth_required`` false);
+otherwise none is (fail closed). An untrusted fhirServer is never contacted: a complete prefetch
+is evaluated as usual, missing data is a 412 naming the allow-list setting. A prefetch searchset's
+``next`` link is rebased on the request's fhirServer and must lie under it, so the token cannot be
+steered to another host through the prefetch either.
+
 Status codes: 400 for a bad request body (OperationOutcome naming the field), 401 for a rejected
 client JWT (``{"error": "invalid_token", "error_description": …}``), 404 for an unknown service,
-412 when data is missing and ``fhirServer`` is absent or cannot be read, 500 when evaluation fails
-(never an empty 200). ``{"cards": []}`` means there was nothing to say. The request's
-``fhirAuthorization`` token and the client JWT are never logged; ``hookInstance`` is.
+412 when data is missing and ``fhirServer`` is absent, untrusted or cannot be read, 500 when
+evaluation fails (never an empty 200). ``{"cards": []}`` means there was nothing to say. The
+request's ``fhirAuthorization`` token and the client JWT are never logged; ``hookInstance``, the
+client's ``tenant`` and an untrusted fhirServer's host are.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -33,6 +47,7 @@ from service.api.jwt_verify import AuthError, JtiCache, JwtVerifier
 from service.api.responses import fhir_response
 from service.clients.cds_fetch import fetch_missing
 from service.clients.errors import UpstreamError
+from service.clients.paging import rebase
 from service.fhir.cds_cards import (
     OVERRIDE_CODES,
     OVERRIDE_SYSTEM,
@@ -46,8 +61,10 @@ from service.fhir.cds_request import (
     CdsRequest,
     cds_bundle,
     discovery,
+    fhir_server_allowed,
     read_cds_request,
     read_prefetch,
+    under_fhir_base,
 )
 from service.fhir.errors import InputError
 from service.fhir.outcome import issue, operation_outcome
@@ -56,7 +73,14 @@ from service.fhir.triage import Engine, canonical_bytes, digest_of, resolve_opti
 from service.fhir.validate import validate_bundle
 from service.settings import Settings
 
-__all__ = ["CdsState", "FeedbackCounters", "cds_metrics", "install_cds_hooks", "router"]
+__all__ = [
+    "CdsState",
+    "FeedbackCounters",
+    "cds_metrics",
+    "fhir_server_trusted",
+    "install_cds_hooks",
+    "router",
+]
 
 Json = dict[str, Any]
 log = logging.getLogger("painpath.cds_hooks")
@@ -149,11 +173,17 @@ def install_cds_hooks(
             require_kid=True,
             typ="JWT",
             replay_cache=JtiCache(settings.cds_jti_cache_size),
+            tenants=settings.cds_tenants,
             refresh_seconds=settings.cds_jwks_refresh_seconds,
         )
         if settings.cds_auth_required
         else None
     )
+    if settings.cds_auth_required and not settings.cds_fhir_servers:
+        log.warning(
+            "cds: PAINPATH_CDS_FHIR_SERVERS is empty and client auth is on: no fhirServer is "
+            "trusted, calls with an incomplete prefetch answer 412"
+        )
     app.state.cds = CdsState(settings, verifier, fhir_transport=fhir_transport)
     app.add_exception_handler(CdsAuthError, _auth_error)
     if settings.cors_origins:
@@ -178,9 +208,22 @@ async def authorize(request: Request) -> None:
     if path.endswith("/feedback"):  # some clients sign feedback for the service URL
         audiences.append(base + path.removesuffix("/feedback"))
     try:
-        await state.verifier.verify_authorization(request.headers.get("authorization"), audiences)
+        claims = await state.verifier.verify_authorization(
+            request.headers.get("authorization"), audiences
+        )
     except AuthError as exc:
         raise CdsAuthError(exc.status, exc.code, exc.message) from exc
+    tenant = claims.get("tenant")
+    request.state.cds_tenant = tenant if isinstance(tenant, str) else None  # for the logs
+
+
+def fhir_server_trusted(settings: Settings, fhir_server: str) -> bool:
+    """Whether PainPath may call ``fhir_server`` with the client's ``fhirAuthorization`` token:
+    listed in ``cds_fhir_servers`` (or under a listed base); with an empty list, only while CDS
+    client auth is off (loopback development) - fail closed otherwise."""
+    if settings.cds_fhir_servers:
+        return fhir_server_allowed(fhir_server, settings.cds_fhir_servers)
+    return not settings.cds_auth_required
 
 
 router = APIRouter(tags=["cds-hooks"], dependencies=[Depends(authorize)])
@@ -194,7 +237,9 @@ async def cds_discovery() -> JSONResponse:
 
 async def _json_body(request: Request, settings: Settings) -> Any:
     check_content_type(request.headers.get("content-type"))
-    return parse_json(await request.body(), max_bytes=settings.max_body_bytes)
+    return parse_json(
+        await request.body(), max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
 
 
 def _precondition_failed(text: str) -> Response:
@@ -214,28 +259,73 @@ async def cds_service(request: Request, service_id: str) -> Response:
     resources = [r for value in usable.values() for r in value.resources]
     next_pages = {k: v.next_url for k, v in usable.items() if v.next_url}
     if missing or next_pages:
-        if cds.fhir_server is None:
-            lacking = ", ".join([*missing, *next_pages]) or "none"
-            return _precondition_failed(
-                f"Prefetch is incomplete ({lacking}) and the request names no fhirServer"
-            )
-        try:
-            fetched = await fetch_missing(
-                settings, cds, {k: PREFETCH_TYPES[k] for k in missing}, next_pages,
-                transport=state.fhir_transport,
-            )  # fmt: skip
-        except UpstreamError as exc:
-            log.warning("cds %s %s: fhirServer failed: %s", service_id, cds.hook_instance,
-                        exc.describe())  # fmt: skip
-            return _precondition_failed(
-                f"The data could not be read from fhirServer: {exc.describe()}"
-            )
-        resources += [r for found in fetched.values() for r in found]
+        fetched = await _fallback(state, service_id, cds, missing, next_pages)
+        if isinstance(fetched, Response):
+            return fetched
+        resources += fetched
     cards = await _evaluate(request.app.state.engine, state, cds, resources)
     for card in cards:
         state.counters.cards[(service_id, card["indicator"])] += 1
-    log.info("cds %s hookInstance=%s cards=%d", service_id, cds.hook_instance, len(cards))
+    log.info("cds %s hookInstance=%s tenant=%r cards=%d", service_id, cds.hook_instance,
+             getattr(request.state, "cds_tenant", None), len(cards))  # fmt: skip
     return JSONResponse({"cards": cards})
+
+
+def _host(url: str) -> str:
+    """The host of a URL, for logs and diagnostics (never its path, query or credentials)."""
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"
+
+
+def _pages_on(fhir_server: str, next_pages: dict[str, str]) -> dict[str, str] | None:
+    """The prefetch next links rebased on ``fhir_server``; None when one would leave it."""
+    try:
+        rebased = {key: rebase(url, fhir_server) for key, url in next_pages.items()}
+    except ValueError:  # a link urllib cannot parse
+        return None
+    inside = all(under_fhir_base(url, fhir_server) for url in rebased.values())
+    return rebased if inside else None
+
+
+async def _fallback(
+    state: CdsState,
+    service_id: str,
+    cds: CdsRequest,
+    missing: list[str],
+    next_pages: dict[str, str],
+) -> list[Json] | Response:
+    """What the prefetch lacks, read from a trusted ``fhirServer``; a 412 when it cannot be."""
+    lacking = ", ".join([*missing, *next_pages])
+    server = cds.fhir_server
+    if server is None:
+        return _precondition_failed(
+            f"Prefetch is incomplete ({lacking}) and the request names no fhirServer"
+        )
+    if not fhir_server_trusted(state.settings, server):
+        log.warning("cds %s %s: fhirServer host %r is not on PAINPATH_CDS_FHIR_SERVERS; not "
+                    "contacted", service_id, cds.hook_instance, _host(server))  # fmt: skip
+        return _precondition_failed(
+            f"Prefetch is incomplete ({lacking}) and fhirServer is not on PainPath's allow-list "
+            "of FHIR servers (PAINPATH_CDS_FHIR_SERVERS); it was not contacted"
+        )
+    pages = _pages_on(server, next_pages)
+    if pages is None:
+        return _precondition_failed(
+            f"Prefetch is incomplete ({lacking}) and a prefetch next link does not lie under "
+            "fhirServer; it was not followed"
+        )
+    try:
+        fetched = await fetch_missing(
+            state.settings, cds, {k: PREFETCH_TYPES[k] for k in missing}, pages,
+            transport=state.fhir_transport,
+        )  # fmt: skip
+    except UpstreamError as exc:
+        log.warning("cds %s %s: fhirServer failed: %s", service_id, cds.hook_instance,
+                    exc.describe())  # fmt: skip
+        return _precondition_failed(f"The data could not be read from fhirServer: {exc.describe()}")
+    return [r for found in fetched.values() for r in found]
 
 
 async def _evaluate(

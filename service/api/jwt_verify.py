@@ -18,7 +18,10 @@ code ``expired`` or ``login``, a short reason, never the token). Checks, in orde
    local JSON file read once;
 4. the ``required`` claims present, ``exp``/``nbf``/``iat`` with ``leeway`` seconds (``iat`` not
    in the future), ``aud`` one of the audiences when any are configured or passed, and with a
-   :class:`JtiCache` the ``jti`` not seen before (kept until the token's expiry).
+   :class:`JtiCache` the ``jti`` not seen before (kept until the token's expiry);
+5. with ``tenants`` (CDS Hooks best practice, checklist item 4) a ``tenant`` claim that is one of
+   them - checked after the signature and before the ``jti`` is recorded, so a refused token does
+   not use up its ``jti``. Without ``tenants`` the claim is not looked at.
 
 Nothing here logs the token or its claims.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +111,7 @@ class JwtVerifier:
         require_kid: bool = False,
         typ: str | None = None,
         replay_cache: JtiCache | None = None,
+        tenants: Collection[str] = (),
         refresh_seconds: float = 10.0,
         jwks_max_age: float = 300.0,
         jwks_timeout: float = 5.0,
@@ -122,6 +126,7 @@ class JwtVerifier:
         self.require_kid = require_kid
         self.typ = typ
         self.replay_cache = replay_cache
+        self.tenants = frozenset(tenants)
         self.refresh_seconds = refresh_seconds
         self.jwks_max_age = jwks_max_age
         self.jwks_timeout = jwks_timeout
@@ -166,11 +171,22 @@ class JwtVerifier:
             raise _refused("The token's jku is not the allowed JWKS URL of its issuer")
         key = await self._key(jwks, kid or None)
         claims = self._decode(token, key, str(alg), str(issuer), audience or self.audience)
+        self._check_tenant(claims)
         if self.replay_cache is not None and not self.replay_cache.add(
             str(issuer), str(claims["jti"]), float(claims["exp"]) + self.leeway
         ):
             raise _refused("The token's jti was already used (replay)")
         return claims
+
+    def _check_tenant(self, claims: Mapping[str, Any]) -> None:
+        """With a tenant allow-list, the ``tenant`` claim must be on it (never echoed back)."""
+        if not self.tenants:
+            return
+        tenant = claims.get("tenant")
+        if tenant is None:
+            raise _refused("The token lacks the tenant claim")
+        if not isinstance(tenant, str) or tenant not in self.tenants:
+            raise _refused("The token's tenant is not allowed")
 
     def _decode(
         self,

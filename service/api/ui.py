@@ -73,10 +73,14 @@ async def summary(
     settings = request.app.state.settings
     check_content_type(request.headers.get("content-type"))
     body = await _body(request, settings.max_body_bytes)
-    parsed = read_triage_request(
-        body, max_bytes=settings.max_body_bytes, max_entries=settings.max_entries
-    )
     engine: Engine = request.app.state.engine
+    parsed = read_triage_request(  # exactly as $triage reads it: same limits, same validation
+        body,
+        max_bytes=settings.max_body_bytes,
+        max_entries=settings.max_entries,
+        max_depth=settings.max_json_depth,
+        relevant=engine.relevance,
+    )
     raw = {"asOf": as_of, "profile": profile or settings.default_profile}
     options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
     result = engine.triage(parsed.bundle, options, digest=digest_of(body, options))

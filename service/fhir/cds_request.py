@@ -8,14 +8,24 @@ goes to ``Engine.triage`` exactly like a ``$triage`` body.
 Prefetch semantics (spec "Prefetch"): a key the client chose not to satisfy is omitted (PainPath
 fetches it from ``fhirServer``); ``null`` means no data; an OperationOutcome value is an error on
 the client's side (fetched again); a searchset with a ``next`` link is completed from the server.
+
+fhirServer trust (:func:`fhir_server_allowed`, :func:`under_fhir_base`): the ``fhirAuthorization``
+token may only go to a FHIR base PainPath was configured to call (``cds_fhir_servers``). URLs are
+compared after normalisation - scheme and host lowercased, default ports made explicit, a trailing
+slash ignored - and a path matches a base only on a segment boundary, so
+``https://ehr.example.org/fhir`` covers ``…/fhir/`` and ``…/fhir/r4`` but not ``…/fhirx`` nor
+``https://ehr.example.org.evil.com/fhir``. URLs with credentials, a malformed port, whitespace,
+dot segments or encoded slashes never match (fail closed). What an empty list means is the API's
+policy (``service.api.cds_hooks.fhir_server_trusted``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from service.fhir.errors import InputError
 from service.fhir.patient_pull import subject_patient_id
@@ -31,11 +41,14 @@ __all__ = [
     "PrefetchValue",
     "cds_bundle",
     "discovery",
+    "fhir_server_allowed",
     "read_cds_request",
     "read_prefetch",
+    "under_fhir_base",
 ]
 
 Json = dict[str, Any]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")  # https://hl7.org/fhir/R4/datatypes.html#id
 
 # key -> (template, resource type); only the recommended subset (read, type search, reference)
@@ -179,7 +192,7 @@ def read_cds_request(body: Any, service: CdsService) -> CdsRequest:
 
 def _fhir_access(body: Json) -> tuple[str | None, str | None]:
     server = _string(body, "fhirServer", "fhirServer", required=False)
-    if server is not None and urlsplit(server).scheme not in {"http", "https"}:
+    if server is not None and _scheme(server) not in {"http", "https"}:
         raise _bad("fhirServer must be an http(s) URL", "fhirServer")
     auth = body.get("fhirAuthorization")
     if auth is None:
@@ -225,6 +238,53 @@ def _selections(value: Any, orders: tuple[Json, ...]) -> tuple[str, ...]:
     if unknown:
         raise _bad(f"{where} names orders not in draftOrders: {', '.join(unknown)}", where)
     return tuple(value)
+
+
+def _scheme(url: str) -> str | None:
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return None
+
+
+def _normalised(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path without trailing slash), or None for a URL that can never be
+    trusted: not http(s), no host, credentials, a bad port, whitespace or control characters, dot
+    segments or encoded slashes."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return None  # urlsplit drops tabs and newlines an HTTP client might read otherwise
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+            return None
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:  # a malformed port or IPv6 literal
+        return None
+    path = parts.path
+    lowered = path.lower()
+    if "\\" in path or "%2f" in lowered or "%5c" in lowered:
+        return None
+    if any(unquote(segment) in {".", ".."} for segment in path.split("/")):
+        return None
+    return scheme, parts.hostname.lower(), port, path.rstrip("/")
+
+
+def under_fhir_base(url: str, base: str) -> bool:
+    """Whether ``url`` is ``base`` or lies under it on a path boundary (same scheme, host and
+    port); ``url`` may carry a query (a search or a next link)."""
+    target, home = _normalised(url), _normalised(base)
+    if target is None or home is None or target[:3] != home[:3]:
+        return False
+    return target[3] == home[3] or target[3].startswith(home[3] + "/")
+
+
+def fhir_server_allowed(fhir_server: str, bases: Iterable[str]) -> bool:
+    """Whether a request's ``fhirServer`` (a base URL: no query or fragment) is one of ``bases``
+    or under one of them."""
+    if "?" in fhir_server or "#" in fhir_server:
+        return False
+    return any(under_fhir_base(fhir_server, base) for base in bases)
 
 
 @dataclass(frozen=True, slots=True)

@@ -577,3 +577,35 @@ def test_bad_input_never_gets_a_5xx(client: TestClient) -> None:
         response = post_triage(client, body)
         assert response.status_code < 500, (body, response.text)
         assert response.json()["resourceType"] in {"Bundle", "OperationOutcome"}
+
+
+def _deep_extension(levels: int) -> Json:
+    """A valid nested extension ``levels`` extensions deep (2 JSON levels each)."""
+    extension: Json = {"url": "https://example.org/x", "valueString": "leaf"}
+    for _ in range(levels - 1):
+        extension = {"url": "https://example.org/x", "extension": [extension]}
+    return extension
+
+
+def test_the_depth_limit_cannot_exceed_what_the_service_can_re_serialise() -> None:
+    with pytest.raises(ValueError, match="max_json_depth"):
+        _settings(max_json_depth=201)
+    assert _settings(max_json_depth=200).max_json_depth == 200
+
+
+@pytest.mark.parametrize("path", ["/fhir/$triage", "/ui/summary"])
+def test_input_at_the_highest_depth_limit_is_evaluated_not_a_5xx(
+    make_client: Callable[..., TestClient], path: str
+) -> None:
+    client = make_client(max_json_depth=200)
+    bundle = case_bundle(CAUDA)
+    bundle["entry"][0]["resource"]["extension"] = [_deep_extension(95)]  # ~196 levels in all
+    params = {"asOf": "2026-11-24T10:00:00+01:00"}
+    response = client.post(path, content=json.dumps(bundle), params=params,
+                           headers={"Content-Type": FHIR_JSON})  # fmt: skip
+    assert response.status_code == 200, response.text[:300]
+    deeper = copy.deepcopy(bundle)
+    deeper["entry"][0]["resource"]["extension"] = [_deep_extension(110)]
+    refused = client.post(path, content=json.dumps(deeper), params=params,
+                          headers={"Content-Type": FHIR_JSON})  # fmt: skip
+    assert refused.status_code == 413

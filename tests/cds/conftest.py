@@ -28,7 +28,10 @@ def cds_client_keys() -> CdsClient:
 
 @pytest.fixture
 def make_app(cds_client_keys: CdsClient) -> AppFactory:
-    """``with make_app(as_of=…, auth=False, fhir_transport=…, **settings) as client: …``."""
+    """``with make_app(as_of=…, auth=False, fhir_transport=…, **settings) as client: …``.
+
+    With ``auth=True`` the prefetch fallback needs the fake server's base in
+    ``cds_fhir_servers=[…]`` (an empty list trusts no fhirServer while auth is on)."""
 
     @contextmanager
     def factory(

@@ -1,5 +1,7 @@
 """CDS Hooks against the real FHIR server fixture: with no prefetch, every hook reads the patient
-from ``fhirServer`` and answers the same cards as with full prefetch."""
+from ``fhirServer`` and answers the same cards as with full prefetch. With client auth on, the
+server must be on ``cds_fhir_servers`` (its ``http://127.0.0.1`` base is allowed: loopback) and
+the client's ``tenant`` on ``cds_tenants``; otherwise the call fails closed."""
 
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from cds_testkit import (
+    ISSUER,
+    JWKS_URL,
+    SERVICE_BASE,
+    CdsClient,
     case_patient_id,
     case_resources,
     draft_service_request,
@@ -90,3 +96,49 @@ def test_partial_prefetch_is_completed_from_the_server(
     )
     assert response.status_code == 200
     assert response.json()["cards"][0]["indicator"] == "info"
+
+
+@pytest.fixture(scope="module")
+def cds_keys() -> CdsClient:
+    """A CDS client's signing keys (JWKS served from a MockTransport)."""
+    return CdsClient()
+
+
+def _secured_call(keys: CdsClient, body: Json, **settings: Any) -> httpx.Response:
+    """One patient-view call to a PainPath with client auth on, signed for tenant hospital-a."""
+    values: dict[str, Any] = {
+        "cds_auth": True,
+        "cds_issuers": {ISSUER: JWKS_URL},
+        "cds_base_url": SERVICE_BASE,
+        "cds_tenants": ["hospital-a"],
+    }
+    app = create_app(Settings(_env_file=None, **(values | settings)))  # type: ignore[call-arg]
+    app.state.cds.clock = lambda: AS_OF
+    assert app.state.cds.verifier is not None
+    app.state.cds.verifier.transport = keys.transport()
+    path = "/cds-services/painpath-patient-view"
+    token = keys.token(SERVICE_BASE + path, claims={"tenant": "hospital-a"})
+    with TestClient(app) as client:
+        return client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_listed_fhir_server_is_read_with_auth_on(
+    cds_keys: CdsClient, fhir_server: str, cds_case: Json
+) -> None:
+    body = hook_request("patient-view", case_patient_id(cds_case), fhir_server=fhir_server,
+                        bearer="t0k")  # fmt: skip
+    response = _secured_call(cds_keys, body, cds_fhir_servers=[fhir_server + "/"])
+    assert response.status_code == 200, response.text
+    assert response.json()["cards"][0]["indicator"] == "info"
+
+
+@pytest.mark.parametrize("listed", [[], ["https://ehr.example.org/fhir"]])
+def test_unlisted_fhir_server_fails_closed_with_auth_on(
+    cds_keys: CdsClient, fhir_server: str, cds_case: Json, listed: list[str]
+) -> None:
+    body = hook_request("patient-view", case_patient_id(cds_case), fhir_server=fhir_server,
+                        bearer="t0k")  # fmt: skip
+    response = _secured_call(cds_keys, body, cds_fhir_servers=listed)
+    assert response.status_code == 412, response.text
+    assert "PAINPATH_CDS_FHIR_SERVERS" in response.json()["issue"][0]["diagnostics"]
+    assert "t0k" not in response.text
