@@ -334,11 +334,15 @@ async def _evaluate(
     bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
     if not bundle["entry"]:
         return []
-    validate_bundle(bundle, max_entries=state.settings.max_entries, prefix="prefetch")
+    selected = validate_bundle(
+        bundle, max_entries=state.settings.max_entries, prefix="prefetch", relevant=engine.relevance
+    )
     raw: dict[str, str | bool | None] = {"profile": state.settings.default_profile}
     options = resolve_options(engine.kb, raw, now=state.clock().astimezone(UTC))
     digest = digest_of(canonical_bytes(bundle), options)
-    result = await anyio.to_thread.run_sync(lambda: engine.triage(bundle, options, digest=digest))
+    result = await anyio.to_thread.run_sync(
+        lambda: engine.triage(bundle, options, digest=digest, selected=selected)
+    )
     assessment = assessment_of(result.assessments, cds.patient_id)
     if assessment is None:
         raise RuntimeError("the engine returned no assessment for the context patient")

@@ -110,7 +110,9 @@ async def triage(
     engine: Engine = request.app.state.engine
     raw = {"asOf": as_of, "profile": profile or settings.default_profile, "return": return_mode}
     options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
-    result = engine.triage(parsed.bundle, options, digest=digest_of(body, options))
+    result = engine.triage(
+        parsed.bundle, options, digest=digest_of(body, options), selected=parsed.selected
+    )
     observe_triage(request, result.assessments)
     return fhir_response(result.bundle)
 

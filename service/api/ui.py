@@ -83,7 +83,9 @@ async def summary(
     )
     raw = {"asOf": as_of, "profile": profile or settings.default_profile}
     options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
-    result = engine.triage(parsed.bundle, options, digest=digest_of(body, options))
+    result = engine.triage(
+        parsed.bundle, options, digest=digest_of(body, options), selected=parsed.selected
+    )
     view = trace_view(engine.kb, parsed.bundle, result.assessments, matcher=engine.matcher)
     view["result"] = result.bundle
     return Response(orjson.dumps(view), media_type="application/json")

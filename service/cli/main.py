@@ -76,7 +76,8 @@ def _triage(args: argparse.Namespace) -> int:
     raw = {"asOf": args.as_of, "profile": args.profile or settings.default_profile}
     raw["return"] = getattr(args, "return_mode", None)
     options = resolve_options(engine.kb, {**raw, **request.options}, now=datetime.now(UTC))
-    result = engine.triage(request.bundle, options, digest=digest_of(body, options))
+    digest = digest_of(body, options)
+    result = engine.triage(request.bundle, options, digest=digest, selected=request.selected)
     if args.command == "explain":
         view = trace_view(engine.kb, request.bundle, result.assessments, matcher=engine.matcher)
         if args.json:

@@ -21,7 +21,7 @@ the assessments identical), and a real record is mostly such vital signs and lab
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -366,9 +366,19 @@ def _ignored_reason(rtype: str, res: Json) -> str | None:
     return None
 
 
-def ingest(bundle: Json, relevant: Callable[[Json], bool] | None = None) -> Ingested:
-    """Split a validated Bundle into per-patient records, reporting whatever is not used."""
-    entries = [e for e in bundle.get("entry", ()) if isinstance(e, dict)]
+def ingest(
+    bundle: Json,
+    relevant: Callable[[Json], bool] | None = None,
+    *,
+    selected: Collection[int] | None = None,
+) -> Ingested:
+    """Split a validated Bundle into per-patient records, reporting whatever is not used.
+
+    ``selected``: the indexes of the entries ``relevant`` accepts, when validation has already
+    asked it (``TriageRequest.selected``); it stands in for ``relevant``, asked once per entry.
+    """
+    listed = bundle.get("entry")
+    entries = [e if isinstance(e, dict) else {} for e in listed] if isinstance(listed, list) else []
     patients = _Patients()
     medications: dict[str, Json] = {}
     for index, entry in enumerate(entries):
@@ -378,7 +388,12 @@ def ingest(bundle: Json, relevant: Callable[[Json], bool] | None = None) -> Inge
         elif res.get("resourceType") == "Medication":
             for alias in _aliases(entry, res):
                 medications[alias] = res
-    return _collect(entries, patients, _Readers(medications, relevant))
+    keep: Callable[[int, Json], bool] | None = None
+    if selected is not None:
+        keep = lambda index, _res: index in selected  # noqa: E731
+    elif relevant is not None:
+        keep = lambda _index, res: relevant(res)  # noqa: E731
+    return _collect(entries, patients, _Readers(medications, keep))
 
 
 def _aliases(entry: Json, res: Json) -> list[str]:
@@ -431,7 +446,7 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
             answers.setdefault(key, []).append(_answers(ref, res))
         else:
             birth = patients.demographics.get(key, _UNKNOWN).birth_date
-            items[key].extend(readers.items(rtype, ref, res, birth))
+            items[key].extend(readers.items(index, ref, res, birth))
     records = [
         PatientRecord(
             subject=patients.subjects[key],
@@ -449,12 +464,13 @@ class _Readers:
     """What reading one resource may need beyond the resource itself."""
 
     medications: dict[str, Json]
-    relevant: Callable[[Json], bool] | None
+    keep: Callable[[int, Json], bool] | None  # (entry index, resource): may a rule use it?
 
-    def items(self, rtype: str, ref: str, res: Json, birth: date | None) -> Iterable[Item]:
+    def items(self, index: int, ref: str, res: Json, birth: date | None) -> Iterable[Item]:
+        rtype = res["resourceType"]
         if rtype in {"MedicationStatement", "MedicationRequest"}:
             return _medication(ref, res, self.medications)
-        if self.relevant is not None and not self.relevant(res):
+        if self.keep is not None and not self.keep(index, res):
             return ()
         if rtype == "Condition":
             return _condition(ref, res, birth)

@@ -43,6 +43,8 @@ class TriageRequest:
 
     bundle: dict[str, Any]
     options: dict[str, str | bool]
+    # entries the ``relevant`` test accepted during validation (for ``Engine.triage``)
+    selected: frozenset[int] | None = None
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -100,7 +102,8 @@ def read_triage_request(
                 "resourceType",
             )
         raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
-    return TriageRequest(_checked_bundle(resource, max_entries=max_entries, relevant=relevant), {})
+    bundle, selected = _checked_bundle(resource, max_entries=max_entries, relevant=relevant)
+    return TriageRequest(bundle, {}, selected)
 
 
 def read_patient_parameters(
@@ -134,8 +137,8 @@ def _checked_bundle(
     max_entries: int,
     prefix: str = "Bundle",
     relevant: Relevant | None = None,
-) -> dict[str, Any]:
-    validate_bundle(bundle, max_entries=max_entries, prefix=prefix, relevant=relevant)
+) -> tuple[dict[str, Any], frozenset[int] | None]:
+    selected = validate_bundle(bundle, max_entries=max_entries, prefix=prefix, relevant=relevant)
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",
@@ -143,7 +146,7 @@ def _checked_bundle(
             f"accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
             f"{prefix}.type",
         )
-    return bundle
+    return bundle, selected
 
 
 def _from_parameters(
@@ -181,8 +184,10 @@ def _from_parameters(
             "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
         )
     resource, prefix = bundle
-    checked = _checked_bundle(resource, max_entries=max_entries, prefix=prefix, relevant=relevant)
-    return TriageRequest(checked, options)
+    checked, selected = _checked_bundle(
+        resource, max_entries=max_entries, prefix=prefix, relevant=relevant
+    )
+    return TriageRequest(checked, options, selected)
 
 
 def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:

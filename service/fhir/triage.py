@@ -99,9 +99,17 @@ class Engine:
         self.matcher = Matcher(kb)
         self.relevance = Relevance(self.matcher)
 
-    def triage(self, bundle: Json, options: TriageOptions, *, digest: str) -> TriageResult:
-        """Evaluate every patient in a validated Bundle."""
-        found = ingest(bundle, self.relevance)
+    def triage(
+        self,
+        bundle: Json,
+        options: TriageOptions,
+        *,
+        digest: str,
+        selected: frozenset[int] | None = None,
+    ) -> TriageResult:
+        """Evaluate every patient in a validated Bundle (``selected``: the entries validation
+        found relevant, ``TriageRequest.selected``; otherwise relevance is asked here)."""
+        found = ingest(bundle, self.relevance, selected=selected)
         if not found.records:
             raise NoPatientError(_no_patient(found.skipped))
         emitter = Emitter(self.kb, digest, found.ref_types)

@@ -201,15 +201,18 @@ def _fast_schema_valid(skeleton: dict[str, Any], entries: list[Any]) -> bool:
 
 def _selected_model_problems(
     entries: list[Any], prefix: str, relevant: Callable[[dict[str, Any]], bool]
-) -> list[Problem]:
+) -> tuple[list[Problem], frozenset[int]]:
+    """Model problems of the entries ``relevant`` accepts, and those entries' indexes."""
     problems: list[Problem] = []
+    selected: list[int] = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and relevant(resource):
+            selected.append(index)
             problems += _model_problems(resource, f"{prefix}.entry[{index}].resource")
             if len(problems) >= _MAX_PROBLEMS:
                 break
-    return problems
+    return problems, frozenset(selected)
 
 
 def _every_resource(resource: dict[str, Any]) -> bool:
@@ -222,8 +225,11 @@ def validate_bundle(
     max_entries: int,
     prefix: str = "Bundle",
     relevant: Callable[[dict[str, Any]], bool] | None = None,
-) -> None:
+) -> frozenset[int] | None:
     """Raise InputError (400, or 413 over ``max_entries``) unless the Bundle is valid R4.
+
+    Returns the indexes of the entries ``relevant`` accepted on the fast path (so the reader
+    need not ask again), or None when it was not asked.
 
     ``prefix`` is the Bundle's path in the request body (``Parameters.parameter[0].resource``
     when it came wrapped), so every ``expression`` points into what the client sent.
@@ -247,8 +253,9 @@ def validate_bundle(
             for e in entries
         ]
     if "type" in bundle and isinstance(entries, list) and _fast_schema_valid(skeleton, entries):
-        _raise_if(_selected_model_problems(entries, prefix, relevant or _every_resource))
-        return
+        problems, selected = _selected_model_problems(entries, prefix, relevant or _every_resource)
+        _raise_if(problems)
+        return selected if relevant is not None else None
     problems = _schema_problems(skeleton, "Bundle", prefix)
     if "type" not in bundle:
         problems.append(Problem("Missing required element 'type'", f"{prefix}.type"))
@@ -260,6 +267,7 @@ def validate_bundle(
             if len(problems) >= _MAX_PROBLEMS:
                 break
     _raise_if(problems)
+    return None  # valid by the full check after all: the reader asks ``relevant`` itself
 
 
 def _raise_if(problems: Sequence[Problem]) -> None:

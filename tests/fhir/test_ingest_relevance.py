@@ -16,6 +16,7 @@ from fhir_testkit import AS_OF, CASES, Json, load_case
 from service.domain.knowledge import load_knowledge
 from service.fhir.ingest import ingest
 from service.fhir.triage import Engine, digest_of, resolve_options
+from service.fhir.validate import validate_bundle
 
 ENGINE = Engine(load_knowledge())
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
@@ -72,17 +73,22 @@ def _subject(bundle: Json) -> str | None:
     return None
 
 
-def _triage(bundle: Json, case: Json, *, select: bool) -> bytes:
+def _triage(bundle: Json, case: Json, *, select: bool, validated: bool = False) -> bytes:
     engine = copy.copy(ENGINE)
     if not select:
         engine.relevance = lambda resource: True  # type: ignore[assignment,method-assign]
+    selected = None
+    if validated:  # the selection made during validation, as the routes pass it on
+        selected = validate_bundle(bundle, max_entries=10**6, relevant=engine.relevance)
+        assert selected is not None
     options = resolve_options(
         engine.kb,
         {"asOf": case.get("asOf", AS_OF), "profile": case.get("profile", "nice-ng59")},
         now=datetime(2026, 11, 24, tzinfo=UTC),
     )
     body = orjson.dumps(bundle)
-    return orjson.dumps(engine.triage(bundle, options, digest=digest_of(body, options)).bundle)
+    result = engine.triage(bundle, options, digest=digest_of(body, options), selected=selected)
+    return orjson.dumps(result.bundle)
 
 
 @pytest.mark.parametrize("noisy", [False, True], ids=["as-is", "in-a-noisy-record"])
@@ -98,6 +104,7 @@ def test_selection_gives_identical_results(name: str, noisy: bool) -> None:
     selected = _triage(bundle, case, select=True)
     assert b'"resourceType":"CarePlan"' in selected or not case["expect"]["inScope"]
     assert selected == _triage(bundle, case, select=False)
+    assert selected == _triage(bundle, case, select=True, validated=True)
 
 
 def test_nearly_every_golden_case_has_a_patient_to_bury_in_noise() -> None:
