@@ -94,3 +94,35 @@ def test_finding_carried_as_the_value_is_matched(engine: Engine) -> None:
         valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "23056005"}]},
     )
     assert _evaluate(engine, obs).value("pain-type") == "neuropathic"
+
+
+def test_spondylosis_with_radiculopathy_is_radiculopathy(engine: Engine) -> None:
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    for code in ("M47.26", "M4727"):  # lumbar, lumbosacral (dotless as some feeds send it)
+        assessment = _evaluate(engine, _cond("c", icd, code))
+        assert assessment.value("pain-type") == "neuropathic", code
+    unrelated = _evaluate(engine, _cond("c", icd, "M47.816"))  # spondylosis without it
+    assert unrelated.value("pain-type") != "neuropathic"
+
+
+def _procedure(code: str, start: str, end: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure", "id": f"proc-{code}", "status": "completed",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "subject": {"reference": "Patient/p"},
+        "performedPeriod": {"start": start, "end": end},
+    }  # fmt: skip
+
+
+def test_exercise_yoga_and_physiotherapy_education_are_conservative_treatment(
+    engine: Engine,
+) -> None:
+    lbp = _cond("c", "http://snomed.info/sct", "279039007", onset="2026-11-01")
+    for code in ("85680003", "229224000", "410159001"):
+        long = _evaluate(engine, lbp, _procedure(code, "2026-09-01", "2026-11-20"))  # 11 weeks
+        short = _evaluate(engine, lbp, _procedure(code, "2026-11-01", "2026-11-20"))  # 3 weeks
+        assert "trial-met" in long.derived, code
+        assert "conservative-treatment-documented" in short.derived, code
+        assert "trial-met" not in short.derived, code
+    none = _evaluate(engine, lbp, _procedure("44868003", "2026-09-01", "2026-11-20"))  # acupuncture
+    assert "conservative-treatment-documented" not in none.derived
