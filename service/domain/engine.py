@@ -140,6 +140,17 @@ class Evaluation:
         """A parameter's value."""
         return self.kb.param(name)
 
+    def deceased(self) -> tuple[Evidence, ...]:
+        """Evidence that the patient is recorded as deceased on the evaluation date (a death
+        dated after it does not count: the patient was alive then)."""
+        demographics = self.record.demographics
+        if not demographics.deceased:
+            return ()
+        if demographics.deceased_at is not None and _aware(demographics.deceased_at) > self.as_of:
+            return ()
+        ref = demographics.ref or self.record.subject
+        return (Evidence(ref=ref, concept="deceased"),)
+
     def measure(self, name: str) -> tuple[float | None, tuple[Evidence, ...]]:
         """Age, symptom duration (weeks) or age at onset, with the evidence behind it."""
         if name == "age":

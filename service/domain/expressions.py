@@ -73,6 +73,8 @@ class Context(Protocol):
 
     def param(self, name: str) -> float: ...
 
+    def deceased(self) -> tuple[Evidence, ...]: ...
+
     def measure(self, name: str) -> tuple[float | None, tuple[Evidence, ...]]: ...
 
     @property
@@ -352,6 +354,20 @@ class _Profile:
         return References(profiles=[self.name])
 
 
+@dataclass(frozen=True, slots=True)
+class _Deceased:
+    expected: bool
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        evidence = ctx.deceased()
+        if self.expected:
+            return _held(evidence)
+        return FALSE if evidence else Outcome(True)
+
+    def references(self) -> References:
+        return References()
+
+
 def _children(value: Any, where: str) -> tuple[Expr, ...]:
     if not isinstance(value, list) or not value:
         raise ValueError(f"{where}: needs a non-empty list")
@@ -372,28 +388,52 @@ def _measure(name: str, value: Any) -> Expr:
     return _Measure(name, op, param, None)
 
 
-def _compile_leaf(key: str, value: Any) -> Expr:  # noqa: PLR0911 - one branch per operator
-    if key in {"has", "ever", "negative", "documented", "imaging", "rising"}:
-        return _Concept(key, str(value))
-    if key == "value":
-        spec = _table(value, key, ["concept"])
-        op, param = _compare(spec, key)
-        return _Value(str(spec["concept"]), op, param)
-    if key == "recent":
-        spec = _table(value, key, ["concept", "within_months"])
-        return _Recent(str(spec["concept"]), str(spec["within_months"]))
-    if key == "treated":
-        return _Treated(str(_table(value, key, ["weeks"])["weeks"]))
-    if key in {"age", "duration", "onset_age"}:
-        return _measure(key, value)
-    if key == "fact":
-        return _Fact(str(value))
-    if key == "slot":
-        spec = _table(value, key, ["name", "in"])
-        return _Slot(str(spec["name"]), tuple(str(v) for v in spec["in"]))
-    if key == "profile":
-        return _Profile(str(value))
-    raise ValueError(f"unknown operator {key!r}")
+def _concept_leaf(key: str, value: Any) -> Expr:
+    return _Concept(key, str(value))
+
+
+def _value_leaf(key: str, value: Any) -> Expr:
+    spec = _table(value, key, ["concept"])
+    op, param = _compare(spec, key)
+    return _Value(str(spec["concept"]), op, param)
+
+
+def _recent_leaf(key: str, value: Any) -> Expr:
+    spec = _table(value, key, ["concept", "within_months"])
+    return _Recent(str(spec["concept"]), str(spec["within_months"]))
+
+
+def _slot_leaf(key: str, value: Any) -> Expr:
+    spec = _table(value, key, ["name", "in"])
+    return _Slot(str(spec["name"]), tuple(str(v) for v in spec["in"]))
+
+
+def _deceased_leaf(key: str, value: Any) -> Expr:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}: needs true or false")
+    return _Deceased(value)
+
+
+_CONCEPT_TESTS = ("has", "ever", "negative", "documented", "imaging", "rising")
+_LEAVES: dict[str, Callable[[str, Any], Expr]] = {
+    **dict.fromkeys(_CONCEPT_TESTS, _concept_leaf),
+    **dict.fromkeys(("age", "duration", "onset_age"), _measure),
+    "value": _value_leaf,
+    "recent": _recent_leaf,
+    "treated": lambda key, value: _Treated(str(_table(value, key, ["weeks"])["weeks"])),
+    "fact": lambda key, value: _Fact(str(value)),
+    "slot": _slot_leaf,
+    "profile": lambda key, value: _Profile(str(value)),
+    "deceased": _deceased_leaf,
+}
+
+
+def _compile_leaf(key: str, value: Any) -> Expr:
+    """One operator over facts, measures, slots or the request (table: ``_LEAVES``)."""
+    leaf = _LEAVES.get(key)
+    if leaf is None:
+        raise ValueError(f"unknown operator {key!r}")
+    return leaf(key, value)
 
 
 def compile_expr(node: Any) -> Expr:

@@ -76,6 +76,8 @@ class Demographics:
     ref: str | None = None
     birth_date: date | None = None
     sex: str | None = None
+    deceased: bool = False  # recorded as deceased (``deceasedBoolean`` true or a date)
+    deceased_at: datetime | None = None  # when, if the record says (``deceasedDateTime``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,7 +320,9 @@ class _Patients:
             self.aliases["Patient/" + full_url.rsplit("/Patient/", 1)[1]] = key
         self.subjects[key] = subject
         birth = parse_date(res.get("birthDate"))
-        self.demographics[key] = Demographics(subject, birth, res.get("gender"))
+        died = parse_datetime(res.get("deceasedDateTime"))
+        deceased = res.get("deceasedBoolean") is True or died is not None
+        self.demographics[key] = Demographics(subject, birth, res.get("gender"), deceased, died)
 
     def resolve(self, reference: str | None) -> str | None:
         if not reference:

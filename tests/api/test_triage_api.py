@@ -515,6 +515,30 @@ def test_a_crp_unit_not_understood_is_reported_not_guessed(client: TestClient) -
     assert "crp value 95 in unit 'nmol/L' cannot be converted to 'mg/L'" in issue["diagnostics"]
 
 
+@pytest.mark.parametrize(
+    ("deceased", "planned"),
+    [
+        ({"deceasedBoolean": True}, False),
+        ({"deceasedDateTime": "2026-11-20T08:00:00+01:00"}, False),
+        ({"deceasedDateTime": "2026-12-01"}, True),  # after asOf: alive on the evaluation date
+        ({"deceasedBoolean": False}, True),
+    ],
+)
+def test_a_deceased_patient_gets_no_care_plan(
+    client: TestClient, deceased: dict[str, Any], planned: bool
+) -> None:
+    bundle = case_bundle(CAUDA)
+    bundle["entry"][0]["resource"].update(deceased)
+    result = _ok(client, bundle)
+    assert bool(resources(result, "CarePlan")) is planned
+    assert bool(resources(result, "DetectedIssue")) is planned
+    noted = [i for i in issues(result) if "out-of-scope-deceased" in str(i.get("details"))]
+    assert bool(noted) is not planned
+    if noted:
+        assert noted[0]["severity"] == "warning"
+        assert noted[0]["code"] == "business-rule"
+
+
 def test_ignored_entry_of_a_patient_is_reported_in_its_outcome(client: TestClient) -> None:
     bundle = case_bundle(CAUDA)
     bundle["entry"][4]["resource"]["status"] = "entered-in-error"  # the saddle anaesthesia
