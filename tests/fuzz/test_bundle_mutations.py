@@ -10,6 +10,7 @@ Bundles and bodies over the limit. Deterministic (``derandomize``), bounded exam
 from __future__ import annotations
 
 import copy
+import json
 import time
 import tracemalloc
 from collections import Counter
@@ -110,13 +111,21 @@ CONTENT_TYPES = ["text/plain", "application/xml", "multipart/form-data", "applic
                  "", "application/json", "application/fhir+json; charset=utf-8"]  # fmt: skip
 
 
+def _dumps(value: Any) -> bytes:
+    """JSON bytes; integers beyond 64 bits (valid JSON, JUNK makes them) need the json module."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[str, bytes, str]:
     """(mutation, body, content type)."""
     bundle = copy.deepcopy(golden(draw(st.sampled_from(GOLDEN))))
     kind = draw(st.sampled_from(TREE_KINDS + TREE_KINDS[:2] + BYTE_KINDS))
     _mutate_tree(draw, kind, bundle)
-    body = _mutate_bytes(draw, kind, orjson.dumps(bundle))
+    body = _mutate_bytes(draw, kind, _dumps(bundle))
     content_type = draw(st.sampled_from(CONTENT_TYPES)) if kind == "content-type" else FHIR_JSON
     return kind, body, content_type
 
