@@ -20,7 +20,7 @@ from service.api.auth import check_bind, install_auth
 from service.api.cds_hooks import install_cds_hooks
 from service.api.errors import install_error_handlers
 from service.api.observability import configure_logging, install_observability
-from service.api.routes import router
+from service.api.routes import fhir_router, router
 from service.clients.connection import connect
 from service.domain.knowledge import load_knowledge
 from service.fhir.conformance import ConformanceStore, default_profiles_dir
@@ -64,6 +64,7 @@ def create_app(
     hasher = install_observability(app, settings)
     install_auth(app, settings)
     app.include_router(router)
+    app.include_router(fhir_router)
     app.include_router(subscriptions.router)
     app.include_router(ui.router)
     install_cds_hooks(app, settings, fhir_transport=fhir_transport)

@@ -1,6 +1,6 @@
 """Map errors to HTTP answers with an OperationOutcome body - the only place that does.
 
-InputError kinds -> 400/413/415/422; NoPatientError/EvaluationError -> 422; UpstreamError (the
+InputError kinds -> 400/406/413/415/422; NoPatientError/EvaluationError -> 422; UpstreamError (the
 configured FHIR server failed) -> 502, its timeout -> 504, a patient it does not have -> 404;
 request validation
 by FastAPI (query parameters) -> 400; anything unexpected -> 500 with a generic
@@ -40,6 +40,7 @@ STATUS_BY_KIND = {
     "value": 400,
     "too-costly": 413,
     "not-supported": 415,
+    "not-acceptable": 406,
     "processing": 422,
     "business-rule": 422,
     "security": 401,

@@ -17,15 +17,28 @@ from service.api.responses import fhir_response
 from service.fhir.capability import capability_statement
 from service.fhir.errors import InputError
 from service.fhir.request import (
+    check_accept,
     check_content_type,
     read_patient_parameters,
     read_triage_request,
 )
 from service.fhir.triage import Engine, digest_of, resolve_options
 
-__all__ = ["router"]
+__all__ = ["fhir_router", "negotiate", "router"]
 
-router = APIRouter()
+
+def negotiate(
+    request: Request,
+    format_: Annotated[
+        str | None, Query(alias="_format", description="json (the only format answered)")
+    ] = None,
+) -> None:
+    """406 before any work when the caller cannot take FHIR JSON (``Accept``, ``_format``)."""
+    check_accept(request.headers.get("accept"), format_)
+
+
+router = APIRouter()  # operations endpoints (health)
+fhir_router = APIRouter(dependencies=[Depends(negotiate)])  # the FHIR API: content negotiated
 
 
 def _fhir_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -40,6 +53,7 @@ _TRIAGE_RESPONSES = _fhir_responses(
     {
         200: "Result Bundle",
         400: "Invalid input (OperationOutcome)",
+        406: "Accept or _format admits no FHIR JSON (OperationOutcome)",
         413: "Too large (OperationOutcome)",
         415: "Unsupported content type (OperationOutcome)",
         422: "Cannot be evaluated (OperationOutcome)",
@@ -77,14 +91,14 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "ruleset": engine.kb.version})
 
 
-@router.get("/fhir/metadata", tags=["fhir"])
+@fhir_router.get("/fhir/metadata", tags=["fhir"])
 async def metadata(request: Request) -> Response:
     """The CapabilityStatement."""
     engine: Engine = request.app.state.engine
     return fhir_response(capability_statement(engine.kb, request.app.state.conformance.types()))
 
 
-@router.post(
+@fhir_router.post(
     "/fhir/$triage",
     tags=["fhir"],
     responses=_TRIAGE_RESPONSES,
@@ -126,7 +140,7 @@ class PatientTriageQuery(BaseModel):
     writeback: bool | None = None
 
 
-@router.post(
+@fhir_router.post(
     "/fhir/Patient/{patient_id}/$triage",
     tags=["fhir"],
     responses=_PATIENT_RESPONSES,
@@ -158,7 +172,7 @@ async def patient_triage(
     return fhir_response(run.result.bundle)
 
 
-@router.get("/fhir/{resource_type}", tags=["conformance"])
+@fhir_router.get("/fhir/{resource_type}", tags=["conformance"])
 async def search_conformance(
     request: Request, resource_type: str, url: str | None = None
 ) -> Response:
@@ -181,7 +195,7 @@ async def search_conformance(
     return fhir_response(bundle)
 
 
-@router.get("/fhir/{resource_type}/{resource_id}", tags=["conformance"])
+@fhir_router.get("/fhir/{resource_type}/{resource_id}", tags=["conformance"])
 async def read_conformance(request: Request, resource_type: str, resource_id: str) -> Response:
     """Read one conformance resource from ``fhir_profiles/``."""
     found = request.app.state.conformance.read(resource_type, resource_id)

@@ -40,7 +40,9 @@ def operation_outcome(rid: str | None, issues: list[Json]) -> Json:
 
 def from_error(error: InputError) -> Json:
     """The OperationOutcome body of an error response."""
-    issue_code = {"not-implemented": "not-supported"}.get(error.kind, error.kind)
+    issue_code = {"not-implemented": "not-supported", "not-acceptable": "not-supported"}.get(
+        error.kind, error.kind
+    )
     return operation_outcome(
         None,
         [

@@ -21,6 +21,7 @@ from service.fhir.validate import known_resource_type, validate_bundle, validate
 __all__ = [
     "ACCEPTED_BUNDLE_TYPES",
     "TriageRequest",
+    "check_accept",
     "check_content_type",
     "read_patient_parameters",
     "read_triage_request",
@@ -29,6 +30,9 @@ __all__ = [
 Relevant = Callable[[dict[str, Any]], bool]
 ACCEPTED_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "document")
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
+_ACCEPTABLE = _JSON_TYPES | {"*/*", "application/*"}
+_FORMATS = _JSON_TYPES | {"json"}
+_FHIR_VERSIONS = {"4.0", "4.0.1", "4.3", "4.3.0"}  # R4, and R4B which CONTRACT accepts
 _OPTION_VALUES = {
     "asOf": ("valueDateTime", "valueDate", "valueInstant"),
     "profile": ("valueCode", "valueString"),
@@ -47,16 +51,78 @@ class TriageRequest:
     selected: frozenset[int] | None = None
 
 
+def _media_type(value: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` in lower case and its parameters (names in lower case)."""
+    media, *parts = value.split(";")
+    params: dict[str, str] = {}
+    for part in parts:
+        name, sep, text = part.partition("=")
+        if sep:
+            params[name.strip().lower()] = text.strip().strip('"')
+    return media.strip().lower(), params
+
+
+def _version_ok(params: dict[str, str]) -> bool:
+    version = params.get("fhirversion")
+    return version is None or version in _FHIR_VERSIONS
+
+
 def check_content_type(content_type: str | None) -> None:
-    """415 unless the content type is FHIR JSON or JSON (absent is taken as JSON)."""
+    """415 unless the content type is FHIR JSON or JSON (absent is taken as JSON), in UTF-8 (the
+    only charset FHIR allows) and, if it names one, of FHIR version R4 (4.0) or R4B (4.3)."""
     if content_type is None or not content_type.strip():
         return
-    media = content_type.split(";", 1)[0].strip().lower()
+    media, params = _media_type(content_type)
     if media not in _JSON_TYPES:
         raise InputError.one(
             "not-supported",
             f"Content type {media!r} is not supported; send application/fhir+json",
         )
+    charset = params.get("charset")
+    if charset is not None and charset.lower() not in {"utf-8", "utf8"}:
+        raise InputError.one(
+            "not-supported", f"Charset {charset[:40]!r} is not supported; FHIR JSON is UTF-8"
+        )
+    if not _version_ok(params):
+        raise InputError.one(
+            "not-supported",
+            f"fhirVersion {params['fhirversion'][:20]!r} is not supported; "
+            "PainPath reads R4 (4.0) and R4B (4.3)",
+        )
+
+
+def check_accept(accept: str | None, format_: str | None = None) -> None:
+    """406 unless the caller takes what PainPath answers (FHIR JSON, R4): ``_format``, which
+    overrides ``Accept`` (FHIR http.html), must name JSON; otherwise ``Accept``, when sent, must
+    admit JSON (``*/*`` and ``application/*`` do) with a q above 0 and no other fhirVersion."""
+    if format_ is not None and format_.strip():
+        # an unencoded "+" in a query string arrives as a space: application/fhir json
+        media, params = _media_type(format_.strip().replace(" ", "+"))
+        if media not in _FORMATS or not _version_ok(params):
+            raise InputError.one(
+                "not-acceptable",
+                f"_format {format_.strip()[:60]!r} is not supported; PainPath answers "
+                "application/fhir+json (_format=json)",
+            )
+        return
+    if accept is None or not accept.strip():
+        return
+    for entry in accept.split(","):
+        media, params = _media_type(entry)
+        if media in _ACCEPTABLE and _version_ok(params) and _quality(params) > 0:
+            return
+    raise InputError.one(
+        "not-acceptable",
+        f"Accept {accept.strip()[:100]!r} admits nothing PainPath answers in; "
+        "ask for application/fhir+json (FHIR R4)",
+    )
+
+
+def _quality(params: dict[str, str]) -> float:
+    try:
+        return float(params.get("q", "1"))
+    except ValueError:
+        return 0.0
 
 
 def parse_json(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:

@@ -310,6 +310,72 @@ def test_other_content_types_are_415(client: TestClient, content_type: str) -> N
     assert content_type.split(";")[0] in issue["diagnostics"]
 
 
+@pytest.mark.parametrize(
+    ("content_type", "accepted"),
+    [
+        ("application/fhir+json; charset=utf-8", True),
+        ("application/fhir+json; charset=UTF-8", True),
+        ("application/fhir+json; charset=iso-8859-1", False),
+        ("application/fhir+json; fhirVersion=4.0", True),
+        ("application/fhir+json; fhirVersion=4.3", True),  # R4B, which CONTRACT accepts
+        ("application/fhir+json; fhirVersion=5.0", False),
+        ("application/json; fhirVersion=3.0", False),
+    ],
+)
+def test_charset_and_fhir_version_of_the_body(
+    client: TestClient, content_type: str, accepted: bool
+) -> None:
+    response = post_triage(client, case_bundle(CAUDA), content_type=content_type)
+    if accepted:
+        assert response.status_code == 200, response.text[:300]
+    else:
+        _only_issue(response, 415, "not-supported")
+
+
+# ------------------------------------------------------------------ 406
+
+
+@pytest.mark.parametrize(
+    ("accept", "format_", "status"),
+    [
+        ("application/fhir+xml", None, 406),
+        ("application/xml, text/xml", None, 406),
+        ("text/html", None, 406),
+        ("application/fhir+json;q=0, application/xml", None, 406),
+        ("application/fhir+json; fhirVersion=5.0", None, 406),
+        ("application/fhir+json; fhirVersion=4.0", None, 200),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", None, 200),  # browser
+        ("application/*", None, 200),
+        ("application/json", None, 200),
+        (None, None, 200),
+        ("application/fhir+xml", "json", 200),  # _format overrides Accept
+        ("application/fhir+json", "xml", 406),
+        (None, "application/fhir+json", 200),
+        (None, "html", 406),
+    ],
+)
+def test_content_negotiation(
+    client: TestClient, accept: str | None, format_: str | None, status: int
+) -> None:
+    headers = {"Content-Type": FHIR_JSON, **({"Accept": accept} if accept else {})}
+    params = {"asOf": "2026-11-24T10:00:00+01:00", **({"_format": format_} if format_ else {})}
+    body = json.dumps(case_bundle(CAUDA))
+    for response in (
+        client.post("/fhir/$triage", content=body, headers=headers, params=params),
+        client.get("/fhir/metadata", headers=headers, params=params),
+    ):
+        if status == 406:
+            issue = _only_issue(response, 406, "not-supported")
+            assert "application/fhir+json" in issue["diagnostics"]
+        else:
+            assert response.status_code == 200, response.text[:300]
+            assert response.headers["content-type"].startswith(FHIR_JSON)
+
+
+def test_health_answers_whatever_the_accept_header(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"Accept": "text/plain"}).status_code == 200
+
+
 # ------------------------------------------------------------------ 422
 
 
