@@ -86,6 +86,8 @@ async def summary(
     result = engine.triage(
         parsed.bundle, options, digest=digest_of(body, options), selected=parsed.selected
     )
-    view = trace_view(engine.kb, parsed.bundle, result.assessments, matcher=engine.matcher)
+    view = trace_view(
+        engine.kb, parsed.bundle, result.assessments, matcher=engine.matcher, found=result.found
+    )
     view["result"] = result.bundle
     return Response(orjson.dumps(view), media_type="application/json")

@@ -79,7 +79,13 @@ def _triage(args: argparse.Namespace) -> int:
     digest = digest_of(body, options)
     result = engine.triage(request.bundle, options, digest=digest, selected=request.selected)
     if args.command == "explain":
-        view = trace_view(engine.kb, request.bundle, result.assessments, matcher=engine.matcher)
+        view = trace_view(
+            engine.kb,
+            request.bundle,
+            result.assessments,
+            matcher=engine.matcher,
+            found=result.found,
+        )
         if args.json:
             sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
@@ -93,7 +99,13 @@ def _triage(args: argparse.Namespace) -> int:
     else:
         print_summary(
             Console(),
-            trace_view(engine.kb, request.bundle, result.assessments, matcher=engine.matcher),
+            trace_view(
+                engine.kb,
+                request.bundle,
+                result.assessments,
+                matcher=engine.matcher,
+                found=result.found,
+            ),
         )
         if args.output:
             print(f"\nResult Bundle written to {args.output}")

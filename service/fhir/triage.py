@@ -56,6 +56,7 @@ class TriageResult:
 
     bundle: Json
     assessments: tuple[Assessment, ...]
+    found: Ingested  # the input as read (records, entry paths) for views of this run
 
 
 def resolve_options(
@@ -127,7 +128,7 @@ class Engine:
             len(found.records), len(bundle.get("entry", ())), len(entries),
         )  # fmt: skip
         result = _bundle(entries, digest, options)
-        return TriageResult(result, tuple(assessments))
+        return TriageResult(result, tuple(assessments), found)
 
     def _assess(
         self, record: PatientRecord, found: Ingested, options: TriageOptions

@@ -17,7 +17,7 @@ from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord, Polarity
 from service.domain.trace import Evidence, RuleRef
-from service.fhir.ingest import ingest
+from service.fhir.ingest import Ingested, ingest
 
 __all__ = ["STAGES", "trace_view"]
 
@@ -204,12 +204,18 @@ def _patient(
 
 
 def trace_view(
-    kb: KnowledgeBase, bundle: Json, assessments: tuple[Assessment, ...], *, matcher: Matcher
+    kb: KnowledgeBase,
+    bundle: Json,
+    assessments: tuple[Assessment, ...],
+    *,
+    matcher: Matcher,
+    found: Ingested | None = None,
 ) -> Json:
     """The assessments of one ``$triage`` run as JSON, with the input resources they cite.
 
-    ``matcher`` is the engine's compiled one (compiling value sets per request is costly)."""
-    found = ingest(bundle)
+    ``matcher`` is the engine's compiled one (compiling value sets per request is costly);
+    ``found`` is the run's reading of the input (``TriageResult.found``), read again if absent."""
+    found = found if found is not None else ingest(bundle)
     records = {r.subject: r for r in found.records}
     entries = bundle.get("entry") or []
     inputs: Json = {}

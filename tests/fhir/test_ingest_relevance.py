@@ -17,6 +17,7 @@ from service.domain.knowledge import load_knowledge
 from service.fhir.ingest import ingest
 from service.fhir.triage import Engine, digest_of, resolve_options
 from service.fhir.validate import validate_bundle
+from service.fhir.view import trace_view
 
 ENGINE = Engine(load_knowledge())
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
@@ -134,3 +135,23 @@ def test_selection_leaves_out_what_no_rule_reads_and_keeps_the_rest() -> None:
     assert selected.ref_types == everything.ref_types
     assert selected.entry_paths == everything.entry_paths
     assert selected.skipped == everything.skipped
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_trace_view_of_a_run_equals_one_that_reads_the_input_again(name: str) -> None:
+    case = load_case(name)
+    bundle = case["bundle"]
+    subject = _subject(bundle)
+    if subject is not None:
+        bundle.setdefault("entry", []).extend(_noise(subject))
+    options = resolve_options(
+        ENGINE.kb,
+        {"asOf": case.get("asOf", AS_OF), "profile": case.get("profile", "nice-ng59")},
+        now=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    result = ENGINE.triage(bundle, options, digest=digest_of(orjson.dumps(bundle), options))
+    reused = trace_view(
+        ENGINE.kb, bundle, result.assessments, matcher=ENGINE.matcher, found=result.found
+    )
+    fresh = trace_view(ENGINE.kb, bundle, result.assessments, matcher=ENGINE.matcher)
+    assert orjson.dumps(reused) == orjson.dumps(fresh)
