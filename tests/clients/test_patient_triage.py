@@ -266,6 +266,9 @@ def _drain(client: TestClient) -> None:
 def test_rest_hook_burst_is_coalesced_into_one_writeback(
     app_client: TestClient, server: FakeFhirServer
 ) -> None:
+    queue = app_client.app.state.fhir_server.reevaluator  # type: ignore[attr-defined]
+    # a debounce far longer than five local PUTs take, even on a loaded 2-core CI machine
+    queue.delay, queue.max_wait = 2.0, 10.0
     for _ in range(5):
         answer = app_client.put("/hooks/fhir/Observation/o-new", json=_observation("patient-1"))
         assert answer.status_code == 200

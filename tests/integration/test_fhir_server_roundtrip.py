@@ -461,11 +461,17 @@ def test_subscription_burst_is_coalesced(fhir: httpx.Client, subscribed: tuple[s
     queue = app.state.fhir_server.reevaluator
     _wait_for(lambda: len(live_plans(fhir, patient)) == 1 and queue.idle)
     runs = queue.runs
-    for index in range(8):
-        fhir.put(
-            f"/Observation/i5k-burst-{index}", json=pain_observation(patient, f"i5k-burst-{index}")
-        )
-    _wait_for(lambda: queue.runs > runs and queue.idle)
+    delay, max_wait = queue.delay, queue.max_wait
+    queue.delay, queue.max_wait = 2.0, 10.0  # far longer than 8 PUTs take, even under load
+    try:
+        for index in range(8):
+            fhir.put(
+                f"/Observation/i5k-burst-{index}",
+                json=pain_observation(patient, f"i5k-burst-{index}"),
+            )
+        _wait_for(lambda: queue.runs > runs and queue.idle)
+    finally:
+        queue.delay, queue.max_wait = delay, max_wait
     time.sleep(1.0)
     assert queue.runs - runs <= 2  # 8 notifications -> 1 run (2 if the burst straddled a run)
     assert len(live_plans(fhir, patient)) == 1
