@@ -32,7 +32,7 @@ ACCEPTED_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "doc
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
 _ACCEPTABLE = _JSON_TYPES | {"*/*", "application/*"}
 _FORMATS = _JSON_TYPES | {"json"}
-_FHIR_VERSIONS = {"4.0", "4.0.1", "4.3", "4.3.0"}  # R4, and R4B which CONTRACT accepts
+_FHIR_VERSIONS = {"4.0", "4.0.0", "4.0.1", "4.3", "4.3.0"}  # R4, and R4B which CONTRACT accepts
 _OPTION_VALUES = {
     "asOf": ("valueDateTime", "valueDate", "valueInstant"),
     "profile": ("valueCode", "valueString"),
