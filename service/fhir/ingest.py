@@ -164,13 +164,21 @@ def _unit(quantity: Json) -> str | None:
 
 
 # --- per-type extractors -----------------------------------------------------------------------
-def _condition(ref: str, res: Json, birth: date | None = None) -> Iterator[Item]:
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What reading one resource may need beyond the resource itself."""
+
+    medications: dict[str, Json]  # the Bundle's Medication entries by every alias
+    birth: date | None  # the patient's, to place an onset given as an age
+
+
+def _condition(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     clinical = _first_code(res.get("clinicalStatus"))
     polarity = Polarity.HISTORY if clinical in _CONDITION_HISTORY else Polarity.PRESENT
     codes, text = _codes(res.get("code"))
     onset, _ = _moment(res, "onset")
-    if onset is None and birth is not None:
-        onset = _onset_from_age(res, birth)
+    if onset is None and ctx.birth is not None:
+        onset = _onset_from_age(res, ctx.birth)
     recorded = parse_datetime(res.get("recordedDate"))
     yield Item(ref, Origin.CONDITION, codes, text, polarity, when=onset, recorded=recorded)
 
@@ -191,7 +199,7 @@ def _onset_from_age(res: Json, birth: date) -> datetime | None:
         return None
 
 
-def _observation(ref: str, res: Json) -> Iterator[Item]:
+def _observation(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     when, _ = _moment(res, "effective")
     when = when or parse_datetime(res.get("issued"))
     holders = [res, *[c for c in res.get("component", ()) if isinstance(c, dict)]]
@@ -225,7 +233,7 @@ def _span_item(ref: str, origin: Origin, res: Json, concept: Any, prefix: str) -
     return Item(ref, origin, codes, text, polarity, when=start, until=end)
 
 
-def _procedure(ref: str, res: Json) -> Iterator[Item]:
+def _procedure(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     yield _span_item(ref, Origin.PROCEDURE, res, res.get("code"), "performed")
 
 
@@ -251,8 +259,8 @@ def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
     return found.get("code") if found else None
 
 
-def _medication(ref: str, res: Json, medications: dict[str, Json]) -> Iterator[Item]:
-    concept = _medication_concept(res, medications)
+def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    concept = _medication_concept(res, ctx.medications)
     if res.get("resourceType") == "MedicationRequest":
         item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
         start = parse_datetime(res.get("authoredOn"))
@@ -263,7 +271,7 @@ def _medication(ref: str, res: Json, medications: dict[str, Json]) -> Iterator[I
     yield _span_item(ref, Origin.MEDICATION, res, concept, "effective")
 
 
-def _report(ref: str, res: Json) -> Iterator[Item]:
+def _report(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     when, _ = _moment(res, "effective")
     when = when or parse_datetime(res.get("issued"))
     codes, text = _codes(res.get("code"))
@@ -273,23 +281,25 @@ def _report(ref: str, res: Json) -> Iterator[Item]:
         yield Item(ref, Origin.IMAGING, ccodes, ctext, when=when)
 
 
-def _imaging_study(ref: str, res: Json) -> Iterator[Item]:
+def _imaging_study(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     when = parse_datetime(res.get("started"))
     for concept in res.get("procedureCode", ()):
         codes, text = _codes(concept)
         yield Item(ref, Origin.OBSERVATION, codes, text, when=when)
 
 
-def _device(ref: str, res: Json) -> Iterator[Item]:
+def _device(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     polarity = Polarity.HISTORY if res.get("status") == "inactive" else Polarity.PRESENT
     codes, text = _codes(res.get("type"))
     yield Item(ref, Origin.DEVICE, codes, text, polarity)
 
 
-_EXTRACTORS: dict[str, Callable[[str, Json], Iterator[Item]]] = {
+_EXTRACTORS: dict[str, Callable[[str, Json, _Context], Iterator[Item]]] = {
     "Condition": _condition,
     "Observation": _observation,
     "Procedure": _procedure,
+    "MedicationStatement": _medication,
+    "MedicationRequest": _medication,
     "DiagnosticReport": _report,
     "ImagingStudy": _imaging_study,
     "Device": _device,
@@ -463,20 +473,17 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
 
 @dataclass(frozen=True, slots=True)
 class _Readers:
-    """What reading one resource may need beyond the resource itself."""
+    """The extractors, and which entries they may skip."""
 
     medications: dict[str, Json]
-    keep: Callable[[int, Json], bool] | None  # (entry index, resource): may a rule use it?
+    # (entry index, resource): may a rule use it? Relevance only ever says no to a Condition or
+    # Observation whose codes and text no concept matches.
+    keep: Callable[[int, Json], bool] | None
 
     def items(self, index: int, ref: str, res: Json, birth: date | None) -> Iterable[Item]:
-        rtype = res["resourceType"]
-        if rtype in {"MedicationStatement", "MedicationRequest"}:
-            return _medication(ref, res, self.medications)
         if self.keep is not None and not self.keep(index, res):
             return ()
-        if rtype == "Condition":
-            return _condition(ref, res, birth)
-        return _EXTRACTORS[rtype](ref, res)
+        return _EXTRACTORS[res["resourceType"]](ref, res, _Context(self.medications, birth))
 
 
 _UNKNOWN = Demographics()

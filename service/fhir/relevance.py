@@ -33,7 +33,7 @@ class Relevance:
         self._known: dict[tuple[str, str], bool] = {}
 
     def __call__(self, resource: dict[str, Any]) -> bool:
-        # Runs on every entry, twice (validation, then ingest): one flat loop, no generators.
+        # Runs on every entry of every request: one flat loop, no generators.
         if resource.get("resourceType") not in _FILTERED_TYPES:
             return True
         components = resource.get("component")
