@@ -19,7 +19,7 @@ import orjson
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from service.fhir import validate
+from service.fhir import validate, view
 from service.fhir.errors import InputError
 from service.fhir.request import read_triage_request
 from service.fhir.triage import Engine, digest_of, resolve_options
@@ -128,3 +128,29 @@ def test_irrelevant_entries_skip_only_the_model_check(engine: Engine) -> None:
     kind, problems = _problems(bundle, engine.relevance)
     assert kind == "invalid"
     assert problems[0][0] == f"Bundle.entry[{len(bundle['entry']) - 1}].resource.status"
+
+
+def test_each_entry_is_read_once_per_request(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$triage asks the relevance test once per entry (validation hands its selection to
+    ingest), and /ui/summary builds its view from that run's reading, not a second ingest."""
+    engine = client.app.state.engine
+    asked: list[str] = []
+    relevance = engine.relevance
+
+    def counting(resource: dict[str, Any]) -> bool:
+        asked.append(str(resource.get("id")))
+        return bool(relevance(resource))
+
+    monkeypatch.setattr(engine, "relevance", counting)
+    ingests: list[int] = []
+    real_ingest = view.ingest
+    monkeypatch.setattr(view, "ingest", lambda *a, **k: ingests.append(1) or real_ingest(*a, **k))
+    case = orjson.loads(CASES[0].read_bytes())
+    body = orjson.dumps(case["bundle"])
+    headers = {"Content-Type": "application/fhir+json"}
+    params = {"asOf": "2026-11-24T10:00:00+01:00"}
+    for path in ("/fhir/$triage", "/ui/summary"):
+        asked.clear()
+        assert client.post(path, content=body, headers=headers, params=params).status_code == 200
+        assert len(asked) == len(case["bundle"]["entry"]), path
+    assert ingests == []
