@@ -342,3 +342,26 @@ def test_cors_preflight_for_the_sandbox(cds: TestClient) -> None:
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://sandbox.cds-hooks.org"
+
+
+# --- limits ---------------------------------------------------------------------------------------
+def _deep_extension(levels: int) -> Json:
+    extension: Json = {"url": "https://example.org/x", "valueString": "leaf"}
+    for _ in range(levels - 1):
+        extension = {"url": "https://example.org/x", "extension": [extension]}
+    return extension
+
+
+@pytest.mark.parametrize(("levels", "status"), [(60, 200), (110, 413)])
+def test_hook_bodies_get_the_configured_depth_limit(
+    make_app: Any, levels: int, status: int
+) -> None:
+    """The CDS routes use PAINPATH_MAX_JSON_DEPTH as $triage does (here 200): a prefetch resource
+    ~130 levels deep is evaluated, one ~230 deep is refused before evaluation."""
+    case = load_case("deficit-progressing-stat")
+    resources = case_resources(case)
+    resources[0]["extension"] = [_deep_extension(levels)]
+    body = hook_request("patient-view", case_patient_id(case), prefetch=prefetch_for(resources))
+    with make_app(max_json_depth=200) as client:
+        response = client.post(PV, json=body)
+    assert response.status_code == status, response.text[:300]
