@@ -55,7 +55,7 @@ $(WEB_STAMP): $(WEBDRIVER)/package.json $(WEBDRIVER)/package-lock.json | /usr/bi
 webdriver: $(WEB_STAMP)
 
 package: $(STAMP)
-	$(BIN)/python -m service.fhir.profiles build
+	$(BIN)/python -m tools.conformance_package build
 
 run: $(STAMP)
 	$(BIN)/painpath serve --host $(HOST) --port $(PORT)
@@ -66,7 +66,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP) $(SPARK_STAMP)
-	$(BIN)/mypy service
+	$(BIN)/mypy service tools
 
 pytest: $(STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest

@@ -26,22 +26,17 @@ import orjson
 from fhir.resources.R4B.bundle import Bundle
 from make_bundle import make_bundle
 
+from service.app.pipeline import Limits, Pipeline
 from service.domain.knowledge import load_knowledge
-from service.fhir.request import read_triage_request
-from service.fhir.triage import Engine, digest_of, resolve_options
 
 AS_OF = "2026-11-24T10:00:00+01:00"
-ENGINE = Engine(load_knowledge())
+PIPELINE = Pipeline(load_knowledge(), limits=Limits(max_bytes=10**9, max_entries=10**6))
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def triage_bytes(body: bytes) -> bytes:
     """The production path, as ``POST /fhir/$triage`` runs it (minus HTTP)."""
-    request = read_triage_request(
-        body, max_bytes=10**9, max_entries=10**6, relevant=ENGINE.relevance
-    )
-    options = resolve_options(ENGINE.kb, {"asOf": AS_OF, **request.options}, now=NOW)
-    result = ENGINE.triage(request.bundle, options, digest=digest_of(body, options))
+    result = PIPELINE.run_body(body, {"asOf": AS_OF}, now=NOW)
     return orjson.dumps(result.bundle)
 
 
@@ -49,8 +44,8 @@ def naive_bytes(body: bytes) -> bytes:
     """Full model validation of input and output, and a model dump."""
     parsed = orjson.loads(body)
     Bundle.model_validate(parsed)
-    options = resolve_options(ENGINE.kb, {"asOf": AS_OF}, now=NOW)
-    result = ENGINE.triage(parsed, options, digest=digest_of(body, options))
+    options = PIPELINE.options({"asOf": AS_OF}, now=NOW)
+    result = PIPELINE.evaluate(parsed, options)
     return Bundle.model_validate(result.bundle).model_dump_json().encode()
 
 

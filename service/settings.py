@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # /readyz: the FHIR server's /metadata probe (when fhir_server is set), cached briefly.
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
     readiness_cache_seconds: float = Field(default=5.0, ge=0)
-    # Inbound auth of the FHIR API (service.api.auth): "none" only on a loopback bind (unless
+    # Inbound auth of the FHIR API (service.api.access): "none" only on a loopback bind (unless
     # auth_allow_none_off_loopback, e.g. a container published on the host's loopback only);
     # "jwt": bearer tokens from auth_issuers (issuer -> JWKS URL or file) with SMART scopes.
     auth_mode: Literal["none", "jwt"] = "none"
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     auth_write_scope: str = "system/PainPath.write"
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
     profiles_dir: Path | None = None
-    # Outbound FHIR server client (service.clients.fhir_server); see .env.example.
+    # Outbound FHIR server client (service.server.fhir_server); see .env.example.
     fhir_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     fhir_timeout_seconds: float = Field(default=20.0, gt=0)
     fhir_retries: int = Field(default=3, ge=0, le=10)

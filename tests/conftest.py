@@ -1,4 +1,4 @@
-"""Shared fixtures: the knowledge base, the engine, an API client and result-Bundle readers."""
+"""Shared fixtures: the knowledge base, the pipeline, an API client and result-Bundle readers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.app.pipeline import Pipeline
 from service.domain.knowledge import KnowledgeBase, default_knowledge
 from service.fhir.systems import cs
-from service.fhir.triage import Engine
 from service.settings import Settings
 
 Json = dict[str, Any]
@@ -25,9 +25,9 @@ def kb() -> KnowledgeBase:
 
 
 @pytest.fixture(scope="session")
-def engine(kb: KnowledgeBase) -> Engine:
-    """The engine over the packaged knowledge base."""
-    return Engine(kb)
+def pipeline(kb: KnowledgeBase) -> Pipeline:
+    """The pipeline over the packaged knowledge base."""
+    return Pipeline(kb)
 
 
 @pytest.fixture

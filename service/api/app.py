@@ -2,7 +2,7 @@
 
 The lifespan loads and validates the knowledge files (a bad file stops start-up), compiles the
 value sets and loads ``fhir_profiles/``; with ``PAINPATH_FHIR_SERVER`` set it also opens the FHIR
-server connection (``service.clients.connection``) and closes it at shutdown. Routes live in
+server connection (``service.server.connection``) and closes it at shutdown. Routes live in
 ``service.api.routes``, the subscription receiver in ``service.api.subscriptions``.
 """
 
@@ -16,15 +16,14 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import subscriptions, ui
-from service.api.auth import check_bind, install_auth
+from service.api.access import check_bind, install_auth
 from service.api.cds_hooks import install_cds_hooks
 from service.api.errors import install_error_handlers
 from service.api.observability import configure_logging, install_observability
 from service.api.routes import fhir_router, router
-from service.clients.connection import connect
-from service.domain.knowledge import load_knowledge
-from service.fhir.conformance import ConformanceStore, default_profiles_dir
-from service.fhir.triage import Engine
+from service.app.pipeline import Pipeline
+from service.conformance.store import ConformanceStore, default_profiles_dir
+from service.server.connection import connect
 from service.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -42,8 +41,8 @@ def create_app(
         configure_logging(settings, hasher)
         check_bind(settings)
         app.state.fhir_transport = fhir_transport
-        app.state.engine = Engine(load_knowledge())
-        app.state.fhir_server = connect(settings, app.state.engine, transport=fhir_transport)
+        app.state.pipeline = Pipeline.from_settings(settings)
+        app.state.fhir_server = connect(settings, app.state.pipeline, transport=fhir_transport)
         app.state.conformance = ConformanceStore.load(
             settings.profiles_dir or default_profiles_dir()
         )

@@ -3,7 +3,7 @@ feedback, sharing the engine and the emitter with ``$triage``.
 
     GET  /cds-services                    discovery (services and their prefetch templates)
     POST /cds-services/{id}               validate -> prefetch (+ fhirServer fallback) -> collection
-                                          Bundle -> Engine.triage -> cards (service.fhir.cds_cards)
+                                          Bundle -> Engine.triage -> cards (service.cds_hooks.cards)
     POST /cds-services/{id}/feedback      accepted / overridden counts (no PHI kept)
 
 Client trust (CDS Hooks best practice checklist): the JWT checks of ``service.api.jwt_verify``,
@@ -11,7 +11,7 @@ including, when ``cds_tenants`` is non-empty, a ``tenant`` claim on that list (c
 
 fhirServer trust: the ``fhirAuthorization`` token is sent only to a ``fhirServer`` PainPath trusts
 (:func:`fhir_server_trusted`): one of ``cds_fhir_servers`` or under one on a path boundary
-(``service.fhir.cds_request.fhir_server_allowed``). With the list empty, any fhirServer is trusted
+(``service.cds_hooks.request.fhir_server_allowed``). With the list empty, any fhirServer is trusted
 only while CDS client auth is off (loopback development, ``Settings.cds_auth_required`` false);
 otherwise none is (fail closed). An untrusted fhirServer is never contacted: a complete prefetch
 is evaluated as usual, missing data is a 412 naming the allow-list setting. A prefetch searchset's
@@ -36,30 +36,25 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from service.api.deps import PipelineDep
 from service.api.jwt_verify import AuthError, JtiCache, JwtVerifier
 from service.api.responses import fhir_response
-from service.clients.cds_fetch import fetch_missing
-from service.clients.errors import UpstreamError
-from service.clients.paging import rebase
-from service.fhir.cds_cards import (
+from service.cds_hooks.cards import (
     OVERRIDE_CODES,
     OVERRIDE_SYSTEM,
-    assessment_of,
-    order_cards,
-    patient_cards,
 )
-from service.fhir.cds_request import (
+from service.cds_hooks.evaluate import cards_for
+from service.cds_hooks.prefetch import fetch_missing
+from service.cds_hooks.request import (
     PREFETCH_TYPES,
     SERVICES,
     CdsRequest,
-    cds_bundle,
     discovery,
     fhir_server_allowed,
     read_cds_request,
@@ -69,8 +64,8 @@ from service.fhir.cds_request import (
 from service.fhir.errors import InputError
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.request import check_content_type, parse_json
-from service.fhir.triage import Engine, canonical_bytes, digest_of, resolve_options
-from service.fhir.validate import validate_bundle
+from service.server.errors import UpstreamError
+from service.server.paging import rebase
 from service.settings import Settings
 
 __all__ = [
@@ -247,7 +242,7 @@ def _precondition_failed(text: str) -> Response:
 
 
 @router.post("/cds-services/{service_id}")
-async def cds_service(request: Request, service_id: str) -> Response:
+async def cds_service(request: Request, pipeline: PipelineDep, service_id: str) -> Response:
     """Evaluate one hook call and answer its cards."""
     service = SERVICES.get(service_id)
     if service is None:
@@ -263,7 +258,7 @@ async def cds_service(request: Request, service_id: str) -> Response:
         if isinstance(fetched, Response):
             return fetched
         resources += fetched
-    cards = await _evaluate(request.app.state.engine, state, cds, resources)
+    cards = await cards_for(pipeline, cds, resources, now=state.clock().astimezone(UTC))
     for card in cards:
         state.counters.cards[(service_id, card["indicator"])] += 1
     log.info("cds %s hookInstance=%s tenant=%r cards=%d", service_id, cds.hook_instance,
@@ -328,35 +323,8 @@ async def _fallback(
     return [r for found in fetched.values() for r in found]
 
 
-async def _evaluate(
-    engine: Engine, state: CdsState, cds: CdsRequest, resources: list[Json]
-) -> list[Json]:
-    bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
-    if not bundle["entry"]:
-        return []
-    selected = validate_bundle(
-        bundle, max_entries=state.settings.max_entries, prefix="prefetch", relevant=engine.relevance
-    )
-    raw: dict[str, str | bool | None] = {"profile": state.settings.default_profile}
-    options = resolve_options(engine.kb, raw, now=state.clock().astimezone(UTC))
-    digest = digest_of(canonical_bytes(bundle), options)
-    result = await anyio.to_thread.run_sync(
-        lambda: engine.triage(bundle, options, digest=digest, selected=selected)
-    )
-    assessment = assessment_of(result.assessments, cds.patient_id)
-    if assessment is None:
-        raise RuntimeError("the engine returned no assessment for the context patient")
-    if cds.hook == "patient-view":
-        return patient_cards(engine.kb, assessment, result.bundle)
-    orders = cds.draft_orders
-    if cds.hook == "order-select":
-        chosen = set(cds.selections)
-        orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
-    return order_cards(engine.kb, engine.matcher, assessment, bundle, orders)
-
-
 @router.post("/cds-services/{service_id}/feedback")
-async def cds_feedback(request: Request, service_id: str) -> JSONResponse:
+async def cds_feedback(request: Request, pipeline: PipelineDep, service_id: str) -> JSONResponse:
     """Count accepted / overridden outcomes; nothing but the counts is kept."""
     if service_id not in SERVICES:
         raise HTTPException(404, f"No CDS service {service_id!r}; see GET /cds-services")
@@ -365,7 +333,7 @@ async def cds_feedback(request: Request, service_id: str) -> JSONResponse:
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise InputError.one("invalid", "feedback must be a non-empty array", "feedback")
-    known = set(request.app.state.engine.kb.catalogue.displays[OVERRIDE_CODES])
+    known = set(pipeline.kb.catalogue.displays[OVERRIDE_CODES])
     parsed = [_feedback_item(item, f"feedback[{i}]", known) for i, item in enumerate(items)]
     for card, outcome, when, reason in parsed:
         state.counters.record(service_id, card, outcome, when, reason)

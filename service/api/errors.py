@@ -19,16 +19,16 @@ from starlette.exceptions import HTTPException
 
 from service.api.jwt_verify import AuthError
 from service.api.responses import fhir_response
-from service.clients.errors import (
+from service.domain.errors import EvaluationError
+from service.fhir.errors import InputError
+from service.fhir.outcome import from_error, issue, operation_outcome
+from service.server.errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from service.domain.errors import EvaluationError
-from service.fhir.errors import InputError
-from service.fhir.outcome import from_error, issue, operation_outcome
 
 __all__ = ["STATUS_BY_KIND", "install_error_handlers", "upstream_status"]
 

@@ -1,6 +1,6 @@
 """Bearer JWT verification against an allow-list of issuers, each with its own JWKS.
 
-The one verification core of PainPath: the FHIR API's inbound auth (``service.api.auth``) and
+The one verification core of PainPath: the FHIR API's inbound auth (``service.api.access``) and
 the CDS Hooks client auth (``service.api.cds_hooks``, spec "Trusting CDS Clients") are two
 configurations of :class:`JwtVerifier`. ``await verifier.verify(token)`` (or
 ``verify_authorization(header)``) returns the claims or raises :class:`AuthError` (401, issue

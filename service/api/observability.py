@@ -308,8 +308,8 @@ async def readyz(request: Request) -> JSONResponse:
     """200 when the knowledge base is loaded and the configured FHIR server answers; else 503."""
     state = request.app.state
     checks: dict[str, str] = {}
-    engine = getattr(state, "engine", None)
-    checks["knowledge"] = "ok" if engine is not None else "not loaded"
+    pipeline = getattr(state, "pipeline", None)
+    checks["knowledge"] = "ok" if pipeline is not None else "not loaded"
     settings: Settings | None = getattr(state, "settings", None)
     if settings is not None and settings.fhir_server:
         checks["fhir_server"] = await _probe_fhir(request.app, settings)

@@ -10,21 +10,21 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from service.api.auth import require_read, require_write
-from service.api.deps import FHIR_ID_PATTERN, server_connection
+from service.api.access import require_read, require_write
+from service.api.deps import (
+    FHIR_ID_PATTERN,
+    ConformanceDep,
+    PipelineDep,
+    SettingsDep,
+    server_connection,
+)
 from service.api.observability import observe_triage
 from service.api.responses import fhir_response
-from service.fhir.capability import capability_statement
+from service.conformance.capability import capability_statement
 from service.fhir.errors import InputError
-from service.fhir.request import (
-    check_accept,
-    check_content_type,
-    read_patient_parameters,
-    read_triage_request,
-)
-from service.fhir.triage import Engine, digest_of, resolve_options
+from service.fhir.request import check_accept, check_content_type, read_patient_parameters
 
-__all__ = ["fhir_router", "negotiate", "router"]
+__all__ = ["TriageQuery", "fhir_router", "negotiate", "read_body", "router"]
 
 
 def negotiate(
@@ -71,7 +71,21 @@ _PATIENT_RESPONSES = {
 }
 
 
-async def _body(request: Request, limit: int) -> bytes:
+class TriageQuery(BaseModel):
+    """Query parameters of ``$triage`` (the same names as the Parameters parts)."""
+
+    as_of: str | None = Field(default=None, alias="asOf", description="evaluation date")
+    profile: str | None = Field(default=None, description="guideline profile")
+    return_mode: str | None = Field(
+        default=None, alias="return", description="collection (default) or transaction"
+    )
+
+    def raw(self) -> dict[str, str | bool | None]:
+        """The options as the evaluation path takes them."""
+        return {"asOf": self.as_of, "profile": self.profile, "return": self.return_mode}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing early (413) once it exceeds ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -85,17 +99,15 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 @router.get("/healthz", tags=["operations"])
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(pipeline: PipelineDep) -> JSONResponse:
     """200 once the knowledge base is loaded and the service can evaluate."""
-    engine: Engine = request.app.state.engine
-    return JSONResponse({"status": "ok", "ruleset": engine.kb.version})
+    return JSONResponse({"status": "ok", "ruleset": pipeline.kb.version})
 
 
 @fhir_router.get("/fhir/metadata", tags=["fhir"])
-async def metadata(request: Request) -> Response:
+async def metadata(pipeline: PipelineDep, conformance: ConformanceDep) -> Response:
     """The CapabilityStatement."""
-    engine: Engine = request.app.state.engine
-    return fhir_response(capability_statement(engine.kb, request.app.state.conformance.types()))
+    return fhir_response(capability_statement(pipeline.kb, conformance.types()))
 
 
 @fhir_router.post(
@@ -106,37 +118,21 @@ async def metadata(request: Request) -> Response:
 )
 async def triage(
     request: Request,
-    as_of: Annotated[str | None, Query(alias="asOf")] = None,
-    profile: Annotated[str | None, Query()] = None,
-    return_mode: Annotated[str | None, Query(alias="return")] = None,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    query: Annotated[TriageQuery, Query()],
 ) -> Response:
     """Evaluate a posted Bundle (or Parameters) and return the result Bundle."""
-    settings = request.app.state.settings
     check_content_type(request.headers.get("content-type"))
-    body = await _body(request, settings.max_body_bytes)
-    parsed = read_triage_request(
-        body,
-        max_bytes=settings.max_body_bytes,
-        max_entries=settings.max_entries,
-        max_depth=settings.max_json_depth,
-        relevant=request.app.state.engine.relevance,
-    )
-    engine: Engine = request.app.state.engine
-    raw = {"asOf": as_of, "profile": profile or settings.default_profile, "return": return_mode}
-    options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
-    result = engine.triage(
-        parsed.bundle, options, digest=digest_of(body, options), selected=parsed.selected
-    )
+    body = await read_body(request, settings.max_body_bytes)
+    result = await pipeline.run_body_async(body, query.raw(), now=datetime.now(UTC))
     observe_triage(request, result.assessments)
     return fhir_response(result.bundle)
 
 
-class PatientTriageQuery(BaseModel):
+class PatientTriageQuery(TriageQuery):
     """Query parameters of ``Patient/{id}/$triage`` (the same names as the Parameters parts)."""
 
-    as_of: str | None = Field(default=None, alias="asOf")
-    profile: str | None = None
-    return_mode: str | None = Field(default=None, alias="return")
     writeback: bool | None = None
 
 
@@ -148,21 +144,19 @@ class PatientTriageQuery(BaseModel):
 )
 async def patient_triage(
     request: Request,
+    settings: SettingsDep,
     patient_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
     query: Annotated[PatientTriageQuery, Query()],
 ) -> Response:
     """Evaluate a patient from the configured FHIR server; ``writeback`` also writes the results."""
     server = server_connection(request, f"Patient/{patient_id}/$triage")
-    settings = request.app.state.settings
     check_content_type(request.headers.get("content-type"))
     body = read_patient_parameters(
-        await _body(request, settings.max_body_bytes),
+        await read_body(request, settings.max_body_bytes),
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    raw = {"asOf": query.as_of, "profile": query.profile or settings.default_profile}
-    raw["return"] = query.return_mode
-    options = resolve_options(server.triage.engine.kb, {**raw, **body}, now=datetime.now(UTC))
+    options = server.triage.pipeline.options(query.raw(), body, now=datetime.now(UTC))
     writeback = body.get("writeback", query.writeback)
     writeback = settings.writeback if writeback is None else bool(writeback)
     if writeback:
@@ -174,7 +168,7 @@ async def patient_triage(
 
 @fhir_router.get("/fhir/{resource_type}", tags=["conformance"])
 async def search_conformance(
-    request: Request, resource_type: str, url: str | None = None
+    conformance: ConformanceDep, resource_type: str, url: str | None = None
 ) -> Response:
     """Search conformance resources by canonical url (searchset Bundle).
 
@@ -183,9 +177,9 @@ async def search_conformance(
     """
     if resource_type.startswith("$"):
         raise HTTPException(405, f"{resource_type} is invoked with POST", {"Allow": "POST"})
-    if resource_type not in request.app.state.conformance.types():
+    if resource_type not in conformance.types():
         raise HTTPException(404, f"Resource type {resource_type!r} is not served here")
-    found = request.app.state.conformance.search(resource_type, url)
+    found = conformance.search(resource_type, url)
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -196,9 +190,11 @@ async def search_conformance(
 
 
 @fhir_router.get("/fhir/{resource_type}/{resource_id}", tags=["conformance"])
-async def read_conformance(request: Request, resource_type: str, resource_id: str) -> Response:
+async def read_conformance(
+    conformance: ConformanceDep, resource_type: str, resource_id: str
+) -> Response:
     """Read one conformance resource from ``fhir_profiles/``."""
-    found = request.app.state.conformance.read(resource_type, resource_id)
+    found = conformance.read(resource_type, resource_id)
     if found is None:
         raise HTTPException(404, f"{resource_type}/{resource_id} is not known")
     return fhir_response(found)

@@ -7,7 +7,7 @@
 
 Every notification is answered at once with 200 and an OperationOutcome; the work (re-evaluation
 and write-back, coalesced per patient) runs in the background, see
-``service.clients.reevaluation``. With ``PAINPATH_SUBSCRIPTION_TOKEN`` set, notifications must
+``service.subscriptions.reevaluation``. With ``PAINPATH_SUBSCRIPTION_TOKEN`` set, notifications must
 carry ``Authorization: Bearer <token>`` (``painpath subscribe`` puts it in ``channel.header``).
 """
 
@@ -24,16 +24,16 @@ from fastapi.responses import Response
 
 from service.api.deps import FHIR_ID_PATTERN, server_connection
 from service.api.responses import fhir_response
-from service.clients.connection import ServerConnection
 from service.fhir.errors import InputError
-from service.fhir.notifications import (
+from service.fhir.outcome import issue, operation_outcome
+from service.server.connection import ServerConnection
+from service.subscriptions.notifications import (
     TRIGGER_TYPES,
     Notice,
     read_notification,
     read_resource_notification,
 )
-from service.fhir.outcome import issue, operation_outcome
-from service.fhir.subscriptions import HOOK_PATH
+from service.subscriptions.resources import HOOK_PATH
 
 __all__ = ["HOOK_PATH", "router"]
 

@@ -1,6 +1,6 @@
 """The built-in web page: ``GET /`` (the page), ``GET /ui/{asset}`` (its script and style),
 ``GET /ui/samples/{name}`` (bundled sample Bundles) and ``POST /ui/summary`` (the decision trace
-of a ``$triage`` run as JSON, for the page; see ``service.fhir.view``).
+of a ``$triage`` run as JSON, for the page; see ``service.app.view``).
 
 The assets live in ``service/web/`` (package data, no CDN). Thin routes: the summary takes the
 same body, query parameters and errors as ``POST /fhir/$triage``.
@@ -12,15 +12,16 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from service.api.routes import _body
-from service.fhir.request import check_content_type, read_triage_request
-from service.fhir.triage import Engine, digest_of, resolve_options
-from service.fhir.view import trace_view
+from service.api.deps import PipelineDep, SettingsDep
+from service.api.routes import TriageQuery, read_body
+from service.app.view import trace_view
+from service.fhir.request import check_content_type
 
 __all__ = ["router"]
 
@@ -64,30 +65,16 @@ async def asset(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,40}\.(js|css)$"
 @router.post("/ui/summary")
 async def summary(
     request: Request,
-    as_of: Annotated[str | None, Query(alias="asOf")] = None,
-    profile: Annotated[str | None, Query()] = None,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    query: Annotated[TriageQuery, Query()],
 ) -> Response:
-    """The decision trace of a ``$triage`` run (same body and errors as ``$triage``), with the
-    result Bundle that ``$triage`` answers for the same body and options under ``result``: the
-    page evaluates once per click."""
-    settings = request.app.state.settings
+    """The decision trace of a ``$triage`` run (same body, options and errors as ``$triage``),
+    with the result Bundle that ``$triage`` answers for the same body and options under
+    ``result``: the page evaluates once per click."""
     check_content_type(request.headers.get("content-type"))
-    body = await _body(request, settings.max_body_bytes)
-    engine: Engine = request.app.state.engine
-    parsed = read_triage_request(  # exactly as $triage reads it: same limits, same validation
-        body,
-        max_bytes=settings.max_body_bytes,
-        max_entries=settings.max_entries,
-        max_depth=settings.max_json_depth,
-        relevant=engine.relevance,
-    )
-    raw = {"asOf": as_of, "profile": profile or settings.default_profile}
-    options = resolve_options(engine.kb, {**raw, **parsed.options}, now=datetime.now(UTC))
-    result = engine.triage(
-        parsed.bundle, options, digest=digest_of(body, options), selected=parsed.selected
-    )
-    view = trace_view(
-        engine.kb, parsed.bundle, result.assessments, matcher=engine.matcher, found=result.found
-    )
+    body = await read_body(request, settings.max_body_bytes)
+    result = await pipeline.run_body_async(body, query.raw(), now=datetime.now(UTC))
+    view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, result))
     view["result"] = result.bundle
     return Response(orjson.dumps(view), media_type="application/json")

@@ -2,14 +2,13 @@
 
 A partition file holds whole patients (``partition``), so grouping it in memory is bounded by the
 partition size. Each patient's resources become one collection Bundle that goes through the same
-validation and engine as ``POST /fhir/$triage``; the input digest (canonical bytes) and the run's
-``as_of`` fix every generated id, so a re-run writes byte-identical output.
+validation and evaluation path as ``POST /fhir/$triage`` (``service.app.pipeline``), which fixes
+every generated id from the input and the run's ``as_of``, so a re-run writes byte-identical output.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +17,13 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from service.app.options import TriageOptions
+from service.app.pipeline import Pipeline
 from service.bulk.partition import patient_of
 from service.domain.assessment import Assessment
 from service.domain.errors import EvaluationError
 from service.fhir.errors import InputError
 from service.fhir.outcome import from_error
-from service.fhir.triage import Engine, TriageOptions, canonical_bytes
 from service.fhir.validate import validate_bundle
 
 __all__ = [
@@ -85,7 +85,7 @@ def _error(patient: str, outcome: Json) -> bytes:
     return orjson.dumps({"patient": f"Patient/{patient}", "outcome": outcome})
 
 
-def evaluate_partition(engine: Engine, job: PartitionJob) -> int:
+def evaluate_partition(pipeline: Pipeline, job: PartitionJob) -> int:
     """Evaluate every patient of ``job.source`` into ``job.target`` (created); patient count."""
     job.target.mkdir(parents=True)
     files: dict[str, BinaryIO] = {
@@ -97,7 +97,7 @@ def evaluate_partition(engine: Engine, job: PartitionJob) -> int:
             rows = csv.writer(summary)
             for patient, resources in _patients(job.source):
                 count += 1
-                result = evaluate_patient(engine, patient, resources, job.as_of, job.profile)
+                result = evaluate_patient(pipeline, patient, resources, job.as_of, job.profile)
                 for name, line in result.lines:
                     files[name].write(line + b"\n")
                 rows.writerows(result.rows)
@@ -119,16 +119,14 @@ class PatientResult:
 
 
 def evaluate_patient(
-    engine: Engine, patient: str, resources: list[Json], as_of: datetime, profile: str
+    pipeline: Pipeline, patient: str, resources: list[Json], as_of: datetime, profile: str
 ) -> PatientResult:
     """Evaluate one patient's resources (any order) as ``$triage`` would; never raises on input."""
     bundle: Json = {"resourceType": "Bundle", "type": "collection"}
     bundle["entry"] = [{"resource": r} for r in sorted(resources, key=_order)]
     try:
-        validate_bundle(bundle, max_entries=_MAX_ENTRIES, relevant=engine.relevance)
-        options = TriageOptions(as_of, profile)
-        seed = canonical_bytes(bundle) + f"|{as_of.isoformat()}|{profile}".encode()
-        result = engine.triage(bundle, options, digest=hashlib.sha256(seed).hexdigest())
+        selected = validate_bundle(bundle, max_entries=_MAX_ENTRIES, relevant=pipeline.relevance)
+        result = pipeline.evaluate(bundle, TriageOptions(as_of, profile), selected=selected)
     except InputError as exc:
         return PatientResult([("errors", _error(patient, from_error(exc)))], [])
     except EvaluationError as exc:

@@ -26,10 +26,10 @@ from typing import BinaryIO, TextIO
 
 import orjson
 
+from service.app.pipeline import Pipeline
 from service.bulk.evaluate import OUTPUT_TYPES, SUMMARY_HEADER, PartitionJob, evaluate_partition
 from service.bulk.partition import input_files, partition_count, partition_export
 from service.domain.knowledge import load_knowledge
-from service.fhir.triage import Engine
 
 __all__ = ["BulkOptions", "run_bulk"]
 
@@ -71,22 +71,22 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 # fixed, not per core: the partitioning (and so the output order) is the same on every machine
 _MIN_PARTITIONS = 16
-_ENGINE: Engine | None = None
+_PIPELINE: Pipeline | None = None
 
 
 def _worker_run(job: PartitionJob) -> tuple[str, int]:
-    """Evaluate one partition in a worker (the engine is built once per process)."""
-    global _ENGINE  # one compiled knowledge base per worker process
-    if _ENGINE is None:
-        _ENGINE = Engine(load_knowledge())
-    return _complete(_ENGINE, job)
+    """Evaluate one partition in a worker (the pipeline is built once per process)."""
+    global _PIPELINE  # one compiled knowledge base per worker process
+    if _PIPELINE is None:
+        _PIPELINE = Pipeline(load_knowledge())
+    return _complete(_PIPELINE, job)
 
 
-def _complete(engine: Engine, job: PartitionJob) -> tuple[str, int]:
+def _complete(pipeline: Pipeline, job: PartitionJob) -> tuple[str, int]:
     tmp = job.target.parent.parent / "tmp" / job.target.name  # same filesystem: rename is atomic
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(exist_ok=True)
-    count = evaluate_partition(engine, PartitionJob(job.source, tmp, job.as_of, job.profile))
+    count = evaluate_partition(pipeline, PartitionJob(job.source, tmp, job.as_of, job.profile))
     (tmp / "patients").write_text(str(count))
     tmp.rename(job.target)  # the completion marker: atomic on one filesystem
     return job.target.name, count
@@ -128,8 +128,8 @@ def _jobs(work: Path, info: dict[str, object]) -> list[PartitionJob]:
 
 def _evaluate(jobs: list[PartitionJob], options: BulkOptions, progress: Progress) -> None:
     if options.workers <= 0:
-        engine = Engine(load_knowledge())
-        _report(progress, (_complete(engine, job) for job in jobs))
+        pipeline = Pipeline(load_knowledge())
+        _report(progress, (_complete(pipeline, job) for job in jobs))
         return
     context = multiprocessing.get_context("spawn")  # no inherited state, same on every OS
     with context.Pool(options.workers) as pool:

@@ -1,4 +1,4 @@
-"""``painpath bulk`` on Apache Spark (extra ``painpath[spark]``): the same engine per patient.
+"""``painpath bulk`` on Apache Spark (extra ``painpath[spark]``): the same pipeline per patient.
 
     python -m service.bulk.spark INPUT OUTPUT --as-of 2026-11-24T09:00:00Z [--master local[4]]
 
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+from service.app.pipeline import Pipeline
 from service.bulk.evaluate import evaluate_patient
 from service.bulk.partition import input_files, patient_of, rejection
 from service.domain.knowledge import load_knowledge
-from service.fhir.triage import Engine
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +43,7 @@ __all__ = ["run_spark_bulk", "spark_session"]
 
 _KEYED = "patient string, line string"
 _OUTPUT = "type string, line string"
-_ENGINE: Engine | None = None
+_PIPELINE: Pipeline | None = None
 
 
 def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 16) -> SparkSession:
@@ -86,14 +86,14 @@ def _evaluate(frame: pd.DataFrame, *, as_of: datetime, profile: str) -> pd.DataF
     """One patient's lines -> its output lines (``type``: output file, ``line``: its text)."""
     import pandas as pd  # runs in the Spark Python worker
 
-    global _ENGINE  # one compiled knowledge base per Spark Python worker
+    global _PIPELINE  # one compiled knowledge base per Spark Python worker
     patient = frame["patient"].iloc[0]
     if not isinstance(patient, str):  # the group of lines that name no patient
         return pd.DataFrame({"type": ["errors"] * len(frame), "line": list(frame["line"])})
-    if _ENGINE is None:
-        _ENGINE = Engine(load_knowledge())
+    if _PIPELINE is None:
+        _PIPELINE = Pipeline(load_knowledge())
     resources = [orjson.loads(line) for line in frame["line"]]
-    result = evaluate_patient(_ENGINE, patient, resources, as_of, profile)
+    result = evaluate_patient(_PIPELINE, patient, resources, as_of, profile)
     types = [name for name, _ in result.lines]
     lines = [line.decode() for _, line in result.lines]
     for row in result.rows:

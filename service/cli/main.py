@@ -17,18 +17,16 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from service.app.pipeline import Pipeline
+from service.app.view import trace_view
 from service.bulk.runner import BulkOptions, run_bulk
 from service.cli.render import print_summary, print_tree
 from service.cli.subscribe import add_parser as add_subscribe_parser
 from service.cli.subscribe import run_subscribe
-from service.clients.errors import UpstreamError
 from service.domain.errors import EvaluationError, KnowledgeError
-from service.domain.knowledge import load_knowledge
 from service.fhir.errors import InputError
 from service.fhir.outcome import from_error
-from service.fhir.request import read_triage_request
-from service.fhir.triage import Engine, digest_of, resolve_options
-from service.fhir.view import trace_view
+from service.server.errors import UpstreamError
 from service.settings import check_bind, get_settings
 
 __all__ = ["main"]
@@ -64,28 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _triage(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    engine = Engine(load_knowledge())
-    body = args.file.read_bytes()
-    request = read_triage_request(
-        body,
-        max_bytes=settings.max_body_bytes,
-        max_entries=settings.max_entries,
-        relevant=engine.relevance,
-    )
-    raw = {"asOf": args.as_of, "profile": args.profile or settings.default_profile}
-    raw["return"] = getattr(args, "return_mode", None)
-    options = resolve_options(engine.kb, {**raw, **request.options}, now=datetime.now(UTC))
-    digest = digest_of(body, options)
-    result = engine.triage(request.bundle, options, digest=digest, selected=request.selected)
+    pipeline = Pipeline.from_settings(get_settings())
+    flags = {"asOf": args.as_of, "profile": args.profile}
+    flags["return"] = getattr(args, "return_mode", None)
+    result = pipeline.run_body(args.file.read_bytes(), flags, now=datetime.now(UTC))
     if args.command == "explain":
-        view = trace_view(
-            engine.kb,
-            request.bundle,
-            result.assessments,
-            matcher=engine.matcher,
-            found=result.found,
-        )
+        view = trace_view(pipeline, result)
         if args.json:
             sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
@@ -97,26 +79,16 @@ def _triage(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(encoded.decode() + "\n")
     else:
-        print_summary(
-            Console(),
-            trace_view(
-                engine.kb,
-                request.bundle,
-                result.assessments,
-                matcher=engine.matcher,
-                found=result.found,
-            ),
-        )
+        print_summary(Console(), trace_view(pipeline, result))
         if args.output:
             print(f"\nResult Bundle written to {args.output}")
     return 0
 
 
 def _bulk(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    kb = load_knowledge()
-    raw = {"asOf": args.as_of, "profile": args.profile or settings.default_profile}
-    resolved = resolve_options(kb, raw, now=datetime.now(UTC))
+    pipeline = Pipeline.from_settings(get_settings())
+    flags = {"asOf": args.as_of, "profile": args.profile}
+    resolved = pipeline.options(flags, now=datetime.now(UTC))
     workers = os.cpu_count() or 1 if args.workers is None else args.workers
     info = run_bulk(args.input, args.output, BulkOptions(resolved.as_of, resolved.profile, workers))
     print(

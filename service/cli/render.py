@@ -1,6 +1,6 @@
 """Rich terminal output of the CLI: the coloured one-screen summary of ``painpath triage`` (the
 same content as the web page, in the same order) and the decision-trace tree of ``painpath
-explain``. Both read the JSON view of ``service.fhir.view``; colour is dropped when the output is
+explain``. Both read the JSON view of ``service.app.view``; colour is dropped when the output is
 not a terminal (or ``NO_COLOR`` is set), so the text stays the same for scripts and tests.
 """
 

@@ -15,16 +15,16 @@ import asyncio
 import time
 from typing import Any
 
-from service.clients.connection import client_from_settings
-from service.clients.fhir_server import FhirServerClient
-from service.fhir.subscriptions import (
+from service.server.connection import client_from_settings
+from service.server.fhir_server import FhirServerClient
+from service.settings import Settings
+from service.subscriptions.resources import (
     WATCHED_TYPES,
     criteria_subscription,
     hook_endpoint,
     topic_basic,
     topic_subscription,
 )
-from service.settings import Settings
 
 __all__ = ["add_parser", "run_subscribe", "subscribe"]
 

@@ -1,8 +1,8 @@
 """Canonical URLs of PainPath's conformance resources (CONTRACT.md: base ``PP``).
 
-The emitter stamps these on what it produces (``meta.profile``, ``instantiatesCanonical``) and the
-package generator (``python -m service.fhir.profiles build``) publishes resources at the same URLs,
-so outputs and ``fhir_profiles/`` agree by construction. Canonical references:
+The emitter stamps these on what it produces (``meta.profile``, ``instantiatesCanonical``) and
+the package generator (``python -m tools.conformance_package build``) publishes resources at the
+same URLs, so outputs and ``fhir_profiles/`` agree by construction. Canonical references:
 https://hl7.org/fhir/R4/references.html#canonical.
 """
 

@@ -14,7 +14,7 @@ from fhir_testkit import CAUDA, FHIR_JSON, Json, case_bundle, post_triage
 from httpx import Response
 
 from service.api.app import create_app
-from service.fhir.triage import Engine
+from service.app.pipeline import Pipeline
 from service.settings import Settings
 
 
@@ -614,7 +614,7 @@ def test_an_unexpected_failure_is_a_generic_500(
     def explode(*_: object, **__: object) -> None:
         raise RuntimeError("secret-internal-detail at /srv/painpath/engine.py line 42")
 
-    monkeypatch.setattr(Engine, "triage", explode)
+    monkeypatch.setattr(Pipeline, "evaluate", explode)
     client = make_client()
     response = post_triage(client, case_bundle(CAUDA))
     issue = _only_issue(response, 500, "exception")

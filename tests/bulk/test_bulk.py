@@ -82,7 +82,7 @@ def test_a_run_resumes_after_a_crash_without_duplicates(
     original = runner._complete
     calls: list[str] = []
 
-    def crash_on_third(engine: runner.Engine, job: runner.PartitionJob) -> tuple[str, int]:
+    def crash_on_third(engine: runner.Pipeline, job: runner.PartitionJob) -> tuple[str, int]:
         calls.append(job.target.name)
         if len(calls) == 3:
             # half a partition written, then the process dies

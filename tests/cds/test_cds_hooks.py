@@ -20,8 +20,8 @@ from cds_testkit import (
 from fhir_testkit import schema_errors
 from starlette.testclient import TestClient
 
-from service.fhir.cds_request import PREFETCH, cds_bundle
-from service.fhir.triage import canonical_bytes
+from service.app.pipeline import canonical_bytes
+from service.cds_hooks.request import PREFETCH, cds_bundle
 
 Json = dict[str, Any]
 AppFactory = Any
@@ -285,7 +285,7 @@ def test_engine_failure_is_500_not_an_empty_200(
         raise RuntimeError("boom")
 
     with make_app() as client:
-        monkeypatch.setattr(client.app.state.engine, "triage", broken)  # type: ignore[attr-defined]
+        monkeypatch.setattr(client.app.state.pipeline, "evaluate", broken)  # type: ignore[attr-defined]
         safe = TestClient(client.app, raise_server_exceptions=False)
         response = safe.post(PV, json=body)
         assert response.status_code == 500

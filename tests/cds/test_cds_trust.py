@@ -29,7 +29,7 @@ from fake_fhir_server import BASE, FakeFhirServer
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
-from service.fhir.cds_request import fhir_server_allowed, under_fhir_base
+from service.cds_hooks.request import fhir_server_allowed, under_fhir_base
 from service.settings import Settings
 
 Json = dict[str, Any]

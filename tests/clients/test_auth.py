@@ -13,15 +13,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fake_fhir_server import BASE, FakeFhirServer
 
-from service.clients.auth import (
+from service.server.connection import ConfigurationError, auth_from_settings
+from service.server.credentials import (
     ASSERTION_TYPE,
     BearerAuth,
     SmartBackendAuth,
     SmartConfig,
 )
-from service.clients.connection import ConfigurationError, auth_from_settings
-from service.clients.errors import UpstreamAuthError
-from service.clients.fhir_server import ClientConfig, FhirServerClient
+from service.server.errors import UpstreamAuthError
+from service.server.fhir_server import ClientConfig, FhirServerClient
 from service.settings import Settings
 
 TOKEN_URL = "http://auth.test/token"  # noqa: S105 - a URL, not a secret

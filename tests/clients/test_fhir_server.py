@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fake_fhir_server import BASE, FakeFhirServer, Sleeps, outcome
 
-from service.clients.errors import (
+from service.server.errors import (
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamStatusError,
@@ -19,8 +19,8 @@ from service.clients.errors import (
     UpstreamUnavailableError,
     redact_url,
 )
-from service.clients.fhir_server import ClientConfig, FhirServerClient
-from service.clients.paging import rebase
+from service.server.fhir_server import ClientConfig, FhirServerClient
+from service.server.paging import rebase
 
 
 def run(work: Callable[[FhirServerClient], Awaitable[Any]], transport: httpx.AsyncBaseTransport,

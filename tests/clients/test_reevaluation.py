@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from service.clients.errors import UpstreamStatusError
-from service.clients.reevaluation import Reevaluator
+from service.server.errors import UpstreamStatusError
+from service.subscriptions.reevaluation import Reevaluator
 
 
 def test_burst_for_one_patient_runs_once_and_patients_run_separately() -> None:

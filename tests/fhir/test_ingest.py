@@ -4,18 +4,19 @@ used is reported (never dropped silently), and no parseable body crashes the rea
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 from fhir_testkit import CAUDA, Json, case_bundle, load_case
 
+from service.app.pipeline import Pipeline
 from service.domain.errors import EvaluationError
 from service.domain.model import Polarity
 from service.fhir.errors import InputError
 from service.fhir.ingest import Ingested, ingest
 from service.fhir.request import read_triage_request
-from service.fhir.triage import Engine, digest_of, resolve_options
 
 PP = "https://painpath.dev/fhir/CodeSystem/painpath"
 SNOMED = "http://snomed.info/sct"
@@ -350,12 +351,10 @@ def test_questionnaire_answers_are_collected_per_patient() -> None:
 # ------------------------------------------------------------------ robustness
 
 
-def _run(engine: Engine, bundle: Json) -> None:
+def _run(pipeline: Pipeline, bundle: Json) -> None:
     """Validate and evaluate like the API: only InputError/EvaluationError may escape."""
     body = orjson.dumps(bundle)
-    request = read_triage_request(body, max_bytes=10**8, max_entries=10**5)
-    options = resolve_options(engine.kb, {"asOf": "2026-11-24"}, now=None)  # type: ignore[arg-type]
-    engine.triage(request.bundle, options, digest=digest_of(body, options))
+    pipeline.run_body(body, {"asOf": "2026-11-24"}, now=datetime(2026, 11, 24, tzinfo=UTC))
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -383,7 +382,7 @@ SWEEP = [
 
 
 @pytest.mark.parametrize("name", SWEEP[:3])
-def test_no_single_odd_value_crashes_the_reader(engine: Engine, name: str) -> None:
+def test_no_single_odd_value_crashes_the_reader(pipeline: Pipeline, name: str) -> None:
     """Every element of the input replaced, in turn, by each odd JSON value: 400/422 or a result."""
     base = load_case(name)["bundle"]
     crashes = []
@@ -395,7 +394,7 @@ def test_no_single_odd_value_crashes_the_reader(engine: Engine, name: str) -> No
                 node = node[key]
             node[path[-1]] = value
             try:
-                _run(engine, bundle)
+                _run(pipeline, bundle)
             except (InputError, EvaluationError):
                 continue
             except Exception as exc:  # the point is to catch anything else
@@ -410,7 +409,7 @@ COMPLEX_ELEMENTS = (
 
 
 @pytest.mark.parametrize("name", SWEEP)
-def test_non_objects_for_complex_elements_are_input_errors(engine: Engine, name: str) -> None:
+def test_non_objects_for_complex_elements_are_input_errors(pipeline: Pipeline, name: str) -> None:
     """Complex elements added with a number, string or array: always a 400, never a crash."""
     base = load_case(name)["bundle"]
     for index in range(len(base["entry"])):
@@ -419,7 +418,7 @@ def test_non_objects_for_complex_elements_are_input_errors(engine: Engine, name:
                 bundle = copy.deepcopy(base)
                 bundle["entry"][index]["resource"][element] = value
                 with pytest.raises(InputError) as caught:
-                    _run(engine, bundle)
+                    _run(pipeline, bundle)
                 assert caught.value.kind == "invalid"
 
 

@@ -6,6 +6,7 @@ codings without a system, text-only findings, findings carried in components or 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,13 +14,13 @@ import orjson
 import pytest
 from fhir_testkit import AS_OF, CASES, Json, load_case
 
+from service.app.pipeline import Pipeline
+from service.app.view import trace_view
 from service.domain.knowledge import load_knowledge
 from service.fhir.ingest import ingest
-from service.fhir.triage import Engine, digest_of, resolve_options
 from service.fhir.validate import validate_bundle
-from service.fhir.view import trace_view
 
-ENGINE = Engine(load_knowledge())
+PIPELINE = Pipeline(load_knowledge())
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
 NAMES = sorted(p.stem for p in CASES.glob("*.json"))
 
@@ -75,20 +76,18 @@ def _subject(bundle: Json) -> str | None:
 
 
 def _triage(bundle: Json, case: Json, *, select: bool, validated: bool = False) -> bytes:
-    engine = copy.copy(ENGINE)
+    pipeline = copy.copy(PIPELINE)
     if not select:
-        engine.relevance = lambda resource: True  # type: ignore[assignment,method-assign]
+        pipeline.relevance = lambda resource: True  # type: ignore[assignment,method-assign]
     selected = None
     if validated:  # the selection made during validation, as the routes pass it on
-        selected = validate_bundle(bundle, max_entries=10**6, relevant=engine.relevance)
+        selected = validate_bundle(bundle, max_entries=10**6, relevant=pipeline.relevance)
         assert selected is not None
-    options = resolve_options(
-        engine.kb,
+    options = pipeline.options(
         {"asOf": case.get("asOf", AS_OF), "profile": case.get("profile", "nice-ng59")},
         now=datetime(2026, 11, 24, tzinfo=UTC),
     )
-    body = orjson.dumps(bundle)
-    result = engine.triage(bundle, options, digest=digest_of(body, options), selected=selected)
+    result = pipeline.evaluate(bundle, options, selected=selected)
     return orjson.dumps(result.bundle)
 
 
@@ -118,7 +117,7 @@ def test_selection_leaves_out_what_no_rule_reads_and_keeps_the_rest() -> None:
         {"resource": {"resourceType": "Patient", "id": "p"}}, *_noise("Patient/p"),
     ]}  # fmt: skip
     everything = ingest(bundle)
-    selected = ingest(bundle, ENGINE.relevance)
+    selected = ingest(bundle, PIPELINE.relevance)
     refs = {item.ref for item in everything.records[0].items}
     kept = {item.ref for item in selected.records[0].items}
     # codes no concept holds (vital signs, labs, a temperature panel, asthma) or no system at all
@@ -144,14 +143,11 @@ def test_the_trace_view_of_a_run_equals_one_that_reads_the_input_again(name: str
     subject = _subject(bundle)
     if subject is not None:
         bundle.setdefault("entry", []).extend(_noise(subject))
-    options = resolve_options(
-        ENGINE.kb,
+    options = PIPELINE.options(
         {"asOf": case.get("asOf", AS_OF), "profile": case.get("profile", "nice-ng59")},
         now=datetime(2026, 11, 24, tzinfo=UTC),
     )
-    result = ENGINE.triage(bundle, options, digest=digest_of(orjson.dumps(bundle), options))
-    reused = trace_view(
-        ENGINE.kb, bundle, result.assessments, matcher=ENGINE.matcher, found=result.found
-    )
-    fresh = trace_view(ENGINE.kb, bundle, result.assessments, matcher=ENGINE.matcher)
+    result = PIPELINE.evaluate(bundle, options)
+    reused = trace_view(PIPELINE, result)
+    fresh = trace_view(PIPELINE, dataclasses.replace(result, found=ingest(bundle)))
     assert orjson.dumps(reused) == orjson.dumps(fresh)

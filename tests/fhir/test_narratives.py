@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from service.app.pipeline import Pipeline
 from service.domain.knowledge import KnowledgeBase, default_knowledge
-from service.fhir.triage import Engine, resolve_options
 
 Json = dict[str, Any]
 CASES = sorted((Path(__file__).parents[1] / "golden" / "cases").glob("*.json"))
@@ -83,11 +83,11 @@ def _kb() -> KnowledgeBase:
 @cache
 def _result(path: Path) -> Json:
     case = json.loads(path.read_text(encoding="utf-8"))
-    engine = Engine(_kb())
-    options = resolve_options(
-        engine.kb, {"asOf": case["asOf"], "profile": case["profile"]}, now=datetime.now(UTC)
+    pipeline = Pipeline(_kb())
+    options = pipeline.options(
+        {"asOf": case["asOf"], "profile": case["profile"]}, now=datetime.now(UTC)
     )
-    bundle: Json = engine.triage(case["bundle"], options, digest=case["id"]).bundle
+    bundle: Json = pipeline.evaluate(case["bundle"], options).bundle
     return bundle
 
 

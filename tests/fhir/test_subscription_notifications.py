@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from service.fhir.emit import IDENTIFIER_SYSTEM, KEY_SYSTEM
-from service.fhir.notifications import read_notification, read_resource_notification
-from service.fhir.subscriptions import criteria_subscription, hook_endpoint, topic_subscription
-from service.fhir.writeback import build_writeback
+from service.server.writeback import build_writeback
+from service.subscriptions.notifications import read_notification, read_resource_notification
+from service.subscriptions.resources import criteria_subscription, hook_endpoint, topic_subscription
 
 Json = dict[str, Any]
 OURS = [{"system": IDENTIFIER_SYSTEM, "value": "x"}]

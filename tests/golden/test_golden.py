@@ -6,32 +6,30 @@ Each case states only what the rules decide; this test asserts every stated expe
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from service.fhir.request import read_triage_request
-from service.fhir.triage import Engine, TriageOptions, digest_of, resolve_options
+from service.app.pipeline import Pipeline
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.json"))
 
 
-def run_case(engine: Engine, case: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate a case the way the API does."""
-    body = orjson.dumps(case["bundle"])
-    request = read_triage_request(body, max_bytes=10**8, max_entries=10**5)
+def run_case(pipeline: Pipeline, case: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate a case through the one evaluation path, as the API does."""
     raw = {"asOf": case["asOf"], "profile": case.get("profile")}
-    options: TriageOptions = resolve_options(engine.kb, raw, now=None)  # type: ignore[arg-type]
-    return engine.triage(request.bundle, options, digest=digest_of(body, options)).bundle
+    body = orjson.dumps(case["bundle"])
+    return pipeline.run_body(body, raw, now=datetime(2026, 11, 24, tzinfo=UTC)).bundle
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_golden_case(path: Path, engine: Engine, summarize: Callable[..., Any]) -> None:
+def test_golden_case(path: Path, pipeline: Pipeline, summarize: Callable[..., Any]) -> None:
     case = orjson.loads(path.read_bytes())
     expect = case["expect"]
-    got = summarize(run_case(engine, case))
+    got = summarize(run_case(pipeline, case))
     problems = []
     if not expect["inScope"]:
         problems += [] if "painType" not in got else ["expected no evaluation (out of scope)"]

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from fhir_testkit import with_prefix
 from live_servers import FaultProxy, serve_app
 
-import service.clients.patient_triage as patient_triage_module
+import service.server.patient_triage as patient_triage_module
 from service.api.app import create_app
 from service.cli.main import main as painpath_cli
 from service.fhir.emit import IDENTIFIER_SYSTEM, KEY_SYSTEM

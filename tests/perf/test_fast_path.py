@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ import orjson
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from service.fhir import validate, view
+from service.app import pipeline as pipeline_module
+from service.app.pipeline import Pipeline
+from service.fhir import validate
 from service.fhir.errors import InputError
-from service.fhir.request import read_triage_request
-from service.fhir.triage import Engine, digest_of, resolve_options
 
 CASES = sorted((Path(__file__).parents[1] / "golden" / "cases").glob("*.json"))
 _INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -49,20 +49,16 @@ def _same(left: Any, right: Any, where: str = "") -> list[str]:
     )
 
 
-def _run(engine: Engine, case: dict[str, Any], mode: str) -> dict[str, Any]:
+def _run(pipeline: Pipeline, case: dict[str, Any], mode: str) -> dict[str, Any]:
     body = orjson.dumps(case["bundle"])
-    request = read_triage_request(
-        body, max_bytes=10**8, max_entries=10**5, relevant=engine.relevance
-    )
     raw = {"asOf": case["asOf"], "profile": case.get("profile"), "return": mode}
-    options = resolve_options(engine.kb, raw, now=None)  # type: ignore[arg-type]
-    return engine.triage(request.bundle, options, digest=digest_of(body, options)).bundle
+    return pipeline.run_body(body, raw, now=datetime(2026, 11, 24, tzinfo=UTC)).bundle
 
 
 @pytest.mark.parametrize("mode", ["collection", "transaction"])
-def test_plain_dict_output_is_the_fhir_resources_form(engine: Engine, mode: str) -> None:
+def test_plain_dict_output_is_the_fhir_resources_form(pipeline: Pipeline, mode: str) -> None:
     for path in CASES:
-        out = _run(engine, orjson.loads(path.read_bytes()), mode)
+        out = _run(pipeline, orjson.loads(path.read_bytes()), mode)
         dumped = Bundle.model_validate(out).model_dump_json(exclude_none=True, by_alias=True)
         assert _same(out, orjson.loads(dumped)) == [], path.stem
 
@@ -94,23 +90,23 @@ _MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 @pytest.mark.parametrize("mutation", sorted(_MUTATIONS))
 def test_fast_validation_reports_what_the_full_path_reports(
-    engine: Engine, mutation: str, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, mutation: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a rule-relevant Observation (the NRS) every mutation gets the full path's answer."""
     case = orjson.loads(next(p for p in CASES if "cauda-equina" in p.stem).read_bytes())
     bundle = copy.deepcopy(case["bundle"])
     _MUTATIONS[mutation](bundle["entry"][2]["resource"])
-    assert _problems(bundle, engine.relevance) == _slow_problems(bundle, monkeypatch)
+    assert _problems(bundle, pipeline.relevance) == _slow_problems(bundle, monkeypatch)
 
 
-def test_golden_inputs_pass_both_paths(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_golden_inputs_pass_both_paths(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     for path in CASES:
         bundle = orjson.loads(path.read_bytes())["bundle"]
-        assert _problems(bundle, engine.relevance) is None, path.stem
+        assert _problems(bundle, pipeline.relevance) is None, path.stem
         assert _slow_problems(bundle, monkeypatch) is None, path.stem
 
 
-def test_irrelevant_entries_skip_only_the_model_check(engine: Engine) -> None:
+def test_irrelevant_entries_skip_only_the_model_check(pipeline: Pipeline) -> None:
     """A vital sign no rule reads: schema errors still 400; the model-only check is skipped."""
     case = orjson.loads(next(p for p in CASES if "cauda-equina" in p.stem).read_bytes())
     vital = {
@@ -121,11 +117,11 @@ def test_irrelevant_entries_skip_only_the_model_check(engine: Engine) -> None:
     }  # fmt: skip
     bundle = copy.deepcopy(case["bundle"])
     bundle["entry"].append({"resource": vital})
-    assert engine.relevance(vital) is False
-    assert _problems(bundle, engine.relevance) is None
+    assert pipeline.relevance(vital) is False
+    assert _problems(bundle, pipeline.relevance) is None
     assert _problems(bundle, None) is not None  # the full model check would refuse the date
     vital["status"] = "done"
-    kind, problems = _problems(bundle, engine.relevance)
+    kind, problems = _problems(bundle, pipeline.relevance)
     assert kind == "invalid"
     assert problems[0][0] == f"Bundle.entry[{len(bundle['entry']) - 1}].resource.status"
 
@@ -133,18 +129,20 @@ def test_irrelevant_entries_skip_only_the_model_check(engine: Engine) -> None:
 def test_each_entry_is_read_once_per_request(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """$triage asks the relevance test once per entry (validation hands its selection to
     ingest), and /ui/summary builds its view from that run's reading, not a second ingest."""
-    engine = client.app.state.engine
+    pipeline = client.app.state.pipeline
     asked: list[str] = []
-    relevance = engine.relevance
+    relevance = pipeline.relevance
 
     def counting(resource: dict[str, Any]) -> bool:
         asked.append(str(resource.get("id")))
         return bool(relevance(resource))
 
-    monkeypatch.setattr(engine, "relevance", counting)
+    monkeypatch.setattr(pipeline, "relevance", counting)
     ingests: list[int] = []
-    real_ingest = view.ingest
-    monkeypatch.setattr(view, "ingest", lambda *a, **k: ingests.append(1) or real_ingest(*a, **k))
+    real_ingest = pipeline_module.ingest
+    monkeypatch.setattr(
+        pipeline_module, "ingest", lambda *a, **k: ingests.append(1) or real_ingest(*a, **k)
+    )
     case = orjson.loads(CASES[0].read_bytes())
     body = orjson.dumps(case["bundle"])
     headers = {"Content-Type": "application/fhir+json"}
@@ -153,4 +151,4 @@ def test_each_entry_is_read_once_per_request(client: Any, monkeypatch: pytest.Mo
         asked.clear()
         assert client.post(path, content=body, headers=headers, params=params).status_code == 200
         assert len(asked) == len(case["bundle"]["entry"]), path
-    assert ingests == []
+    assert ingests == [1, 1], "one reading of the input per request, the view's included"

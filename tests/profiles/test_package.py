@@ -10,10 +10,15 @@ from profiles_testkit import PROFILES, SAMPLES, Json
 
 from service.domain.knowledge import KnowledgeBase
 from service.fhir import canonicals as cn
-from service.fhir.profiles.__main__ import main
-from service.fhir.profiles.base import BASE_TYPES, base_definition
-from service.fhir.profiles.package import HAND_WRITTEN, build_package, check_package, write_package
-from service.fhir.profiles.snapshot import SnapshotError, element, snapshot
+from tools.conformance_package.__main__ import main
+from tools.conformance_package.base import BASE_TYPES, base_definition
+from tools.conformance_package.package import (
+    HAND_WRITTEN,
+    build_package,
+    check_package,
+    write_package,
+)
+from tools.conformance_package.snapshot import SnapshotError, element, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,7 @@ def built(kb: KnowledgeBase) -> dict[str, bytes]:
 def test_committed_package_is_what_the_generator_builds(built: dict[str, bytes]) -> None:
     problems = check_package(built, PROFILES)
     assert not problems, (
-        "fhir_profiles/ is out of date; run `python -m service.fhir.profiles build`:\n  "
+        "fhir_profiles/ is out of date; run `python -m tools.conformance_package build`:\n  "
         + "\n  ".join(problems)
     )
 

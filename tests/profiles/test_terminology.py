@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from profiles_testkit import PP, ROOT, Json
 
+from service.cds_hooks.cards import OVERRIDE_SYSTEM, override_reasons
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import Code
-from service.fhir.cds_cards import OVERRIDE_SYSTEM, override_reasons
-from service.fhir.profiles.codesystems import OUTCOME_CODES
 from service.fhir.systems import cs
+from tools.conformance_package.codesystems import OUTCOME_CODES
 
 OUTPUT_VALUE_SETS = {"coded-answers", "service-request-code"}
 
@@ -184,13 +184,12 @@ def _detail_literals(path: Path) -> set[str]:
 def test_outcome_code_system_has_every_detail_code_the_code_reports(
     package: dict[str, Json], kb: KnowledgeBase
 ) -> None:
-    literals = set().union(
-        *(_detail_literals(p) for p in (ROOT / "service" / "fhir").rglob("*.py"))
-    )
+    literals = set().union(*(_detail_literals(p) for p in (ROOT / "service").rglob("*.py")))
     literals.discard(None)
     codes = set(_code_system(package, "outcome"))
     assert literals <= codes, (
-        f"add to OUTCOME_CODES (service/fhir/profiles/codesystems.py): {sorted(literals - codes)}"
+        f"add to OUTCOME_CODES (tools/conformance_package/codesystems.py): "
+        f"{sorted(literals - codes)}"
     )
     assert codes == set(kb.catalogue.notes) | set(OUTCOME_CODES)
     assert set(OUTCOME_CODES) <= literals, "OUTCOME_CODES lists a code nothing reports"

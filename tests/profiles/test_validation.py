@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from profiles_testkit import CASES, PP, ROOT, Json, golden_output, reference_types, schema_errors
 
+from service.app.pipeline import Pipeline
 from service.fhir import canonicals as cn
-from service.fhir.profiles.pathway import service_categories
-from service.fhir.triage import Engine
+from tools.conformance_package.pathway import service_categories
 
 Validate = Callable[[list[dict[str, Any]]], dict[str, Json]]
 CAUDA = ROOT / "tests" / "golden" / "cases" / "cauda-equina-saddle-anaesthesia.json"
@@ -71,9 +71,9 @@ def test_every_artifact_validates_against_its_base_definition(
 
 
 @pytest.fixture(scope="module")
-def golden(engine: Engine) -> list[tuple[str, Json, Json]]:
+def golden(pipeline: Pipeline) -> list[tuple[str, Json, Json]]:
     """``(case id, input Bundle, result Bundle)`` for every golden vignette."""
-    return [(path.stem, *golden_output(engine, path)) for path in CASES]
+    return [(path.stem, *golden_output(pipeline, path)) for path in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -260,9 +260,9 @@ BROKEN: list[tuple[str, str, str, Callable[[Json], None]]] = [
 
 
 @pytest.fixture(scope="module")
-def broken_verdicts(engine: Engine, validate: Validate) -> dict[str, Json]:
+def broken_verdicts(pipeline: Pipeline, validate: Validate) -> dict[str, Json]:
     """The validator's verdicts on the valid originals and on every broken sample (one run)."""
-    _, result = golden_output(engine, CAUDA)
+    _, result = golden_output(pipeline, CAUDA)
     originals = {}
     for profile, _, rtype, _ in BROKEN:
         [original, *_] = [

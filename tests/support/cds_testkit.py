@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from service.fhir.cds_request import PREFETCH, PREFETCH_TYPES
+from service.cds_hooks.request import PREFETCH, PREFETCH_TYPES
 
 Json = dict[str, Any]
 CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"

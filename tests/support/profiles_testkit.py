@@ -4,6 +4,7 @@ and the golden outputs. On the pytest pythonpath (``tests/support``)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft6Validator
 
-from service.fhir.request import read_triage_request
-from service.fhir.triage import Engine, digest_of, resolve_options
+from service.app.pipeline import Pipeline
 
 Json = dict[str, Any]
 
@@ -56,14 +56,12 @@ def schema_errors(resource: Json) -> list[str]:
     ]
 
 
-def golden_output(engine: Engine, path: Path) -> tuple[Json, Json]:
+def golden_output(pipeline: Pipeline, path: Path) -> tuple[Json, Json]:
     """A golden case's input Bundle and the result Bundle, evaluated as the API does."""
     case = orjson.loads(path.read_bytes())
     body = orjson.dumps(case["bundle"])
-    request = read_triage_request(body, max_bytes=10**8, max_entries=10**5)
     raw = {"asOf": case["asOf"], "profile": case.get("profile")}
-    options = resolve_options(engine.kb, raw, now=None)  # type: ignore[arg-type]
-    result = engine.triage(request.bundle, options, digest=digest_of(body, options)).bundle
+    result = pipeline.run_body(body, raw, now=datetime(2026, 11, 24, tzinfo=UTC)).bundle
     return case["bundle"], result
 
 

@@ -1,0 +1,190 @@
+"""The one evaluation path: every entry point evaluates through :class:`Pipeline`.
+
+    body bytes ─ read (content, limits, R4 validation, relevance selection) ─┐
+    Bundle dict (CDS prefetch, FHIR server pull, bulk NDJSON) ──────────────────┤
+                                                                              ▼
+    options (resolve_options) ─▶ digest (canonical JSON + options) ─▶ ingest ─▶ score
+    questionnaires ─▶ domain.engine.evaluate ─▶ fhir.result (emit) ─▶ TriageResult
+
+HTTP ``$triage``, ``/ui/summary``, the CDS Hooks services, ``Patient/{id}/$triage``,
+subscription re-evaluation, the CLI, bulk and Spark, the conformance-package examples, the golden
+tests and the benchmarks all call :meth:`Pipeline.run_body` (bytes) or :meth:`Pipeline.evaluate`
+(a Bundle already read); the ``*_async`` forms run the same work on a worker thread so the event
+loop keeps serving. The digest is computed here and only here, from the canonical JSON of the
+Bundle (sorted keys, no whitespace) and the options, so the same input gives the same ids
+whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import anyio.to_thread
+import orjson
+
+from service.app.options import RawOptions, TriageOptions, resolve_options
+from service.domain.assessment import Assessment
+from service.domain.engine import evaluate
+from service.domain.errors import NoPatientError
+from service.domain.facts import Matcher
+from service.domain.instruments import score
+from service.domain.knowledge import KnowledgeBase, load_knowledge
+from service.domain.model import PatientRecord
+from service.fhir.emit import Emitter
+from service.fhir.ingest import Ingested, ingest
+from service.fhir.limits import DEFAULT_MAX_DEPTH
+from service.fhir.relevance import Relevance
+from service.fhir.request import TriageRequest, read_triage_request
+from service.fhir.result import general_outcome, no_patient_reason, patient_entries, result_bundle
+from service.fhir.types import Json
+from service.settings import Settings
+
+__all__ = ["Limits", "Pipeline", "TriageResult", "canonical_bytes", "digest_of"]
+
+log = logging.getLogger("painpath.triage")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request body may cost (CONTRACT "413")."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    max_entries: int = 50_000
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    """The result Bundle and the assessments behind it (for summaries and metrics)."""
+
+    bundle: Json
+    assessments: tuple[Assessment, ...]
+    found: Ingested  # the input as read (records, entry paths) for views of this run
+    options: TriageOptions
+    input_bundle: Json  # the Bundle that was evaluated (views and CDS cards read it)
+
+
+def canonical_bytes(resource: Json) -> bytes:
+    """Stable JSON bytes (sorted keys, no whitespace) of a resource, for digests."""
+    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+
+
+def digest_of(bundle: Json, options: TriageOptions) -> str:
+    """The input digest that seeds every generated id: the Bundle's canonical JSON and the
+    options that change the answer."""
+    seed = hashlib.sha256(canonical_bytes(bundle))
+    seed.update(f"|{options.as_of.isoformat()}|{options.profile}".encode())
+    return seed.hexdigest()
+
+
+class Pipeline:
+    """The knowledge base with its compiled matcher, shared across requests and threads."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        default_profile: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.kb = kb
+        self.matcher = Matcher(kb)
+        self.relevance = Relevance(self.matcher)
+        self.default_profile = default_profile
+        self.limits = limits or Limits()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        """The evaluation path with the knowledge files loaded and the configured limits."""
+        limits = Limits(settings.max_body_bytes, settings.max_entries, settings.max_json_depth)
+        return cls(load_knowledge(), default_profile=settings.default_profile, limits=limits)
+
+    # --- reading -----------------------------------------------------------------------------
+    def options(self, *layers: RawOptions, now: datetime) -> TriageOptions:
+        """The request's options (later layers win), defaulted from the configuration."""
+        return resolve_options(self.kb, *layers, now=now, default_profile=self.default_profile)
+
+    def read(self, body: bytes) -> TriageRequest:
+        """Parse and validate a ``$triage`` body within the configured limits."""
+        return read_triage_request(
+            body,
+            max_bytes=self.limits.max_bytes,
+            max_entries=self.limits.max_entries,
+            max_depth=self.limits.max_depth,
+            relevant=self.relevance,
+        )
+
+    # --- evaluating --------------------------------------------------------------------------
+    def run_body(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
+        """Read a body (Bundle or Parameters) and evaluate it; the body's options win."""
+        request = self.read(body)
+        options = self.options(*layers, request.options, now=now)
+        return self.evaluate(request.bundle, options, selected=request.selected)
+
+    async def run_body_async(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
+        """:meth:`run_body` on a worker thread."""
+        return await _offload(lambda: self.run_body(body, *layers, now=now))
+
+    async def evaluate_async(
+        self, bundle: Json, options: TriageOptions, *, selected: frozenset[int] | None = None
+    ) -> TriageResult:
+        """:meth:`evaluate` on a worker thread."""
+        return await _offload(lambda: self.evaluate(bundle, options, selected=selected))
+
+    def evaluate(
+        self, bundle: Json, options: TriageOptions, *, selected: frozenset[int] | None = None
+    ) -> TriageResult:
+        """Evaluate every patient in a validated Bundle (``selected``: the entries validation
+        found relevant, ``TriageRequest.selected``; otherwise relevance is asked here)."""
+        digest = digest_of(bundle, options)
+        found = ingest(bundle, self.relevance, selected=selected)
+        if not found.records:
+            raise NoPatientError(no_patient_reason(found.skipped))
+        emitter = Emitter(self.kb, digest, found.ref_types)
+        entries: list[Json] = []
+        assessments = []
+        for record in found.records:
+            assessment, problems = self._assess(record, found, options)
+            assessments.append(assessment)
+            entries += patient_entries(emitter, assessment, found, problems)
+        general = general_outcome(found, digest, options.as_of)
+        if general:
+            entries.append(general)
+        log.info(
+            "triage evaluated patients=%d entries_in=%d entries_out=%d",
+            len(found.records), len(bundle.get("entry", ())), len(entries),
+        )  # fmt: skip
+        result = result_bundle(
+            entries,
+            digest,
+            as_of=options.as_of,
+            profile=options.profile,
+            transaction=options.return_mode == "transaction",
+        )
+        return TriageResult(result, tuple(assessments), found, options, bundle)
+
+    def _assess(
+        self, record: PatientRecord, found: Ingested, options: TriageOptions
+    ) -> tuple[Assessment, list[str]]:
+        items, problems = score(
+            self.kb.scoring,
+            found.answers.get(record.subject, []),
+            systems=self.kb.valuesets.systems,
+        )
+        if items:
+            record = PatientRecord(record.subject, record.demographics, record.items + tuple(items))
+        assessment = evaluate(
+            self.kb, record, as_of=options.as_of, profile=options.profile, matcher=self.matcher
+        )
+        return assessment, problems
+
+
+async def _offload(work: Callable[[], T]) -> T:
+    """Run CPU-bound evaluation on a worker thread (validation and the engine hold no lock)."""
+    return await anyio.to_thread.run_sync(work)

@@ -1,0 +1,44 @@
+"""A CDS Hooks call evaluated: the prefetch (and what was fetched) becomes a Bundle that goes
+through the one evaluation path, and the result becomes the hook's cards.
+
+https://cds-hooks.hl7.org/2.0/#calling-a-cds-service
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from service.app.pipeline import Pipeline
+from service.cds_hooks.cards import assessment_of, order_cards, patient_cards
+from service.cds_hooks.request import CdsRequest, cds_bundle
+from service.fhir.types import Json
+from service.fhir.validate import validate_bundle
+
+__all__ = ["cards_for"]
+
+
+async def cards_for(
+    pipeline: Pipeline, cds: CdsRequest, resources: list[Json], *, now: datetime
+) -> list[Json]:
+    """The cards for one hook call (none when the prefetch holds nothing about the patient)."""
+    bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
+    if not bundle["entry"]:
+        return []
+    selected = validate_bundle(
+        bundle,
+        max_entries=pipeline.limits.max_entries,
+        prefix="prefetch",
+        relevant=pipeline.relevance,
+    )
+    options = pipeline.options(now=now)
+    result = await pipeline.evaluate_async(bundle, options, selected=selected)
+    assessment = assessment_of(result.assessments, cds.patient_id)
+    if assessment is None:
+        raise RuntimeError("the evaluation returned no assessment for the context patient")
+    if cds.hook == "patient-view":
+        return patient_cards(pipeline.kb, assessment, result.bundle)
+    orders = cds.draft_orders
+    if cds.hook == "order-select":
+        chosen = set(cds.selections)
+        orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
+    return order_cards(pipeline, result, assessment, orders)

@@ -1,0 +1,372 @@
+"""CDS Hooks 2.0 requests: the services PainPath offers, request validation, prefetch -> Bundle.
+
+Specification: https://cds-hooks.hl7.org/2.0/ (discovery, HTTP request, prefetch). Pure: no web
+framework and no HTTP client; ``service.api.cds_hooks`` fetches what the prefetch lacks through
+``service.cds_hooks.prefetch`` and hands everything to :func:`cds_bundle`, whose collection Bundle
+goes to ``Engine.triage`` exactly like a ``$triage`` body.
+
+Prefetch semantics (spec "Prefetch"): a key the client chose not to satisfy is omitted (PainPath
+fetches it from ``fhirServer``); ``null`` means no data; an OperationOutcome value is an error on
+the client's side (fetched again); a searchset with a ``next`` link is completed from the server.
+
+fhirServer trust (:func:`fhir_server_allowed`, :func:`under_fhir_base`): the ``fhirAuthorization``
+token may only go to a FHIR base PainPath was configured to call (``cds_fhir_servers``). URLs are
+compared after normalisation - scheme and host lowercased, default ports made explicit, a trailing
+slash ignored - and a path matches a base only on a segment boundary, so
+``https://ehr.example.org/fhir`` covers ``…/fhir/`` and ``…/fhir/r4`` but not ``…/fhirx`` nor
+``https://ehr.example.org.evil.com/fhir``. URLs with credentials, a malformed port, whitespace,
+dot segments or encoded slashes never match (fail closed). What an empty list means is the API's
+policy (``service.api.cds_hooks.fhir_server_trusted``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from service.fhir.errors import InputError
+from service.server.pull import subject_patient_id
+from service.server.writeback import is_painpath_result
+
+__all__ = [
+    "HOOK_CONTEXT",
+    "PREFETCH",
+    "PREFETCH_TYPES",
+    "SERVICES",
+    "CdsRequest",
+    "CdsService",
+    "PrefetchValue",
+    "cds_bundle",
+    "discovery",
+    "fhir_server_allowed",
+    "read_cds_request",
+    "read_prefetch",
+    "under_fhir_base",
+]
+
+Json = dict[str, Any]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")  # https://hl7.org/fhir/R4/datatypes.html#id
+
+# key -> (template, resource type); only the recommended subset (read, type search, reference)
+PREFETCH: dict[str, str] = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+    "procedures": "Procedure?patient={{context.patientId}}",
+    "medications": "MedicationRequest?patient={{context.patientId}}",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
+    "imagingReports": "DiagnosticReport?patient={{context.patientId}}",
+    "devices": "Device?patient={{context.patientId}}",
+    "questionnaireResponses": "QuestionnaireResponse?patient={{context.patientId}}",
+}
+PREFETCH_TYPES: dict[str, str] = {key: t.split("/")[0].split("?")[0] for key, t in PREFETCH.items()}
+
+# hook -> (required context fields, optional context fields)
+HOOK_CONTEXT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "patient-view": (("userId", "patientId"), ("encounterId",)),
+    "order-select": (("userId", "patientId", "selections", "draftOrders"), ("encounterId",)),
+    "order-sign": (("userId", "patientId", "draftOrders"), ("encounterId",)),
+}
+ORDER_TYPES = frozenset(
+    {"ServiceRequest", "MedicationRequest", "NutritionOrder", "VisionPrescription", "DeviceRequest",
+     "CommunicationRequest"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CdsService:
+    """One entry of the discovery document."""
+
+    id: str
+    hook: str
+    title: str
+    description: str
+
+    def discovery(self) -> Json:
+        """The service as the discovery endpoint lists it."""
+        return {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": dict(PREFETCH),
+        }
+
+
+SERVICES: dict[str, CdsService] = {
+    s.id: s
+    for s in (
+        CdsService(
+            "painpath-patient-view",
+            "patient-view",
+            "PainPath back pain triage",
+            "Back pain: pain type (mechanical / neuropathic / mixed), red flags and the "
+            "treatment stage the guideline supports, with a proposed CarePlan and ServiceRequests.",
+        ),
+        CdsService(
+            "painpath-order-select",
+            "order-select",
+            "PainPath back pain order check",
+            "Checks the selected lumbar imaging, injection, referral and gabapentinoid orders "
+            "against the back pain rules (imaging without indication, epidural for axial pain, "
+            "MRI with an MRI-unsafe implant, gabapentinoids for sciatica).",
+        ),
+        CdsService(
+            "painpath-order-sign",
+            "order-sign",
+            "PainPath back pain order check at signing",
+            "The same checks as painpath-order-select on every draft order before signing.",
+        ),
+    )
+}
+
+
+def discovery() -> Json:
+    """The ``GET /cds-services`` document."""
+    return {"services": [s.discovery() for s in SERVICES.values()]}
+
+
+@dataclass(frozen=True, slots=True)
+class CdsRequest:
+    """A validated hook call."""
+
+    hook: str
+    hook_instance: str
+    patient_id: str
+    user_id: str
+    fhir_server: str | None = None
+    access_token: str | None = field(default=None, repr=False)  # never logged
+    selections: tuple[str, ...] = ()
+    draft_orders: tuple[Json, ...] = ()
+    prefetch: dict[str, Any] = field(default_factory=dict)
+
+
+def _bad(text: str, where: str) -> InputError:
+    return InputError.one("invalid", text, where)
+
+
+def _string(holder: Json, key: str, where: str, *, required: bool = True) -> str | None:
+    value = holder.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(f"{where} is required and must be a non-empty string", where)
+    return value
+
+
+def read_cds_request(body: Any, service: CdsService) -> CdsRequest:
+    """Validate a hook request body for ``service``; 400 (InputError ``invalid``) naming the
+    offending field otherwise."""
+    if not isinstance(body, dict):
+        raise _bad("The request body must be a JSON object (a CDS Hooks request)", "$")
+    hook = _string(body, "hook", "hook")
+    if hook != service.hook:
+        raise _bad(f"hook is {hook!r} but {service.id} answers {service.hook!r}", "hook")
+    instance = str(_string(body, "hookInstance", "hookInstance"))
+    server, token = _fhir_access(body)
+    context = body.get("context")
+    if not isinstance(context, dict):
+        raise _bad("context is required and must be an object", "context")
+    patient_id = str(_string(context, "patientId", "context.patientId"))
+    if not _ID.match(patient_id):
+        raise _bad("context.patientId must be a FHIR id", "context.patientId")
+    user_id = str(_string(context, "userId", "context.userId"))
+    required, _ = HOOK_CONTEXT[hook]
+    selections: tuple[str, ...] = ()
+    orders: tuple[Json, ...] = ()
+    if "draftOrders" in required:
+        orders = _draft_orders(context.get("draftOrders"))
+    if "selections" in required:
+        selections = _selections(context.get("selections"), orders)
+    prefetch = body.get("prefetch", {})
+    if not isinstance(prefetch, dict):
+        raise _bad("prefetch must be an object of key -> resource (or null)", "prefetch")
+    return CdsRequest(
+        hook, instance, patient_id, user_id, server, token, selections, orders, prefetch
+    )
+
+
+def _fhir_access(body: Json) -> tuple[str | None, str | None]:
+    server = _string(body, "fhirServer", "fhirServer", required=False)
+    if server is not None and _scheme(server) not in {"http", "https"}:
+        raise _bad("fhirServer must be an http(s) URL", "fhirServer")
+    auth = body.get("fhirAuthorization")
+    if auth is None:
+        return server, None
+    if server is None:
+        raise _bad("fhirServer is required when fhirAuthorization is present", "fhirServer")
+    if not isinstance(auth, dict):
+        raise _bad("fhirAuthorization must be an object", "fhirAuthorization")
+    token = _string(auth, "access_token", "fhirAuthorization.access_token")
+    kind = _string(auth, "token_type", "fhirAuthorization.token_type")
+    if str(kind).lower() != "bearer":
+        raise _bad("fhirAuthorization.token_type must be 'Bearer'", "fhirAuthorization.token_type")
+    return server, token
+
+
+def _draft_orders(value: Any) -> tuple[Json, ...]:
+    where = "context.draftOrders"
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        raise _bad(f"{where} is required and must be a FHIR Bundle", where)
+    entries = value.get("entry", [])
+    if not isinstance(entries, list):
+        raise _bad(f"{where}.entry must be an array", f"{where}.entry")
+    orders = []
+    for index, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        path = f"{where}.entry[{index}].resource"
+        if not isinstance(resource, dict) or resource.get("resourceType") not in ORDER_TYPES:
+            raise _bad(
+                f"{path} must be an order resource (ServiceRequest, MedicationRequest…)", path
+            )
+        if not isinstance(resource.get("id"), str):
+            raise _bad(f"{path}.id is required: selections and suggestions refer to it", path)
+        orders.append(resource)
+    return tuple(orders)
+
+
+def _selections(value: Any, orders: tuple[Json, ...]) -> tuple[str, ...]:
+    where = "context.selections"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(f"{where} is required and must be an array of references", where)
+    known = {f"{o['resourceType']}/{o['id']}" for o in orders}
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise _bad(f"{where} names orders not in draftOrders: {', '.join(unknown)}", where)
+    return tuple(value)
+
+
+def _scheme(url: str) -> str | None:
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return None
+
+
+def _normalised(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path without trailing slash), or None for a URL that can never be
+    trusted: not http(s), no host, credentials, a bad port, whitespace or control characters, dot
+    segments or encoded slashes."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return None  # urlsplit drops tabs and newlines an HTTP client might read otherwise
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+            return None
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:  # a malformed port or IPv6 literal
+        return None
+    path = parts.path
+    lowered = path.lower()
+    if "\\" in path or "%2f" in lowered or "%5c" in lowered:
+        return None
+    if any(unquote(segment) in {".", ".."} for segment in path.split("/")):
+        return None
+    return scheme, parts.hostname.lower(), port, path.rstrip("/")
+
+
+def under_fhir_base(url: str, base: str) -> bool:
+    """Whether ``url`` is ``base`` or lies under it on a path boundary (same scheme, host and
+    port); ``url`` may carry a query (a search or a next link)."""
+    target, home = _normalised(url), _normalised(base)
+    if target is None or home is None or target[:3] != home[:3]:
+        return False
+    return target[3] == home[3] or target[3].startswith(home[3] + "/")
+
+
+def fhir_server_allowed(fhir_server: str, bases: Iterable[str]) -> bool:
+    """Whether a request's ``fhirServer`` (a base URL: no query or fragment) is one of ``bases``
+    or under one of them."""
+    if "?" in fhir_server or "#" in fhir_server:
+        return False
+    return any(under_fhir_base(fhir_server, base) for base in bases)
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchValue:
+    """What one prefetch key supplied: its resources, and a next page still to read."""
+
+    resources: tuple[Json, ...]
+    next_url: str | None = None
+
+
+def read_prefetch(request: CdsRequest) -> tuple[dict[str, PrefetchValue], list[str]]:
+    """(usable prefetch values, keys to fetch from ``fhirServer``) for the service's templates.
+
+    Omitted keys and OperationOutcome values are to be fetched; ``null`` is no data.
+    """
+    usable: dict[str, PrefetchValue] = {}
+    missing: list[str] = []
+    for key in PREFETCH:
+        if key not in request.prefetch:
+            missing.append(key)
+            continue
+        value = request.prefetch[key]
+        if value is None:
+            usable[key] = PrefetchValue(())
+        elif not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            raise _bad(f"prefetch.{key} must be a FHIR resource or null", f"prefetch.{key}")
+        elif value["resourceType"] == "OperationOutcome":
+            missing.append(key)
+        elif value["resourceType"] == "Bundle":
+            usable[key] = _from_bundle(key, value)
+        else:
+            usable[key] = PrefetchValue((value,))
+    return usable, missing
+
+
+def _from_bundle(key: str, bundle: Json) -> PrefetchValue:
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise _bad(f"prefetch.{key}.entry must be an array", f"prefetch.{key}.entry")
+    found = tuple(
+        e["resource"]
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("resource"), dict)
+        and (e.get("search") or {}).get("mode") != "outcome"
+    )
+    links = bundle.get("link", [])
+    nxt = next(
+        (
+            str(link["url"])
+            for link in (links if isinstance(links, list) else [])
+            if isinstance(link, dict) and link.get("relation") == "next" and link.get("url")
+        ),
+        None,
+    )
+    return PrefetchValue(found, nxt)
+
+
+def _about(resource: Json, patient_id: str) -> bool:
+    rtype = resource.get("resourceType")
+    if rtype == "Medication":
+        return True
+    if rtype == "Patient":
+        return resource.get("id") == patient_id
+    return subject_patient_id(resource) == patient_id and not is_painpath_result(resource)
+
+
+def cds_bundle(patient_id: str, fhir_server: str | None, resources: list[Json]) -> Json:
+    """The collection Bundle to evaluate: the patient's resources, deduplicated and sorted (so the
+    digest, and the result ids, do not depend on prefetch order). Resources about another patient
+    and PainPath's own earlier results are left out."""
+    kept: dict[tuple[str, str], Json] = {}
+    for resource in resources:
+        rid = resource.get("id")
+        if isinstance(rid, str) and _about(resource, patient_id):
+            kept.setdefault((str(resource["resourceType"]), rid), resource)
+    base = fhir_server.rstrip("/") if fhir_server else None
+    order = sorted(kept, key=lambda k: (k[0] != "Patient", k))
+    entries = []
+    for rtype, rid in order:
+        entry: Json = {"resource": kept[(rtype, rid)]}
+        if base:
+            entry = {"fullUrl": f"{base}/{rtype}/{rid}", **entry}
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}

@@ -1,0 +1,180 @@
+"""The result Bundle: emitted resources per patient, the OperationOutcomes, collection or
+transaction (the CONTRACT's "result Bundle"; https://hl7.org/fhir/R4/bundle.html).
+
+The emitter (``emit.py``) makes each resource; this module decides which resources a patient
+gets, in which order, how they refer to each other (``urn:uuid`` fullUrls inside the Bundle) and
+what the OperationOutcome tells about the input. Ids come from the digest that the evaluation
+path computes, so the same input and evaluation date give the same Bundle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from service.domain.assessment import Assessment
+from service.domain.facts import OutOfRange
+from service.domain.knowledge import KnowledgeBase
+from service.fhir.emit import Emitter, make_id
+from service.fhir.ingest import Ingested, Skip
+from service.fhir.outcome import issue, operation_outcome
+from service.fhir.systems import BASE
+from service.fhir.types import Json
+
+__all__ = ["general_outcome", "no_patient_reason", "patient_entries", "result_bundle"]
+
+
+def no_patient_reason(skipped: Sequence[Skip]) -> str:
+    """Why no patient could be evaluated, naming the first entries that were skipped."""
+    text = "The Bundle names no patient: no Patient entry and no subject"
+    reasons = [f"{s.expression}: {s.reason}" for s in skipped[:5]]
+    return text + (f" ({'; '.join(reasons)})" if reasons else "")
+
+
+def patient_entries(
+    emitter: Emitter, assessment: Assessment, found: Ingested, problems: list[str]
+) -> list[Json]:
+    """The Bundle entries for one evaluated patient (results, Provenance, OperationOutcome)."""
+    resources: list[Json] = []
+    if assessment.in_scope:
+        pain = emitter.pain_type(assessment)
+        stages = emitter.stages(assessment, _urn(pain))
+        requests = [emitter.service_request(assessment, p) for p in assessment.proposals]
+        plan = emitter.care_plan(
+            assessment, [_urn(r) for r in requests], [_urn(pain), _urn(stages)]
+        )
+        for request in requests:
+            request["basedOn"] = [{"reference": _urn(plan)}]
+        issues = [emitter.detected_issue(assessment, flag) for flag in assessment.red_flags]
+        resources = [pain, stages, plan, *requests, *issues]
+    outcome = _patient_outcome(emitter, assessment, found, problems)
+    if resources:
+        # the Provenance covers everything produced for the patient, its OperationOutcome too
+        targets = [_urn(r) for r in [*resources, *([outcome] if outcome else [])]]
+        resources.append(emitter.provenance(assessment, targets))
+    if outcome:
+        resources.append(outcome)
+    return [{"fullUrl": _urn(r), "resource": r} for r in resources]
+
+
+def _urn(resource: Json) -> str:
+    return f"urn:uuid:{resource['id']}"
+
+
+def _patient_outcome(
+    emitter: Emitter, assessment: Assessment, found: Ingested, problems: list[str]
+) -> Json | None:
+    """The patient's OperationOutcome; each issue names the patient (an OperationOutcome has no
+    subject element, and a Bundle may carry several patients)."""
+    notes = emitter.kb.catalogue.notes
+    issues = [
+        issue(notes[n.code].severity, notes[n.code].code, notes[n.code].text, detail=n.code)
+        for n in assessment.notes
+    ]
+    issues += [
+        issue(
+            s.severity, "informational", s.reason, expression=s.expression, detail="skipped-entry"
+        )
+        for s in found.skipped
+        if s.patient == assessment.subject
+    ]
+    issues += [_rejected_value(emitter.kb, found, o) for o in assessment.out_of_range]
+    issues += [
+        issue("warning", "processing", p, detail="questionnaire-not-scored") for p in problems
+    ]
+    if not issues:
+        return None
+    for entry in issues:
+        entry["diagnostics"] = f"{assessment.subject}: {entry['diagnostics']}"
+    rid = make_id(emitter.digest, assessment.as_of.isoformat(), assessment.subject, "outcome")
+    return operation_outcome(rid, issues)
+
+
+def _rejected_value(kb: KnowledgeBase, found: Ingested, rejected: OutOfRange) -> Json:
+    where = _resource_path(found, rejected.ref)
+    if rejected.unit is None:
+        text = f"{rejected.concept} value {rejected.value:g} is out of range; ignored"
+        return issue("warning", "value", text, expression=where, detail="value-out-of-range")
+    expected = kb.valuesets.concepts[rejected.concept].unit
+    text = (
+        f"{rejected.concept} value {rejected.value:g} in unit {rejected.unit!r} cannot be "
+        f"converted to {expected!r}; ignored"
+    )
+    return issue("warning", "value", text, expression=where, detail="value-unit-not-understood")
+
+
+def _resource_path(found: Ingested, ref: str) -> str | None:
+    """FHIRPath of an input resource (``Bundle.entry[3].resource``), for ``issue.expression``."""
+    where = found.entry_paths.get(ref)
+    return f"{where}.resource" if where else None
+
+
+def general_outcome(found: Ingested, digest: str, as_of: datetime) -> Json | None:
+    """The Bundle-level OperationOutcome entry: what concerns no single patient."""
+    issues = [
+        issue("warning", "processing", s.reason, expression=s.expression, detail="skipped-entry")
+        for s in found.skipped
+        if s.patient is None
+    ]
+    if found.unused:
+        parts = ", ".join(f"{name} ({count})" for name, count in sorted(found.unused.items()))
+        issues.append(
+            issue("information", "informational", f"Entries not used by the rules: {parts}",
+                  detail="entries-not-used")
+        )  # fmt: skip
+    if not issues:
+        return None
+    outcome = operation_outcome(make_id(digest, as_of.isoformat(), "outcome"), issues)
+    return {"fullUrl": _urn(outcome), "resource": outcome}
+
+
+def result_bundle(
+    entries: list[Json], digest: str, *, as_of: datetime, profile: str, transaction: bool
+) -> Json:
+    """The result Bundle: a collection, or a transaction of conditional creates."""
+    bundle: Json = {
+        "resourceType": "Bundle",
+        "id": make_id(digest, as_of.isoformat(), "bundle"),
+        "meta": {"tag": [{"system": f"{BASE}/CodeSystem/painpath-meta", "code": profile}]},
+        "type": "collection",
+        "timestamp": as_of.isoformat(),
+        "entry": entries,
+    }
+    if transaction:
+        _to_transaction(bundle)
+    return bundle
+
+
+def _to_transaction(bundle: Json) -> None:
+    """Make the Bundle a transaction of conditional creates keyed on the result identifiers."""
+    bundle["type"] = "transaction"
+    del bundle["timestamp"]
+    # OperationOutcome is not a storable resource: it stays in the default (collection) answer,
+    # and the Provenance targets drop it so every urn:uuid reference resolves in the Bundle.
+    dropped = {
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "OperationOutcome"
+    }
+    bundle["entry"] = [e for e in bundle["entry"] if e["fullUrl"] not in dropped]
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Provenance":
+            resource["target"] = [t for t in resource["target"] if t["reference"] not in dropped]
+        entry["request"] = _write_request(resource)
+    if not bundle["entry"]:
+        del bundle["entry"]  # nothing to write (out of scope); FHIR JSON has no empty arrays
+
+
+def _write_request(resource: Json) -> Json:
+    """Conditional create on the result identifier; Provenance (no identifier) by PUT at its id.
+
+    Both make a re-post of the same transaction idempotent.
+    """
+    identifiers = resource.get("identifier")
+    if not identifiers:
+        return {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
+    ident = identifiers[0]
+    return {
+        "method": "POST",
+        "url": resource["resourceType"],
+        "ifNoneExist": f"identifier={ident['system']}|{ident['value']}",
+    }
