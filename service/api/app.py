@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from service import __version__
@@ -24,13 +23,14 @@ from service.api.routes import fhir_router, router
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore, default_profiles_dir
 from service.server.connection import connect
+from service.server.http import Transport
 from service.settings import Settings, get_settings
 
 __all__ = ["create_app"]
 
 
 def create_app(
-    settings: Settings | None = None, *, fhir_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None, *, fhir_transport: Transport | None = None
 ) -> FastAPI:
     """Build the FastAPI application (``fhir_transport``: tests put the FHIR server client on
     another httpx transport, e.g. a fault injector)."""

@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -64,7 +63,9 @@ from service.cds_hooks.request import (
 from service.fhir.errors import InputError
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.request import check_content_type, parse_json
+from service.fhir.types import Json
 from service.server.errors import UpstreamError
+from service.server.http import Transport
 from service.server.paging import rebase
 from service.settings import Settings
 
@@ -77,7 +78,6 @@ __all__ = [
     "router",
 ]
 
-Json = dict[str, Any]
 log = logging.getLogger("painpath.cds_hooks")
 _OUTCOMES = ("accepted", "overridden")
 
@@ -137,7 +137,7 @@ class CdsState:
     settings: Settings
     verifier: JwtVerifier | None
     counters: FeedbackCounters = field(default_factory=FeedbackCounters)
-    fhir_transport: httpx.AsyncBaseTransport | None = None
+    fhir_transport: Transport | None = None
     clock: Callable[[], datetime] = _now  # tests pin the evaluation date
 
 
@@ -156,7 +156,7 @@ async def _auth_error(_: Request, exc: Exception) -> Response:
 
 
 def install_cds_hooks(
-    app: FastAPI, settings: Settings, *, fhir_transport: httpx.AsyncBaseTransport | None = None
+    app: FastAPI, settings: Settings, *, fhir_transport: Transport | None = None
 ) -> None:
     """Mount the CDS Hooks routes, their JWT verifier, counters and CORS on ``app``."""
     verifier = (

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from service.api.jwt_verify import AuthError
 from service.api.responses import fhir_response
 from service.domain.errors import EvaluationError
-from service.fhir.errors import InputError
+from service.fhir.errors import InputError, InputErrorKind
 from service.fhir.outcome import from_error, issue, operation_outcome
 from service.server.errors import (
     UpstreamAuthError,
@@ -34,7 +34,7 @@ __all__ = ["STATUS_BY_KIND", "install_error_handlers", "upstream_status"]
 
 log = logging.getLogger("painpath.api")
 
-STATUS_BY_KIND = {
+STATUS_BY_KIND: dict[InputErrorKind, int] = {
     "invalid": 400,
     "structure": 400,
     "value": 400,
@@ -60,7 +60,7 @@ def _outcome_response(
 async def _input_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, InputError):
         return await _unexpected(request, exc)
-    return fhir_response(from_error(exc), STATUS_BY_KIND.get(exc.kind, 400))
+    return fhir_response(from_error(exc), STATUS_BY_KIND[exc.kind])
 
 
 async def _evaluation_error(_: Request, exc: Exception) -> Response:

@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
+
+from service.server.http import FetchError, Transport, get_json
 
 __all__ = ["ALGORITHMS", "AuthError", "JtiCache", "JwtVerifier", "has_scope"]
 
@@ -115,7 +116,7 @@ class JwtVerifier:
         refresh_seconds: float = 10.0,
         jwks_max_age: float = 300.0,
         jwks_timeout: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if not set(algorithms) <= set(ALGORITHMS):
             raise ValueError(f"Only asymmetric algorithms can be accepted: {ALGORITHMS}")
@@ -248,13 +249,9 @@ class JwtVerifier:
 
     async def _fetch(self, url: str) -> list[PyJWK]:
         try:
-            async with httpx.AsyncClient(
-                transport=self.transport, timeout=self.jwks_timeout, trust_env=False
-            ) as http:
-                response = await http.get(url, headers={"Accept": "application/json"})
-                response.raise_for_status()
-                keyset = PyJWKSet.from_dict(response.json())
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            document = await get_json(url, transport=self.transport, timeout=self.jwks_timeout)
+            keyset = PyJWKSet.from_dict(document)
+        except (FetchError, ValueError, jwt.PyJWTError) as exc:
             raise _refused("The issuer's JWKS could not be read") from exc
         return list(keyset.keys)
 

@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -45,6 +44,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from service.server.http import Transport, probe_metadata
 from service.settings import Settings
 
 __all__ = [
@@ -323,18 +323,10 @@ async def _probe_fhir(app: FastAPI, settings: Settings) -> str:
     now = time.monotonic()
     if cached is not None and now - cached[0] < settings.readiness_cache_seconds:
         return cached[1]
-    url = f"{str(settings.fhir_server).rstrip('/')}/metadata"
-    transport: httpx.AsyncBaseTransport | None = getattr(app.state, "fhir_transport", None)
-    try:
-        async with httpx.AsyncClient(
-            transport=transport, timeout=settings.readiness_timeout_seconds
-        ) as client:
-            answer = await client.get(url, headers={"Accept": "application/fhir+json"})
-        result = "ok" if answer.status_code == 200 else f"HTTP {answer.status_code}"
-    except httpx.TimeoutException:
-        result = "timeout"
-    except httpx.HTTPError as exc:
-        result = f"unreachable ({type(exc).__name__})"
+    transport: Transport | None = getattr(app.state, "fhir_transport", None)
+    result = await probe_metadata(
+        str(settings.fhir_server), transport=transport, timeout=settings.readiness_timeout_seconds
+    )
     app.state.readiness_probe = (now, result)
     return result
 

@@ -17,15 +17,14 @@ from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord, Polarity
 from service.domain.trace import Evidence, RuleRef
+from service.domain.vocabulary import STAGES, urgency_rank
 from service.fhir.types import Json
 
-__all__ = ["STAGES", "trace_view"]
+__all__ = ["trace_view"]
 
-STAGES = ("conservative", "injection", "surgical-referral")
 _STAGE_DETAIL = {
     "injection": (("esi", "Epidural steroid injection"), ("mbb", "Medial branch block"))
 }
-_URGENCY = ("stat", "asap", "urgent", "routine")
 _DAY_S = 86400.0
 
 
@@ -187,7 +186,7 @@ def _patient(
         proposals=[
             _proposal(kb, p)
             for p in sorted(
-                assessment.proposals, key=lambda p: (_URGENCY.index(p.priority), p.service)
+                assessment.proposals, key=lambda p: (-urgency_rank(p.priority), p.service)
             )
         ],
         activities=[

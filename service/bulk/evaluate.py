@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 
@@ -24,6 +24,7 @@ from service.domain.assessment import Assessment
 from service.domain.errors import EvaluationError
 from service.fhir.errors import InputError
 from service.fhir.outcome import from_error
+from service.fhir.types import Json
 from service.fhir.validate import validate_bundle
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "evaluate_patient",
 ]  # fmt: skip
 
-Json = dict[str, Any]
 SUMMARY_HEADER = ["patient", "in_scope", "pain_type", "certainty", "red_flags", "recommended_stage"]
 _MAX_ENTRIES = 100_000
 # What $triage emits per patient; OperationOutcome carries the per-patient notes (out of scope...).

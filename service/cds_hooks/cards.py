@@ -30,8 +30,11 @@ from service.domain.engine import match_facts
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import Code, Polarity
+from service.domain.orders import OrderCheck, OrderKind, When
+from service.domain.vocabulary import STAGES, URGENT, most_urgent, urgency_rank
 from service.fhir.emit import make_id
 from service.fhir.systems import cs, normalise_code, normalise_system
+from service.fhir.types import Json
 
 __all__ = [
     "OVERRIDE_CODES",
@@ -44,29 +47,9 @@ __all__ = [
     "red_flag_urgency",
 ]
 
-Json = dict[str, Any]
 SUMMARY_MAX = 139  # "<140-character summary"
 OVERRIDE_CODES = "cds-override-reason"  # catalogue.toml [displays.cds-override-reason]
 OVERRIDE_SYSTEM = cs(OVERRIDE_CODES)
-_URGENT = {"stat": 3, "asap": 2, "urgent": 1}
-_RANK = {"routine": 0, **_URGENT}
-_LOINC = "http://loinc.org"
-_SNOMED = "http://snomed.info/sct"
-# the MRI and CT members of valuesets.toml ``lumbar-imaging`` (LOINC and SNOMED CT)
-_MRI = {(_LOINC, c) for c in ("30679-5", "24968-0", "24967-2", "30678-7", "36111-3")} | {
-    (_SNOMED, "241648005")
-}
-_CT = {(_LOINC, c) for c in ("30620-9", "24963-1", "24964-9", "36402-6", "24965-6")} | {
-    (_SNOMED, "241580002")
-}
-_SERVICE_KIND = {"mri-lumbar": "mri", "ct-lumbar": "ct", "epidural-steroid-injection": "epidural"}
-_CONCEPT_KIND = {"epidural-injection": "epidural", "gabapentinoid": "gabapentinoid"}
-_TEXT_KIND = (
-    (re.compile(r"\b(mri|mr)\b", re.I), "mri"),
-    (re.compile(r"\bct\b", re.I), "ct"),
-    (re.compile(r"\bepidural\b", re.I), "epidural"),
-    (re.compile(r"\b(gabapentin|pregabalin)\b", re.I), "gabapentinoid"),
-)
 
 
 def _fit(text: str) -> str:
@@ -98,12 +81,12 @@ def red_flag_urgency(assessment: Assessment, flag: Finding) -> str:
     """The highest priority of the proposals the red flag's rules made (``routine`` if none)."""
     rules = set(flag.rules)
     found = [p.priority for p in assessment.proposals if rules & set(p.rules)]
-    return max(found, key=_RANK.__getitem__, default="routine")
+    return most_urgent(found)
 
 
 def _indicator(assessment: Assessment) -> str:
     urgencies = [red_flag_urgency(assessment, f) for f in assessment.red_flags]
-    if any(u in _URGENT for u in urgencies):
+    if any(u in URGENT for u in urgencies):
         return "critical"
     return "warning" if urgencies else "info"
 
@@ -175,7 +158,7 @@ def _patient_summary(ctx: _Ctx) -> str:
     assessment = ctx.assessment
     flags = sorted(
         assessment.red_flags,
-        key=lambda f: (-_RANK[red_flag_urgency(assessment, f)], f.code),
+        key=lambda f: (-urgency_rank(red_flag_urgency(assessment, f)), f.code),
     )
     if flags:
         top = flags[0]
@@ -235,7 +218,7 @@ def _flag_lines(ctx: _Ctx) -> list[str]:
 
 def _stage_lines(ctx: _Ctx) -> list[str]:
     lines = ["\n**Treatment stages**\n\n| Stage | Eligibility | Why |\n|---|---|---|"]
-    for stage in ("conservative", "injection", "surgical-referral"):
+    for stage in STAGES:
         c = ctx.assessment.slots.get(f"stage:{stage}")
         if c is not None:
             lines.append(
@@ -287,6 +270,8 @@ def _create(ctx: _Ctx, resource: Json) -> Json:
 
 
 # --- order-select / order-sign -------------------------------------------------------------------
+# What an order is and which findings contradict it are knowledge (``knowledge/orders.toml``,
+# ``service.domain.orders``); this part only reads the order's codes and renders the cards.
 def _codes_of(order: Json) -> tuple[list[Code], str]:
     concepts = []
     if order["resourceType"] == "MedicationRequest":
@@ -307,41 +292,39 @@ def _codes_of(order: Json) -> tuple[list[Code], str]:
     return codes, " ".join(texts)
 
 
-def order_kinds(matcher: Matcher, order: Json) -> set[str]:
-    """What a draft order is, for the checks: ``mri``, ``ct``, ``epidural``, ``gabapentinoid``."""
+def order_kinds(kb: KnowledgeBase, matcher: Matcher, order: Json) -> set[str]:
+    """What a draft order is, by the kinds of ``orders.toml`` (``mri``, ``ct``, ``epidural``…)."""
     codes, text = _codes_of(order)
+    systems = kb.valuesets.systems
     kinds: set[str] = set()
     for code in codes:
-        if code.system == cs("service") and code.code in _SERVICE_KIND:
-            kinds.add(_SERVICE_KIND[code.code])
-        elif (code.system, code.code) in _MRI:
-            kinds.add("mri")
-        elif (code.system, code.code) in _CT:
-            kinds.add("ct")
-        elif (concept := matcher.concept_of(code)) in _CONCEPT_KIND:
-            kinds.add(_CONCEPT_KIND[str(concept)])
+        concept = matcher.concept_of(code)
+        kinds |= {
+            name for name, kind in kb.orders.kinds.items() if _is_kind(kind, code, concept, systems)
+        }
     if not kinds:  # coded orders are trusted; free text is a fallback only
-        kinds = {kind for pattern, kind in _TEXT_KIND if pattern.search(text)}
+        kinds = {name for pattern, name in kb.order_texts if pattern.search(text)}
     return kinds
 
 
-def has_mri_unsafe_implant(matcher: Matcher, result: TriageResult, subject: str) -> bool:
-    """True when the patient's record (as the evaluation read it) states a current MRI-unsafe
-    implant or device."""
+def _is_kind(kind: OrderKind, code: Code, concept: str | None, systems: dict[str, str]) -> bool:
+    if code.system == cs("service"):
+        return code.code in kind.services
+    coded = any(systems.get(c.system) == code.system and c.code == code.code for c in kind.codes)
+    return coded or (concept is not None and concept in kind.concepts)
+
+
+def present_facts(matcher: Matcher, result: TriageResult, subject: str) -> set[str]:
+    """The concepts the patient's record (as the evaluation read it) states as present."""
     for record in result.found.records:
-        if record.subject != subject:
-            continue
-        facts, _ = match_facts(matcher, record.items)
-        return any(f.item.polarity is Polarity.PRESENT for f in facts.get("mri-unsafe-implant", []))
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    kind: str
-    summary: str
-    detail: str
-    suggestion: Json | None
+        if record.subject == subject:
+            facts, _ = match_facts(matcher, record.items)
+            return {
+                concept
+                for concept, found in facts.items()
+                if any(f.item.polarity is Polarity.PRESENT for f in found)
+            }
+    return set()
 
 
 def order_cards(
@@ -364,24 +347,82 @@ def order_cards(
         )
     if not assessment.in_scope:
         return cards
-    implant = has_mri_unsafe_implant(matcher, result, assessment.subject)
+    facts = present_facts(matcher, result, assessment.subject)
     for order in orders:
-        for problem in _problems(ctx, order_kinds(matcher, order), order, implant=implant):
-            ref = f"{order['resourceType']}/{order['id']}"
-            card: Json = {
-                "uuid": ctx.uuid("order", problem.kind, ref),
-                "summary": _fit(problem.summary),
-                "indicator": "warning",
-                "detail": problem.detail,
-                "source": ctx.source(),
-            }
-            if problem.suggestion is not None:
-                suggestion = {"uuid": make_id(card["uuid"], "fix"), **problem.suggestion}
-                card["suggestions"] = [suggestion]
-                card["selectionBehavior"] = "at-most-one"
-            card["overrideReasons"] = override_reasons(kb)
-            cards.append(card)
+        kinds = order_kinds(kb, matcher, order)
+        for check in _fired(ctx, kinds, facts):
+            cards.append(_order_card(ctx, check, kinds, order))
     return cards
+
+
+def _fired(ctx: _Ctx, kinds: set[str], facts: set[str]) -> list[OrderCheck]:
+    """The checks that fire for an order of ``kinds`` (the first of each group)."""
+    fired: list[OrderCheck] = []
+    groups: set[str] = set()
+    for check in ctx.kb.orders.checks:
+        if check.group in groups or not kinds & set(check.kinds):
+            continue
+        if _holds(ctx.assessment, check.when, facts):
+            fired.append(check)
+            if check.group is not None:
+                groups.add(check.group)
+    return fired
+
+
+def _holds(assessment: Assessment, when: When, facts: set[str]) -> bool:
+    activities = {a.code for a in assessment.activities}
+    slot = assessment.slots.get(when.slot) if when.slot else None
+    return (
+        (when.activity is None or when.activity in activities)
+        and (when.slot is None or (slot is not None and slot.value == when.value))
+        and (when.fact is None or when.fact in facts)
+        and (when.red_flags is None or bool(assessment.red_flags) == when.red_flags)
+    )
+
+
+def _order_card(ctx: _Ctx, check: OrderCheck, kinds: set[str], order: Json) -> Json:
+    words = _words(ctx, check, kinds)
+    ref = f"{order['resourceType']}/{order['id']}"
+    detail = check.detail.format(**words)
+    if check.patient_detail:
+        detail += "\n\n" + patient_detail(ctx.kb, ctx.assessment)
+    card: Json = {
+        "uuid": ctx.uuid("order", check.id, ref),
+        "summary": _fit(check.summary.format(**words)),
+        "indicator": "warning",
+        "detail": detail,
+        "source": ctx.source(),
+    }
+    if check.suggestion is not None:
+        label = check.suggestion.label.format(**words)
+        fix = _delete(order, label) if check.suggestion.action == "delete" else None
+        if check.suggestion.action == "replace" and check.suggestion.service:
+            fix = _replace(ctx, order, check.suggestion.service, label)
+        if fix is not None:
+            card["suggestions"] = [{"uuid": make_id(card["uuid"], "fix"), **fix}]
+            card["selectionBehavior"] = "at-most-one"
+    card["overrideReasons"] = override_reasons(ctx.kb)
+    return card
+
+
+def _words(ctx: _Ctx, check: OrderCheck, kinds: set[str]) -> dict[str, str]:
+    """The placeholder values of a check's texts (Markdown-escaped where they go in detail)."""
+    kind = next(k for k in check.kinds if k in kinds)
+    words = {
+        "kind": ctx.kb.orders.kinds[kind].title,
+        "profile": ctx.kb.catalogue.profiles[ctx.assessment.profile].title,
+    }
+    activity = check.when.activity
+    found = next((a for a in ctx.assessment.activities if a.code == activity), None)
+    if activity is not None and found is not None:
+        words["activity_title"] = _md(ctx.kb.catalogue.activities[activity].title)
+        words["activity_reasons"] = _md(" ".join(found.reasons))
+        words["activity_rules"] = ", ".join(_md(r.id) for r in found.rules)
+    slot = ctx.assessment.slots.get(check.when.slot) if check.when.slot else None
+    if slot is not None:
+        words["slot_reason"] = slot.reason
+        words["slot_why"] = _why(slot)
+    return words
 
 
 def _delete(order: Json, label: str) -> Json:
@@ -392,78 +433,23 @@ def _delete(order: Json, label: str) -> Json:
     }
 
 
-def _problems(ctx: _Ctx, kinds: set[str], order: Json, *, implant: bool) -> list[_Problem]:
-    assessment = ctx.assessment
-    activities = {a.code: a for a in assessment.activities}
-    found = []
-    imaging = kinds & {"mri", "ct"}
-    if imaging and "no-routine-imaging" in activities and not assessment.red_flags:
-        what = "MRI" if "mri" in imaging else "CT"
-        why = activities["no-routine-imaging"]
-        found.append(
-            _Problem(
-                "imaging-not-indicated",
-                f"Lumbar {what} not indicated now: no red flag and no failed conservative-care "
-                "trial",
-                f"**Imaging would not change management.** {_md(' '.join(why.reasons))} "
-                f"_({', '.join(_md(r.id) for r in why.rules)})_\n\n"
-                + patient_detail(ctx.kb, assessment),
-                _delete(order, f"Remove the draft lumbar {what} order"),
-            )
-        )
-    elif "mri" in kinds and implant:
-        found.append(
-            _Problem(
-                "mri-unsafe-implant",
-                "MRI ordered, but the record shows an MRI-unsafe implant: consider CT lumbar "
-                "spine instead",
-                "**MRI-unsafe implant or device in the record** (pacemaker, defibrillator, "
-                "neurostimulator, cochlear implant or metal fragments). PainPath proposes CT "
-                "lumbar spine without contrast in place of MRI; check the device's MR "
-                "conditionality before keeping the MRI.",
-                _to_ct(ctx, order),
-            )
-        )
-    esi = assessment.slots.get("esi")
-    if "epidural" in kinds and esi is not None and esi.value == "not-eligible":
-        found.append(
-            _Problem(
-                "epidural-not-eligible",
-                f"Epidural steroid injection not supported: {esi.reason}",
-                f"**Epidural injection: not eligible.** {_why(esi)}\n\n"
-                + patient_detail(ctx.kb, assessment),
-                _delete(order, "Remove the draft epidural injection order"),
-            )
-        )
-    advised = activities.get("no-sciatica-drugs")
-    if "gabapentinoid" in kinds and advised is not None:
-        profile = ctx.kb.catalogue.profiles[assessment.profile].title
-        found.append(
-            _Problem(
-                "gabapentinoid-sciatica",
-                f"Gabapentinoids are not recommended for sciatica ({profile})",
-                f"**{_md(ctx.kb.catalogue.activities['no-sciatica-drugs'].title)}.** "
-                f"{_md(' '.join(advised.reasons))} "
-                f"_({', '.join(_md(r.id) for r in advised.rules)})_",
-                _delete(order, "Remove the draft gabapentinoid prescription"),
-            )
-        )
-    return found
-
-
-def _to_ct(ctx: _Ctx, order: Json) -> Json:
-    ct = ctx.kb.catalogue.services["ct-lumbar"]
+def _replace(ctx: _Ctx, order: Json, service: str, label: str) -> Json:
+    """An ``update`` of the draft that swaps its code for a PainPath service (e.g. MRI -> CT)."""
+    definition = ctx.kb.catalogue.services[service]
     updated = copy.deepcopy(order)
-    coding = [{"system": cs("service"), "code": "ct-lumbar", "display": ct.title}]
-    if ct.code is not None:
-        coding.insert(
-            0, {"system": ct.code.system, "code": ct.code.code, "display": ct.code.display}
-        )
-    updated["code"] = {"coding": coding, "text": ct.title}
+    coding = [{"system": cs("service"), "code": service, "display": definition.title}]
+    if definition.code is not None:
+        code = definition.code
+        coding.insert(0, {"system": code.system, "code": code.code, "display": code.display})
+    updated["code"] = {"coding": coding, "text": definition.title}
     ref = f"{order['resourceType']}/{order['id']}"
     return {
-        "label": "Change the draft MRI to CT lumbar spine without contrast",
+        "label": label,
         "actions": [
-            {"type": "update", "description": f"Change {ref} to {ct.title}", "resource": updated}
+            {
+                "type": "update",
+                "description": f"Change {ref} to {definition.title}",
+                "resource": updated,
+            }
         ],
     }

@@ -11,21 +11,19 @@ and no FHIR access).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import anyio
-import httpx
 
 from service.cds_hooks.request import CdsRequest
+from service.fhir.types import Json
 from service.server.credentials import Auth, BearerAuth, NoAuth
 from service.server.errors import UpstreamError, UpstreamNotFoundError
 from service.server.fhir_server import ClientConfig, FhirServerClient
+from service.server.http import Transport
 from service.server.pull import search_params
 from service.settings import Settings
 
 __all__ = ["fetch_missing"]
-
-Json = dict[str, Any]
 
 
 async def fetch_missing(
@@ -34,7 +32,7 @@ async def fetch_missing(
     missing: Mapping[str, str],
     next_pages: Mapping[str, str],
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
 ) -> dict[str, list[Json]]:
     """Resources per prefetch key: ``missing`` maps key -> resource type (Patient is read by id,
     the others searched by patient); ``next_pages`` maps key -> a prefetch searchset's next link.

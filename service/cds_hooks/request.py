@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from service.fhir.errors import InputError
+from service.fhir.types import Json
 from service.server.pull import subject_patient_id
 from service.server.writeback import is_painpath_result
 
@@ -47,7 +48,6 @@ __all__ = [
     "under_fhir_base",
 ]
 
-Json = dict[str, Any]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")  # https://hl7.org/fhir/R4/datatypes.html#id
 

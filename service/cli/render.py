@@ -6,16 +6,14 @@ not a terminal (or ``NO_COLOR`` is set), so the text stays the same for scripts 
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from service.fhir.types import Json
+
 __all__ = ["print_summary", "print_tree"]
 
-Json = dict[str, Any]
-_STAGES = ("conservative", "injection", "surgical-referral")
 _ELIGIBILITY = {"eligible": "green", "not-eligible": "dim", "insufficient-data": "yellow"}
 _PRIORITY = {"stat": "bold red", "asap": "bold red", "urgent": "yellow", "routine": "green"}
 

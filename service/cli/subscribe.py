@@ -15,6 +15,7 @@ import asyncio
 import time
 from typing import Any
 
+from service.fhir.types import Json
 from service.server.connection import client_from_settings
 from service.server.fhir_server import FhirServerClient
 from service.settings import Settings
@@ -28,7 +29,6 @@ from service.subscriptions.resources import (
 
 __all__ = ["add_parser", "run_subscribe", "subscribe"]
 
-Json = dict[str, Any]
 _ACTIVATION_WAIT_S = 10.0
 
 

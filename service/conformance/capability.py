@@ -6,16 +6,14 @@ level, the conformance resources PainPath serves, and the profiles of what it em
 
 from __future__ import annotations
 
-from typing import Any
-
 from service import __version__
 from service.domain.knowledge import KnowledgeBase
 from service.fhir.canonicals import IMPLEMENTATION_GUIDE, PROFILES, TRIAGE_OPERATION
 from service.fhir.systems import BASE
+from service.fhir.types import Json
 
 __all__ = ["capability_statement"]
 
-Json = dict[str, Any]
 PUBLISHED = "2026-11-24"
 TRIAGE = TRIAGE_OPERATION
 PATIENT_TRIAGE = TRIAGE_OPERATION  # one OperationDefinition: system and Patient level

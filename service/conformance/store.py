@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from service.domain.errors import KnowledgeError
+from service.fhir.types import Json
 
 __all__ = ["ConformanceStore", "default_profiles_dir"]
-
-Json = dict[str, Any]
 
 
 def default_profiles_dir() -> Path:

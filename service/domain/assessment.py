@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from service.domain.facts import OutOfRange
 from service.domain.trace import Evidence, RuleFiring, RuleRef
+from service.domain.vocabulary import most_urgent
 
 __all__ = ["Assessment", "Conclusion", "Finding", "ProposedService"]
 
@@ -61,9 +62,9 @@ class ProposedService:
     reasons: tuple[str, ...]
     evidence: tuple[Evidence, ...]
 
-    def merged(self, other: ProposedService, rank: dict[str, int]) -> ProposedService:
+    def merged(self, other: ProposedService) -> ProposedService:
         """Two proposals of one service: the higher priority wins, reasons accumulate."""
-        priority = max(self.priority, other.priority, key=rank.__getitem__)
+        priority = most_urgent((self.priority, other.priority))
         return ProposedService(
             self.service,
             priority,

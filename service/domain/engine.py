@@ -30,7 +30,6 @@ from service.domain.trace import Evidence, RuleFiring, RuleRef
 
 __all__ = ["evaluate"]
 
-_PRIORITY_RANK = {"routine": 0, "urgent": 1, "asap": 2, "stat": 3}
 _DAYS_PER_WEEK = 7.0
 _DAYS_PER_MONTH = 365.25 / 12
 
@@ -256,7 +255,7 @@ def _propose(
             break
     found = ev.proposals.get(service)
     new = ProposedService(service, priority, (ref,), (reason,), evidence)
-    ev.proposals[service] = found.merged(new, _PRIORITY_RANK) if found else new
+    ev.proposals[service] = found.merged(new) if found else new
 
 
 def _run(ev: Evaluation, rule: Rule) -> None:

@@ -7,6 +7,7 @@ The clinical content lives in ``service/knowledge/*.toml`` (data only):
 - ``catalogue.toml``   output vocabulary: services, activities, red flags, notes, profiles
 - ``rules.toml``       ordered rules: ``when``/``unless`` expressions and ``then`` effects
 - ``instruments.toml`` questionnaire scoring (items -> totals)
+- ``orders.toml``      CDS order checks: what a draft order is, which findings contradict it
 
 Each file is validated with ``extra="forbid"`` models, then cross-checked (every concept,
 parameter, derived fact, slot, service and activity a rule names must exist, and a rule may only
@@ -16,6 +17,7 @@ stops start-up with a message naming the file and the rule.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -28,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.domain.errors import KnowledgeError
 from service.domain.expressions import Expr, compile_expr
 from service.domain.instruments import Instruments, check_instruments
+from service.domain.orders import KnownNames, OrderChecks, check_orders, compile_kind_texts
 from service.domain.trace import RuleRef
+from service.domain.vocabulary import Priority
 
 __all__ = [
     "Catalogue",
@@ -40,7 +44,6 @@ __all__ = [
     "load_knowledge",
 ]
 
-Priority = Literal["routine", "urgent", "asap", "stat"]
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -274,6 +277,8 @@ class KnowledgeBase:
     rules: tuple[Rule, ...]
     instruments: dict[str, Any]
     scoring: Instruments
+    orders: OrderChecks
+    order_texts: tuple[tuple[re.Pattern[str], str], ...]  # the kinds' free-text fallbacks
 
     @property
     def version(self) -> str:
@@ -316,7 +321,33 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
     _check_valuesets(valuesets)
     rules = _compile_rules(rules_file, valuesets, parameters, catalogue)
     scoring = check_instruments(instruments, set(valuesets.concepts), systems=valuesets.systems)
-    return KnowledgeBase(valuesets, parameters, catalogue, rules_file, rules, instruments, scoring)
+    orders = _model(OrderChecks, _read_toml(directory, "orders.toml"), "orders.toml")
+    check_orders(orders, _known_names(valuesets, catalogue, rules))
+    return KnowledgeBase(
+        valuesets,
+        parameters,
+        catalogue,
+        rules_file,
+        rules,
+        instruments,
+        scoring,
+        orders,
+        compile_kind_texts(orders),
+    )
+
+
+def _known_names(valuesets: ValueSets, catalogue: Catalogue, rules: tuple[Rule, ...]) -> KnownNames:
+    members = {
+        name: {(c.system, c.code) for c in concept.codes}
+        for name, concept in valuesets.concepts.items()
+    }
+    return KnownNames(
+        services=set(catalogue.services),
+        activities=set(catalogue.activities),
+        concepts=set(valuesets.concepts),
+        slots={slot for rule in rules for slot in rule.spec.then.set},
+        members=members,
+    )
 
 
 @cache

@@ -21,17 +21,17 @@ from service import __version__
 from service.domain.assessment import Assessment, Finding, ProposedService
 from service.domain.knowledge import Coding, KnowledgeBase
 from service.domain.trace import Evidence
+from service.domain.vocabulary import STAGES
 from service.fhir import canonicals as cn
 from service.fhir.narrative import careplan_narrative, issue_narrative
 from service.fhir.systems import BASE, cs
+from service.fhir.types import Json
 
 __all__ = ["IDENTIFIER_SYSTEM", "KEY_SYSTEM", "Emitter", "make_id", "result_key"]
 
-Json = dict[str, Any]
 _NAMESPACE = uuid.UUID("6f1d8d4e-2b7a-5c43-9a1e-0b5f3c2d7e11")
 IDENTIFIER_SYSTEM = f"{BASE}/identifier/result"
 KEY_SYSTEM = f"{BASE}/identifier/result-key"
-STAGES = ("conservative", "injection", "surgical-referral")
 
 
 def make_id(*parts: str) -> str:

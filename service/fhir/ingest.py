@@ -37,10 +37,10 @@ from service.domain.model import (
 )
 from service.fhir.systems import UCUM, normalise_code, normalise_system
 from service.fhir.timeparse import age_days, parse_date, parse_datetime
+from service.fhir.types import Json
 
 __all__ = ["Ingested", "Skip", "ingest"]
 
-Json = dict[str, Any]
 
 READ_TYPES = frozenset(
     {

@@ -13,12 +13,11 @@ from typing import Any
 
 from service.domain.assessment import Assessment, Finding
 from service.domain.knowledge import KnowledgeBase
+from service.domain.vocabulary import STAGES, urgency_rank
 
 __all__ = ["careplan_narrative", "issue_narrative"]
 
 _XHTML = "http://www.w3.org/1999/xhtml"
-_STAGES = ("conservative", "injection", "surgical-referral")
-_URGENCY = ("routine", "urgent", "asap", "stat")
 
 
 def _div(parts: list[str]) -> dict[str, Any]:
@@ -69,7 +68,7 @@ def _flags(assessment: Assessment, kb: KnowledgeBase) -> str:
 def _ladder(assessment: Assessment, kb: KnowledgeBase) -> str:
     recommended = assessment.value("recommended-stage")
     lines = []
-    for stage in _STAGES:
+    for stage in STAGES:
         conclusion = assessment.slots[f"stage:{stage}"]
         mark = " <b>(recommended)</b>" if stage == recommended else ""
         lines.append(
@@ -96,9 +95,7 @@ def _proposals(assessment: Assessment, kb: KnowledgeBase) -> str:
     lines = [
         f"<b>{escape(kb.catalogue.services[p.service].title)}</b> ({escape(p.priority)}): "
         f"{escape(p.reasons[0])}"
-        for p in sorted(
-            assessment.proposals, key=lambda p: (-_URGENCY.index(p.priority), p.service)
-        )
+        for p in sorted(assessment.proposals, key=lambda p: (-urgency_rank(p.priority), p.service))
     ]
     care = []
     for activity in assessment.activities:

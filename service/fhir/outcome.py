@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.fhir.errors import InputError
 from service.fhir.systems import cs
+from service.fhir.types import Json
 
 __all__ = ["from_error", "issue", "operation_outcome"]
-
-Json = dict[str, Any]
 
 
 def issue(

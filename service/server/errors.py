@@ -14,8 +14,9 @@ never be logged); ``outcome`` is the upstream OperationOutcome when the server s
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from service.fhir.types import Json
 
 __all__ = [
     "UpstreamAuthError",
@@ -26,8 +27,6 @@ __all__ = [
     "UpstreamUnavailableError",
     "redact_url",
 ]
-
-Json = dict[str, Any]
 
 
 def redact_url(url: str) -> str:

@@ -17,13 +17,14 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 import orjson
 
+from service.fhir.types import Json
 from service.server.credentials import Auth, NoAuth
 from service.server.errors import (
     UpstreamError,
@@ -36,7 +37,6 @@ from service.server.paging import next_link, rebase
 
 __all__ = ["ClientConfig", "FhirServerClient"]
 
-Json = dict[str, Any]
 Params = Sequence[tuple[str, str]]
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -7,12 +7,11 @@ behind a proxy or gateway writes its own host/port (and sometimes servlet path) 
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["next_link", "rebase"]
+from service.fhir.types import Json
 
-Json = dict[str, Any]
+__all__ = ["next_link", "rebase"]
 
 
 def rebase(link: str, base: str) -> str:

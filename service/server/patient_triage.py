@@ -19,13 +19,13 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 
 from service.app.options import TriageOptions
 from service.app.pipeline import Pipeline, TriageResult
 from service.fhir.errors import InputError
+from service.fhir.types import Json
 from service.fhir.validate import validate_bundle
 from service.server.errors import UpstreamNotFoundError, UpstreamStatusError
 from service.server.fhir_server import FhirServerClient
@@ -45,7 +45,6 @@ from service.server.writeback import (
 
 __all__ = ["PatientRun", "PatientTriage"]
 
-Json = dict[str, Any]
 log = logging.getLogger("painpath.patient_triage")
 
 

@@ -11,9 +11,8 @@ about another patient: a server that ignores an unsupported search parameter (se
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.fhir.ingest import READ_TYPES
+from service.fhir.types import Json
 from service.server.writeback import is_painpath_result
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "subject_patient_id",
 ]
 
-Json = dict[str, Any]
 PULL_TYPES = (
     "Condition", "Observation", "Procedure", "MedicationStatement", "MedicationRequest",
     "DiagnosticReport", "ImagingStudy", "Device", "QuestionnaireResponse",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.fhir.emit import IDENTIFIER_SYSTEM, KEY_SYSTEM, result_key
+from service.fhir.types import Json
 
 __all__ = [
     "LIVE_STATUSES",
@@ -39,7 +40,6 @@ __all__ = [
     "targets_by_type",
 ]
 
-Json = dict[str, Any]
 SUPERSEDED_STATUS = {
     "CarePlan": "revoked",
     "ServiceRequest": "revoked",

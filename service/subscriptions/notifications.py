@@ -17,15 +17,14 @@ payloads, a resource-less PUT), the caller reads the focus to learn its patient.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from service.fhir.ingest import READ_TYPES
+from service.fhir.types import Json
 from service.server.pull import subject_patient_id
 from service.server.writeback import is_painpath_result
 
 __all__ = ["TRIGGER_TYPES", "Notice", "read_notification", "read_resource_notification"]
 
-Json = dict[str, Any]
 TRIGGER_TYPES = frozenset(READ_TYPES - {"Medication"})
 
 

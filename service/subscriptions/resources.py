@@ -13,10 +13,9 @@ Ids are deterministic (endpoint + criteria), so running the command twice update
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.fhir.emit import make_id
 from service.fhir.systems import BASE
+from service.fhir.types import Json
 
 __all__ = [
     "BACKPORT_PROFILE",
@@ -29,7 +28,6 @@ __all__ = [
     "topic_subscription",
 ]
 
-Json = dict[str, Any]
 WATCHED_TYPES = ("Condition", "Observation", "QuestionnaireResponse")
 HOOK_PATH = "/hooks/fhir"  # where PainPath receives notifications (service.api.subscriptions)
 TOPIC_URL = f"{BASE}/SubscriptionTopic/patient-data-changed"

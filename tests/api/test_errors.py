@@ -675,3 +675,14 @@ def test_input_at_the_highest_depth_limit_is_evaluated_not_a_5xx(
     refused = client.post(path, content=json.dumps(deeper), params=params,
                           headers={"Content-Type": FHIR_JSON})  # fmt: skip
     assert refused.status_code == 413
+
+
+def test_every_input_error_kind_has_one_status() -> None:
+    """The closed set of InputError kinds and the HTTP mapping stay in step."""
+    from typing import get_args
+
+    from service.api.errors import STATUS_BY_KIND
+    from service.fhir.errors import InputErrorKind
+
+    assert set(STATUS_BY_KIND) == set(get_args(InputErrorKind))
+    assert all(400 <= status < 600 for status in STATUS_BY_KIND.values())

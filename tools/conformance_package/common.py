@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from service.domain.knowledge import KnowledgeBase
 from service.fhir.canonicals import canonical
+from service.fhir.types import Json
 
 __all__ = ["PUBLISHED", "PUBLISHER", "Json", "Meta", "pascal"]
 
-Json = dict[str, Any]
 PUBLISHER = "PainPath"
 # The publication date of this package version; changes with the knowledge files' version.
 PUBLISHED = "2026-11-24"

@@ -14,13 +14,13 @@ from service.fhir.systems import cs
 from tools.conformance_package.base import base_definition
 from tools.conformance_package.common import Json, Meta
 from tools.conformance_package.snapshot import element, snapshot
+from service.domain.vocabulary import STAGES
 
 __all__ = ["structure_definitions"]
 
 _HL7 = "http://hl7.org/fhir/StructureDefinition"
 _CC = [{"code": "CodeableConcept"}]
 _DATETIME = [{"code": "dateTime"}]
-_STAGES = ("conservative", "injection", "surgical-referral")
 
 
 def _concept(system: str, code: str | None = None) -> Json:
@@ -107,7 +107,7 @@ def _stage_eligibility() -> list[Json]:
         element("Observation.value[x]", max="0", short="No value: the components carry it"),
         element("Observation.derivedFrom", mustSupport=True),
         element("Observation.component", min=3, slicing=_by_pattern("code")),
-        *(part for stage in _STAGES for part in _stage_slice(stage)),
+        *(part for stage in STAGES for part in _stage_slice(stage)),
     ]
 
 
