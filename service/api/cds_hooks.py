@@ -33,7 +33,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -192,9 +192,17 @@ def install_cds_hooks(
     app.include_router(router)
 
 
+def get_cds_state(request: Request) -> CdsState:
+    """What the CDS Hooks routes share (set by :func:`install_cds_hooks`)."""
+    return cast(CdsState, request.app.state.cds)
+
+
+CdsStateDep = Annotated[CdsState, Depends(get_cds_state)]
+
+
 async def authorize(request: Request) -> None:
     """Verify the client JWT when CDS auth is on; ``aud`` must be the invoked service URL."""
-    state: CdsState = request.app.state.cds
+    state = get_cds_state(request)
     if state.verifier is None:
         return
     base = (state.settings.cds_base_url or str(request.base_url)).rstrip("/")
@@ -242,12 +250,13 @@ def _precondition_failed(text: str) -> Response:
 
 
 @router.post("/cds-services/{service_id}")
-async def cds_service(request: Request, pipeline: PipelineDep, service_id: str) -> Response:
+async def cds_service(
+    request: Request, pipeline: PipelineDep, state: CdsStateDep, service_id: str
+) -> Response:
     """Evaluate one hook call and answer its cards."""
     service = SERVICES.get(service_id)
     if service is None:
         raise HTTPException(404, f"No CDS service {service_id!r}; see GET /cds-services")
-    state: CdsState = request.app.state.cds
     settings = state.settings
     cds = read_cds_request(await _json_body(request, settings), service)
     usable, missing = read_prefetch(cds)
@@ -324,11 +333,12 @@ async def _fallback(
 
 
 @router.post("/cds-services/{service_id}/feedback")
-async def cds_feedback(request: Request, pipeline: PipelineDep, service_id: str) -> JSONResponse:
+async def cds_feedback(
+    request: Request, pipeline: PipelineDep, state: CdsStateDep, service_id: str
+) -> JSONResponse:
     """Count accepted / overridden outcomes; nothing but the counts is kept."""
     if service_id not in SERVICES:
         raise HTTPException(404, f"No CDS service {service_id!r}; see GET /cds-services")
-    state: CdsState = request.app.state.cds
     body = await _json_body(request, state.settings)
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:

@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service.api.deps import FHIR_ID_PATTERN, server_connection
+from service.api.deps import FHIR_ID_PATTERN, get_settings, server_connection
 from service.api.responses import fhir_response
 from service.fhir.errors import InputError
 from service.fhir.outcome import issue, operation_outcome
@@ -46,7 +46,7 @@ IdPath = Annotated[str, Path(pattern=FHIR_ID_PATTERN)]
 
 def _authorised(request: Request) -> ServerConnection:
     server = server_connection(request, "the subscription receiver")
-    token = request.app.state.settings.subscription_token
+    token = get_settings(request).subscription_token
     if token is not None:
         expected = f"Bearer {token.get_secret_value()}".encode()
         sent = request.headers.get("authorization", "").encode()
