@@ -92,6 +92,9 @@ class Assessment:
     derived: dict[str, tuple[Evidence, ...]]
     onset: datetime | None = None
     onset_ref: str | None = None
+    # every input reference at least one concept recognised (used or not): the rest of the
+    # entries PainPath reads are reported as not recognised, never dropped silently
+    recognised: frozenset[str] = frozenset()
 
     @property
     def in_scope(self) -> bool:

@@ -313,4 +313,6 @@ def evaluate(
         firings=tuple(ev.firings),
         out_of_range=tuple(rejected),
         derived=dict(ev.derived_facts),
+        recognised=frozenset(f.item.ref for found in facts.values() for f in found)
+        | {o.ref for o in rejected},
     )

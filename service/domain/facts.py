@@ -13,10 +13,15 @@ import re
 from dataclasses import dataclass, replace
 
 from service.domain.knowledge import Concept, KnowledgeBase
-from service.domain.model import Code, Item, Polarity
+from service.domain.medications import IngredientIndex
+from service.domain.model import Code, Item, Origin, Polarity
 from service.domain.trace import Evidence
 
 __all__ = ["Fact", "Matcher", "OutOfRange"]
+
+# Where a coding's display may stand in for an unknown code: findings and diagnoses. A procedure's
+# or report's display is not read this way ("Screening for malignant neoplasm" is no cancer).
+_WORDS_FOR_UNKNOWN_CODES = frozenset({Origin.CONDITION, Origin.OBSERVATION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,7 @@ class Fact:
     code: Code | None
     lower_certainty: bool = False
     unit: str | None = None  # the concept's canonical unit, which ``item.value`` is now in
+    how: str | None = None  # how a fact not read from a listed code was found, for the trace
 
     def evidence(self) -> Evidence:
         """The trace entry for this fact."""
@@ -39,6 +45,7 @@ class Fact:
             code=code,
             value=f"{value} {self.unit}" if self.unit and self.item.value is not None else value,
             lower_certainty=self.lower_certainty,
+            how=self.how,
         )
 
 
@@ -90,6 +97,12 @@ class Matcher:
             canonical: (dict(unit.convert), {k.lower(): v for k, v in unit.convert.items()})
             for canonical, unit in kb.valuesets.units.items()
         }
+        self.ingredients = IngredientIndex(kb.medications, systems)
+        self._excluded = {
+            name: re.compile(r"\b(" + "|".join(map(re.escape, c.exclude)) + r")\b")
+            for name, c in kb.valuesets.concepts.items()
+            if c.exclude
+        }
         cues = "|".join(map(re.escape, kb.rules_file.text.negation_cues))
         window = kb.rules_file.text.negation_window_words
         self._negated = re.compile(rf"\b({cues})\b(\W+\w+){{0,{window}}}\W*$")
@@ -105,21 +118,51 @@ class Matcher:
         return None
 
     def match(self, item: Item) -> tuple[list[Fact], list[OutOfRange]]:
-        """The facts an item yields, and any value rejected as out of range."""
+        """The facts an item yields, and any value rejected as out of range.
+
+        Listed codes first; a medication also by ingredient (its codes, then the ingredient names
+        and brands in its displays and text); when no code is known, the words (text and
+        displays) against the concepts' keyword lists, as lower-certainty facts.
+        """
         item = self._read_value(item)
-        if item.codes:
-            found = {
-                (name, code) for code in item.codes if (name := self.concept_of(code)) is not None
-            }
-            facts = [Fact(name, item, code) for name, code in sorted(found, key=_order)]
-        else:
-            facts = [Fact(name, item, None, lower_certainty=True) for name in self._by_text(item)]
+        found = {(name, code) for code in item.codes if (name := self.concept_of(code)) is not None}
+        facts = [Fact(name, item, code) for name, code in sorted(found, key=_order)]
+        if item.origin is Origin.MEDICATION:
+            facts += self._by_ingredient(item)
+        if not facts and (not item.codes or item.origin in _WORDS_FOR_UNKNOWN_CODES):
+            how = "keyword in text" if not item.codes else "keyword in display (code not listed)"
+            first = item.codes[0] if item.codes else None
+            facts = [
+                Fact(name, item, first, lower_certainty=True, how=how)
+                for name in self._by_text(item)
+            ]
         facts += [
-            Fact(parent, item, fact.code, fact.lower_certainty)
+            Fact(parent, item, fact.code, fact.lower_certainty, how=fact.how)
             for fact in list(facts)
             for parent in self._parents.get(fact.concept, ())
         ]
         return self._in_range(facts)
+
+    def _by_ingredient(self, item: Item) -> list[Fact]:
+        """Drug-class facts of a medication's ingredients: listed ingredient codes, else the
+        ingredient names and brands its displays or text spell (an RxNorm clinical drug's
+        display names its ingredients); free text alone is lower certainty."""
+        hits = [
+            hit
+            for code in item.codes
+            if (hit := self.ingredients.by_code(code.system, code.code)) is not None
+        ]
+        if not hits and item.text:
+            hits = self.ingredients.in_text([item.text])
+        first = item.codes[0] if item.codes else None
+        return [
+            Fact(
+                concept, item, first, lower_certainty=not item.codes,
+                how=f"ingredient {hit.ingredient} ({hit.how})",
+            )
+            for hit in hits
+            for concept in hit.classes
+        ]  # fmt: skip
 
     def _read_value(self, item: Item) -> Item:
         """Apply a coded yes/no/number answer, or a negative word, to the item's value."""
@@ -136,6 +179,10 @@ class Matcher:
             return replace(item, polarity=Polarity.ABSENT)
         return item
 
+    def concepts_in_words(self, words: str) -> list[str]:
+        """The concepts whose keywords the words name (negations and exclusions applied)."""
+        return self._by_text(Item("", Origin.OBSERVATION, (), words))
+
     def _by_text(self, item: Item) -> list[str]:
         text = (item.text or "").lower()
         if not text:
@@ -144,7 +191,9 @@ class Matcher:
         for name, pattern in self._keywords:
             hit = pattern.search(text)
             if hit and not self._negated.search(text[: hit.start()]):
-                names.append(name)
+                excluded = self._excluded.get(name)
+                if excluded is None or not excluded.search(text):
+                    names.append(name)
         return names
 
     def _in_range(self, facts: list[Fact]) -> tuple[list[Fact], list[OutOfRange]]:

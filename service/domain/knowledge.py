@@ -7,6 +7,7 @@ The clinical content lives in ``service/knowledge/*.toml`` (data only):
 - ``catalogue.toml``   output vocabulary: services, activities, red flags, notes, profiles
 - ``rules.toml``       ordered rules: ``when``/``unless`` expressions and ``then`` effects
 - ``instruments.toml`` questionnaire scoring (items -> totals)
+- ``medications.toml`` ingredients (codes, names, brands) -> drug classes (concepts)
 - ``orders.toml``      CDS order checks: what a draft order is, which findings contradict it
 
 Each file is validated with ``extra="forbid"`` models, then cross-checked (every concept,
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.domain.errors import KnowledgeError
 from service.domain.expressions import Expr, compile_expr
 from service.domain.instruments import Instruments, check_instruments
+from service.domain.medications import Medications, check_medications
 from service.domain.orders import KnownNames, OrderChecks, check_orders, compile_kind_texts
 from service.domain.trace import RuleRef
 from service.domain.vocabulary import Priority
@@ -68,6 +70,8 @@ class Concept(_Strict):
     title: str
     includes: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
+    # words that, anywhere in the text, stop a keyword match ("screening for", "family history")
+    exclude: list[str] = Field(default_factory=list)
     codes: list[CodeEntry] = Field(default_factory=list)
     value_type: Literal["boolean", "integer", "quantity", "datetime"] | None = None
     range: tuple[float, float] | None = None
@@ -278,6 +282,7 @@ class KnowledgeBase:
     instruments: dict[str, Any]
     scoring: Instruments
     orders: OrderChecks
+    medications: Medications
     order_texts: tuple[tuple[re.Pattern[str], str], ...]  # the kinds' free-text fallbacks
 
     @property
@@ -323,6 +328,13 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
     scoring = check_instruments(instruments, set(valuesets.concepts), systems=valuesets.systems)
     orders = _model(OrderChecks, _read_toml(directory, "orders.toml"), "orders.toml")
     check_orders(orders, _known_names(valuesets, catalogue, rules))
+    medications = _model(Medications, _read_toml(directory, "medications.toml"), "medications.toml")
+    check_medications(
+        medications,
+        concepts=set(valuesets.concepts),
+        systems=valuesets.systems,
+        taken={f"{c.system}|{c.code}" for v in valuesets.concepts.values() for c in v.codes},
+    )
     return KnowledgeBase(
         valuesets,
         parameters,
@@ -332,6 +344,7 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
         instruments,
         scoring,
         orders,
+        medications,
         compile_kind_texts(orders),
     )
 

@@ -21,6 +21,7 @@ class Evidence:
     code: str | None = None
     value: str | None = None
     lower_certainty: bool = False
+    how: str | None = None  # e.g. "ingredient oxycodone (name)", "keyword in display"
 
 
 @dataclass(frozen=True, slots=True, order=True)

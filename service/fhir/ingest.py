@@ -46,7 +46,7 @@ READ_TYPES = frozenset(
     {
         "Patient", "Condition", "Observation", "Procedure", "MedicationStatement",
         "MedicationRequest", "DiagnosticReport", "ImagingStudy", "Device",
-        "QuestionnaireResponse", "Medication",
+        "QuestionnaireResponse", "Medication", "CarePlan",
     }
 )  # fmt: skip
 
@@ -62,7 +62,12 @@ _IGNORED_STATUS: dict[str, frozenset[str]] = {
     "ImagingStudy": frozenset({"entered-in-error", "cancelled"}),
     "Device": frozenset({"entered-in-error"}),
     "QuestionnaireResponse": frozenset({"entered-in-error", "stopped"}),
+    # a draft CarePlan is a proposal (PainPath's own results are drafts), not treatment given
+    "CarePlan": frozenset({"entered-in-error", "draft"}),
 }
+# CarePlan.activity.detail.status: treatment that happened (or is happening) counts
+_ACTIVITY_DONE = {"completed": Polarity.HISTORY, "stopped": Polarity.HISTORY}
+_ACTIVITY_ONGOING = {"in-progress": Polarity.PRESENT, "on-hold": Polarity.PRESENT}
 _COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator (R4 quantity-comparator)
 _HISTORY_STATUS = {"completed", "stopped", "inactive"}
 
@@ -87,20 +92,34 @@ class Ingested:
     ref_types: dict[str, str]
     answers: dict[str, list[QuestionnaireAnswers]] = field(default_factory=dict)
     entry_paths: dict[str, str] = field(default_factory=dict)  # ref -> "Bundle.entry[i]"
+    # per patient: the entries handed to the readers (not ignored by status), in Bundle order,
+    # as (ref, entry index); with ``entries`` the result reports those no concept recognised
+    read: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    entries: list[Json] = field(default_factory=list)
 
 
 # --- small JSON readers ------------------------------------------------------------------------
 def _codes(concept: Any) -> tuple[tuple[Code, ...], str | None]:
+    """A CodeableConcept's codes, and its words: the ``text`` and every coding's ``display``
+    (the matcher reads the words only when no code is known: a text-only concept, a coding whose
+    code is unknown but whose display names a finding, a medication's ingredient names)."""
     if not isinstance(concept, dict):
         return (), None
-    codes = tuple(
-        Code(system, normalise_code(system, str(c["code"])))
-        for c in concept.get("coding", ())
-        if isinstance(c, dict) and c.get("system") and c.get("code")
-        for system in (normalise_system(c["system"]),)
-    )
-    text = concept.get("text") if not concept.get("coding") else None
-    return codes, text
+    codes: list[Code] = []
+    words: list[str] = []
+    text = concept.get("text")
+    if isinstance(text, str) and text.strip():
+        words.append(text)
+    for coding in concept.get("coding", ()):
+        if not isinstance(coding, dict):
+            continue
+        if coding.get("system") and coding.get("code"):
+            system = normalise_system(coding["system"])
+            codes.append(Code(system, normalise_code(system, str(coding["code"]))))
+        display = coding.get("display")
+        if isinstance(display, str) and display.strip() and display not in words:
+            words.append(display)
+    return tuple(codes), " | ".join(words) or None
 
 
 def _first_code(concept: Any) -> str | None:
@@ -238,14 +257,16 @@ def _procedure(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
 
 
 def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
-    """The medication's code: inline, or from the Medication it references (a Bundle entry, or
-    a resource ``contained`` in this one: ``#id``)."""
+    """The medication as one CodeableConcept: inline, or the Medication it references (a Bundle
+    entry, or a resource ``contained`` in this one: ``#id``) with its code and the codings and
+    texts of its ingredients (``Medication.ingredient.itemCodeableConcept``)."""
     concept = res.get("medicationCodeableConcept")
     if concept is not None:
         return concept
     reference = (res.get("medicationReference") or {}).get("reference")
     if not isinstance(reference, str):
         return None
+    found: Any = None
     if reference.startswith("#"):
         for inner in res.get("contained", ()):
             if (
@@ -253,10 +274,28 @@ def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
                 and inner.get("resourceType") == "Medication"
                 and inner.get("id") == reference[1:]
             ):
-                return inner.get("code")
-        return None
-    found = medications.get(reference)
-    return found.get("code") if found else None
+                found = inner
+    else:
+        found = medications.get(reference)
+    return _with_ingredients(found) if isinstance(found, dict) else None
+
+
+def _with_ingredients(medication: Json) -> Any:
+    """A Medication's code, with its ingredients' codings and texts added (a compounded or
+    uncoded product is often known only by what it contains)."""
+    code = medication.get("code")
+    concepts = [code] if isinstance(code, dict) else []
+    for ingredient in medication.get("ingredient", ()):
+        if isinstance(ingredient, dict) and isinstance(ingredient.get("itemCodeableConcept"), dict):
+            concepts.append(ingredient["itemCodeableConcept"])
+    if len(concepts) <= 1:
+        return code
+    codings = [c for concept in concepts for c in concept.get("coding", ())]
+    texts = [str(c["text"]) for c in concepts if isinstance(c.get("text"), str)]
+    merged: Json = {"coding": codings} if codings else {}
+    if texts:
+        merged["text"] = " | ".join(texts)
+    return merged
 
 
 def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
@@ -269,6 +308,29 @@ def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
         yield Item(ref, item.origin, item.codes, item.text, item.polarity, when=start, until=end)
         return
     yield _span_item(ref, Origin.MEDICATION, res, concept, "effective")
+
+
+def _care_plan(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
+    """Treatment documented as CarePlan activities (a physiotherapy or CBT programme with its
+    period) counts like the matching Procedure (RULES §0, rule set 2027.1). Activities not
+    started, scheduled, cancelled or of unknown status are not treatment given."""
+    period = res.get("period")
+    period = period if isinstance(period, dict) else {}
+    plan_start, plan_end = parse_datetime(period.get("start")), parse_datetime(period.get("end"))
+    for activity in res.get("activity", ()):
+        detail = activity.get("detail") if isinstance(activity, dict) else None
+        if not isinstance(detail, dict):
+            continue
+        status = str(detail.get("status"))
+        polarity = _ACTIVITY_DONE.get(status) or _ACTIVITY_ONGOING.get(status)
+        if polarity is None:
+            continue
+        start, end = _moment(detail, "scheduled")
+        start, end = start or plan_start, end or plan_end
+        if end is None and polarity is Polarity.HISTORY:
+            end = start
+        codes, text = _codes(detail.get("code"))
+        yield Item(ref, Origin.PROCEDURE, codes, text, polarity, when=start, until=end)
 
 
 def _report(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
@@ -298,6 +360,7 @@ _EXTRACTORS: dict[str, Callable[[str, Json, _Context], Iterator[Item]]] = {
     "Condition": _condition,
     "Observation": _observation,
     "Procedure": _procedure,
+    "CarePlan": _care_plan,
     "MedicationStatement": _medication,
     "MedicationRequest": _medication,
     "DiagnosticReport": _report,
@@ -428,6 +491,7 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
     unused: Counter[str] = Counter()
     ref_types: dict[str, str] = {}
     entry_paths: dict[str, str] = {}
+    read: dict[str, list[tuple[str, int]]] = {}
     for index, entry in enumerate(entries):
         res = entry.get("resource")
         where = f"Bundle.entry[{index}]"
@@ -459,6 +523,7 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
         else:
             birth = patients.demographics.get(key, _UNKNOWN).birth_date
             items[key].extend(readers.items(index, ref, res, birth))
+            read.setdefault(patients.subjects[key], []).append((ref, index))
     records = [
         PatientRecord(
             subject=patients.subjects[key],
@@ -468,7 +533,7 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
         for key, found in sorted(items.items(), key=lambda pair: patients.subjects[pair[0]])
     ]
     answered = {patients.subjects[k]: v for k, v in answers.items()}
-    return Ingested(records, skipped, unused, ref_types, answered, entry_paths)
+    return Ingested(records, skipped, unused, ref_types, answered, entry_paths, read, entries)
 
 
 @dataclass(frozen=True, slots=True)

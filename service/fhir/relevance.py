@@ -6,7 +6,9 @@ that can become facts are model-validated; the rest are checked by the R4 JSON S
 
 The test is deliberately conservative: a Condition or Observation is relevant when any code it
 carries (``code``, ``component.code``, ``valueCodeableConcept``) belongs to a knowledge concept,
-or when one of those concepts is text-only (text is matched by keyword). Every other type the
+when one of those concepts is text-only (text is matched by keyword), or when no code is known
+but a coding's display or the text names a concept's keyword (the matcher reads such words as
+lower-certainty evidence: rule set 2027.1). Every other type the
 readers use (Patient, Procedure, medications, QuestionnaireResponse, ...) is always relevant.
 """
 
@@ -31,6 +33,7 @@ class Relevance:
     def __init__(self, matcher: Matcher) -> None:
         self._matcher = matcher
         self._known: dict[tuple[str, str], bool] = {}
+        self._words: dict[str, bool] = {}
 
     def __call__(self, resource: dict[str, Any]) -> bool:
         # Runs on every entry of every request: one flat loop, no generators.
@@ -66,7 +69,7 @@ class Relevance:
                 found = self._coded(*key)
             if found:
                 return True
-        return False
+        return self._worded(concept, codings)
 
     def _coded(self, system: str, code: str) -> bool:
         """True when the code belongs to a concept; memoised (a record repeats its codes)."""
@@ -76,4 +79,17 @@ class Relevance:
             found = self._matcher.concept_of(Code(uri, normalise_code(uri, code))) is not None
             if len(self._known) < _CACHE_LIMIT:
                 self._known[(system, code)] = found
+        return found
+
+    def _worded(self, concept: dict[str, Any], codings: list[Any]) -> bool:
+        """True when the text or a coding's display names a concept (memoised per text)."""
+        words = [concept.get("text"), *(c.get("display") for c in codings if type(c) is dict)]
+        text = " | ".join(w for w in words if isinstance(w, str) and w)
+        if not text:
+            return False
+        found = self._words.get(text)
+        if found is None:
+            found = bool(self._matcher.concepts_in_words(text))
+            if len(self._words) < _CACHE_LIMIT:
+                self._words[text] = found
         return found

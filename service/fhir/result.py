@@ -20,6 +20,7 @@ from service.fhir.ingest import Ingested, Skip
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.systems import BASE
 from service.fhir.types import Json
+from service.fhir.unrecognised import MAX_PATHS, Group, Unrecognised, unrecognised
 
 __all__ = ["general_outcome", "no_patient_reason", "patient_entries", "result_bundle"]
 
@@ -66,11 +67,8 @@ def _patient_outcome(
 ) -> Json | None:
     """The patient's OperationOutcome; each issue names the patient (an OperationOutcome has no
     subject element, and a Bundle may carry several patients)."""
-    notes = emitter.kb.catalogue.notes
-    issues = [
-        issue(notes[n.code].severity, notes[n.code].code, notes[n.code].text, detail=n.code)
-        for n in assessment.notes
-    ]
+    missed = unrecognised(found, assessment)
+    issues = [_note(emitter.kb, n.code, missed) for n in assessment.notes]
     issues += [
         issue(
             s.severity, "informational", s.reason, expression=s.expression, detail="skipped-entry"
@@ -82,12 +80,42 @@ def _patient_outcome(
     issues += [
         issue("warning", "processing", p, detail="questionnaire-not-scored") for p in problems
     ]
+    issues += [_not_recognised(group) for group in missed.groups]
     if not issues:
         return None
     for entry in issues:
         entry["diagnostics"] = f"{assessment.subject}: {entry['diagnostics']}"
     rid = make_id(emitter.digest, assessment.as_of.isoformat(), assessment.subject, "outcome")
     return operation_outcome(rid, issues)
+
+
+_SCREEN_NOTE = "red-flag-screen-not-documented"
+_SCREEN_UNREAD = "red-flag-screen-unrecognised-entries"
+
+
+def _note(kb: KnowledgeBase, code: str, missed: Unrecognised) -> Json:
+    """A rule's note; an undocumented red-flag screen names the entries PainPath could not read
+    that might have been a red-flag finding (RULES §0: never "not documented" because of coding)."""
+    candidates = list(missed.findings()) if code == _SCREEN_NOTE else []
+    if candidates:
+        code = _SCREEN_UNREAD
+    note = kb.catalogue.notes[code]
+    text = note.text
+    if candidates:
+        names = "; ".join(f"{g.rtype} {g.label}" for g in candidates[:MAX_PATHS])
+        more = f" and {len(candidates) - MAX_PATHS} more" if len(candidates) > MAX_PATHS else ""
+        text = f"{text} {names}{more}."
+    return issue(note.severity, note.code, text, detail=code)
+
+
+def _not_recognised(group: Group) -> Json:
+    """One ``code-not-recognised`` issue for the entries that carry one unrecognised code."""
+    count = len(group.paths)
+    entries = f"{count} {group.rtype} entr{'y' if count == 1 else 'ies'}"
+    text = f"{entries} with {group.label}: no PainPath concept recognises this code; not used"
+    found = issue("information", "code-invalid", text, detail="code-not-recognised")
+    found["expression"] = group.paths[:MAX_PATHS]
+    return found
 
 
 def _rejected_value(kb: KnowledgeBase, found: Ingested, rejected: OutOfRange) -> Json:

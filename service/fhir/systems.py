@@ -27,6 +27,7 @@ _ALIASES = {
     "urn:oid:2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",
     "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
     "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "urn:oid:2.16.840.1.113883.6.73": "http://www.whocc.no/atc",
 }
 
 

@@ -46,15 +46,17 @@ def test_every_code_has_a_verification_grade_and_source(kb: KnowledgeBase) -> No
 def test_no_unverified_or_known_wrong_code_shipped(kb: KnowledgeBase) -> None:
     wrong = {"24531-6", "306181004", "386637004", "1819", "M54.5"}
     shipped = {c.code for concept in kb.valuesets.concepts.values() for c in concept.codes}
-    # M54.5 is a non-billable ICD-10-CM header; it may only appear as a WHO ICD-10 category.
+    # M54.5 is a non-billable ICD-10-CM header since FY2022: as ICD-10-CM it may only appear as
+    # the retired code of old records (exact, never a prefix that would swallow its successors).
     cm = {
-        c.code
+        c.code: c
         for concept in kb.valuesets.concepts.values()
         for c in concept.codes
         if c.system == "icd10cm"
     }
     assert not (wrong - {"M54.5"}) & shipped
-    assert "M54.5" not in cm
+    assert cm["M54.5"].match == "exact"
+    assert "retired" in cm["M54.5"].display
 
 
 def test_every_rule_cites_a_source(kb: KnowledgeBase) -> None:

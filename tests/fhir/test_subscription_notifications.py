@@ -24,8 +24,13 @@ def test_rest_hook_resource_names_its_patient() -> None:
 
 def test_own_results_and_other_types_are_ignored() -> None:
     assert not read_resource_notification("Observation", "o1", _obs(identifier=OURS)).patients
-    ignored = read_resource_notification("CarePlan", "c1", {"resourceType": "CarePlan"})
-    assert ignored.ignored == ["CarePlan/c1"]
+    ignored = read_resource_notification("Encounter", "e1", {"resourceType": "Encounter"})
+    assert ignored.ignored == ["Encounter/e1"]
+    # a CarePlan is read as treatment (rule set 2027.1), unless it is PainPath's own result
+    plan = {"resourceType": "CarePlan", "id": "c1", "subject": {"reference": "Patient/p1"}}
+    assert read_resource_notification("CarePlan", "c1", plan).patients == {"p1"}
+    ours = read_resource_notification("CarePlan", "c1", plan | {"identifier": OURS})
+    assert ours.ignored == ["CarePlan/c1"]
 
 
 def test_payloadless_notifications_ask_for_a_read() -> None:

@@ -82,9 +82,17 @@ def test_value_sets_hold_exactly_the_codes_of_valuesets_toml(
             (i["system"], f["value"]) for i in compose["include"] for f in i.get("filter", [])
         }
         included = [u for i in compose["include"] for u in i.get("valueSet", [])]
-        assert listed == {
-            (systems[e.system], e.code, e.display) for e in concept.codes if e.match == "exact"
-        }, name
+        ingredient_codes = {
+            (systems[c.system], c.code, c.display)
+            for ingredient in kb.medications.ingredients.values()
+            if name in ingredient.classes
+            for c in ingredient.codes
+        }
+        assert (
+            listed
+            == {(systems[e.system], e.code, e.display) for e in concept.codes if e.match == "exact"}
+            | ingredient_codes
+        ), name
         prefixes = {(systems[e.system], e.code) for e in concept.codes if e.match == "prefix"}
         assert {(s, v.removesuffix(".*")) for s, v in filtered} == prefixes, name
         assert included == [f"{PP}/ValueSet/{child}" for child in concept.includes], name
@@ -101,6 +109,8 @@ def _probes(kb: KnowledgeBase) -> list[Code]:
                 found |= {Code(system, entry.code + suffix) for suffix in ("9", "0.1", "1XA")}
     found |= {Code("http://hl7.org/fhir/sid/icd-10-cm", c) for c in ("C50.911", "M54.2", "Z86.0")}
     found.add(Code("http://snomed.info/sct", "22298006"))
+    for ingredient in kb.medications.ingredients.values():
+        found |= {Code(kb.valuesets.systems[c.system], c.code) for c in ingredient.codes}
     return sorted(found, key=lambda c: (c.system, c.code))
 
 
@@ -116,6 +126,9 @@ def test_value_set_membership_is_what_the_engine_matches(
     for code in _probes(kb):
         owner = matcher.concept_of(code)
         expected = {owner, *parents[owner]} if owner else set()
+        hit = matcher.ingredients.by_code(code.system, code.code)
+        for drug_class in hit.classes if hit else ():
+            expected |= {drug_class, *parents[drug_class]}
         got = {
             name
             for name in kb.valuesets.concepts

@@ -25,7 +25,7 @@ from tools.conformance_package.common import Json, Meta
 
 __all__ = ["OUTCOME_CODES", "code_systems", "local_codes"]
 
-# OperationOutcome detail codes the FHIR adapter (service/fhir/triage.py) adds beside the notes.
+# OperationOutcome detail codes the FHIR adapter (service/fhir/result.py) adds beside the notes.
 OUTCOME_CODES = {
     "skipped-entry": (
         "Input entry skipped",
@@ -47,6 +47,11 @@ OUTCOME_CODES = {
     "entries-not-used": (
         "Entries not used",
         "Entries of resource types the rules do not read, counted by type.",
+    ),
+    "code-not-recognised": (
+        "Code not recognised",
+        "Entries of a type PainPath reads whose codes, displays and text no concept recognised, "
+        "one issue per distinct code with the number of entries and their paths.",
     ),
 }
 

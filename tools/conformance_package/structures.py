@@ -9,12 +9,12 @@ CodeSystems are slices discriminated by system with a required binding
 
 from __future__ import annotations
 
+from service.domain.vocabulary import STAGES
 from service.fhir import canonicals as cn
 from service.fhir.systems import cs
 from tools.conformance_package.base import base_definition
 from tools.conformance_package.common import Json, Meta
 from tools.conformance_package.snapshot import element, snapshot
-from service.domain.vocabulary import STAGES
 
 __all__ = ["structure_definitions"]
 

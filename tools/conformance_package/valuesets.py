@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from service.domain.knowledge import CodeEntry, Concept
+from service.domain.medications import IngredientCode
 from service.fhir.canonicals import value_set
 from service.fhir.systems import cs
 from tools.conformance_package.common import Json, Meta
@@ -57,6 +58,7 @@ class _Composer:
     def __init__(self, meta: Meta) -> None:
         self.concepts = meta.kb.valuesets.concepts
         self.systems = meta.kb.valuesets.systems
+        self.medications = meta.kb.medications.ingredients
         self.entries: list[Entry] = [
             (self.systems[e.system], e, name) for name, c in self.concepts.items() for e in c.codes
         ]
@@ -64,9 +66,12 @@ class _Composer:
     def compose(self, name: str) -> Json:
         concept = self.concepts[name]
         exact = [e for e in concept.codes if e.match == "exact"]
-        include = _group(
-            [(self.systems[e.system], {"code": e.code, "display": e.display}) for e in exact]
-        )
+        pairs = [(self.systems[e.system], {"code": e.code, "display": e.display}) for e in exact]
+        pairs += [
+            (self.systems[c.system], {"code": c.code, "display": c.display})
+            for c in self._ingredient_codes(name)
+        ]
+        include = _group(pairs)
         include += [
             {"system": self.systems[e.system], "filter": [prefix_filter(e.code)]}
             for e in concept.codes
@@ -78,6 +83,19 @@ class _Composer:
         if exclude:
             compose["exclude"] = exclude
         return compose
+
+    def _ingredient_codes(self, name: str) -> list[IngredientCode]:
+        """The codes of the ingredients in drug class ``name`` (medications.toml)."""
+        return [
+            code
+            for ingredient in self.medications.values()
+            if name in ingredient.classes
+            for code in ingredient.codes
+        ]
+
+    def ingredient_names(self, name: str) -> list[str]:
+        """The ingredients in drug class ``name``, by their first name."""
+        return [i.names[0] for i in self.medications.values() if name in i.classes]
 
     def _exclude(self, name: str, concept: Concept) -> list[Json]:
         mine = {name} | _descendants(self.concepts, name)
@@ -100,6 +118,13 @@ class _Composer:
         if concept.value_type:
             bounds = f" {concept.range[0]:g} to {concept.range[1]:g}" if concept.range else ""
             text += f" Value: {concept.value_type}{bounds}."
+        ingredients = self.ingredient_names(name)
+        if ingredients:
+            text += (
+                " A medication is a member by ingredient (medications.toml), whatever its coding:"
+                " the ingredient codes listed here, or one of these ingredients named in a"
+                f" coding's display or the text: {', '.join(ingredients)}."
+            )
         if any(e.match == "prefix" for e in concept.codes):
             text += (
                 " ICD categories are matched by prefix: filter `concept is-a` = the category and"

@@ -1,0 +1,113 @@
+"""Medications by ingredient (``knowledge/medications.toml``): schema, start-up checks and the
+index the matcher uses.
+
+A medication is recognised by what it contains, whatever the coding: a listed ingredient code
+(RxNorm ingredient, ATC), or an ingredient name or brand found as a whole word in a coding's
+display or the concept's text. Each ingredient belongs to one or more drug classes, which are
+concepts of ``valuesets.toml`` that the rules name (``opioid``, ``benzodiazepine``…).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.domain.errors import KnowledgeError
+
+__all__ = ["Ingredient", "IngredientIndex", "Medications", "check_medications"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngredientCode(_Strict):
+    """A code that names the ingredient (RxNorm IN, ATC), with its grade and source."""
+
+    system: str
+    code: str
+    display: str
+    status: str
+    source: str
+
+
+class Ingredient(_Strict):
+    """One ingredient: its names as displays spell them, brand names, codes and classes."""
+
+    classes: list[str]
+    names: list[str]
+    brands: list[str] = Field(default_factory=list)
+    codes: list[IngredientCode] = Field(default_factory=list)
+
+
+class Medications(_Strict):
+    """``medications.toml``."""
+
+    version: str
+    ingredients: dict[str, Ingredient]
+
+
+def check_medications(
+    medications: Medications, *, concepts: set[str], systems: dict[str, str], taken: set[str]
+) -> None:
+    """Refuse classes that are not concepts, unknown systems and codes listed twice
+    (``taken``: ``system|code`` of every valuesets.toml code)."""
+    seen = set(taken)
+    for name, ingredient in medications.ingredients.items():
+        where = f"medications.toml ingredients.{name}"
+        unknown = sorted(set(ingredient.classes) - concepts)
+        if unknown or not ingredient.classes:
+            raise KnowledgeError(f"{where}: classes must be valuesets.toml concepts: {unknown}")
+        if not ingredient.names:
+            raise KnowledgeError(f"{where}: names must not be empty")
+        for code in ingredient.codes:
+            if code.system not in systems:
+                raise KnowledgeError(f"{where}: unknown system {code.system!r}")
+            key = f"{code.system}|{code.code}"
+            if key in seen:
+                raise KnowledgeError(f"{where}: code {key} is listed twice")
+            seen.add(key)
+
+
+@dataclass(frozen=True, slots=True)
+class IngredientHit:
+    """An ingredient found in a medication, and how (``code``, ``name`` or ``brand``)."""
+
+    ingredient: str
+    classes: tuple[str, ...]
+    how: str
+
+
+class IngredientIndex:
+    """Ingredient codes and one compiled whole-word pattern over every name and brand."""
+
+    def __init__(self, medications: Medications, systems: dict[str, str]) -> None:
+        self._by_code: dict[tuple[str, str], str] = {}
+        self._by_word: dict[str, tuple[str, str]] = {}  # lower-case word -> (ingredient, how)
+        self._classes = {n: tuple(i.classes) for n, i in medications.ingredients.items()}
+        for name, ingredient in medications.ingredients.items():
+            for code in ingredient.codes:
+                self._by_code[(systems[code.system], code.code)] = name
+            for word in ingredient.names:
+                self._by_word.setdefault(word.lower(), (name, "name"))
+            for word in ingredient.brands:
+                self._by_word.setdefault(word.lower(), (name, "brand"))
+        words = sorted(self._by_word, key=lambda w: (-len(w), w))  # longest first
+        self._pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
+
+    def by_code(self, system: str, code: str) -> IngredientHit | None:
+        """The ingredient a code names, if it is listed."""
+        name = self._by_code.get((system, code))
+        return None if name is None else IngredientHit(name, self._classes[name], "code")
+
+    def in_text(self, texts: Iterable[str]) -> list[IngredientHit]:
+        """Every ingredient named (by name or brand) in the texts, once each, in text order."""
+        found: dict[str, IngredientHit] = {}
+        for text in texts:
+            for match in self._pattern.finditer(text.lower()):
+                name, how = self._by_word[match.group(1)]
+                found.setdefault(name, IngredientHit(name, self._classes[name], how))
+        return list(found.values())

@@ -1,0 +1,334 @@
+"""Real-world codings (rule set 2027.1, RULES §0): medications by ingredient whatever the coding,
+SNOMED cancers and weight loss, retired ICD-10-CM codes, display and text keywords as
+lower-certainty evidence, input CarePlan activities as treatment, and the never-silent report of
+every entry no concept recognised. Each mapping is tested with a near miss that must not match."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from service.app.pipeline import Pipeline, TriageResult
+
+Json = dict[str, Any]
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ATC = "http://www.whocc.no/atc"
+AS_OF = "2026-11-24T10:00:00+00:00"
+PATIENT = {"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01", "gender": "female"}
+
+
+def _concept(system: str | None, code: str | None, display: str | None = None) -> Json:
+    coding: Json = {}
+    if system:
+        coding["system"] = system
+    if code:
+        coding["code"] = code
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def _med(mid: str, concept: Json, status: str = "active", **extra: Any) -> Json:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": mid,
+        "status": status,
+        "intent": "order",
+        "medicationCodeableConcept": concept,
+        "subject": {"reference": "Patient/p"},
+        "authoredOn": "2026-09-01",
+        **extra,
+    }
+
+
+def _cond(cid: str, concept: Json, onset: str = "2026-11-10", status: str = "active") -> Json:
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": status,
+                }
+            ]
+        },
+        "code": concept,
+        "subject": {"reference": "Patient/p"},
+        "onsetDateTime": onset,
+    }
+
+
+LBP = _cond("lbp", _concept(SNOMED, "279039007", "Low back pain"))
+
+
+def _run(pipeline: Pipeline, *resources: Json) -> TriageResult:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in (PATIENT, *resources)],
+    }
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    return pipeline.run_body(orjson.dumps(bundle), {"asOf": AS_OF}, now=now)
+
+
+def _facts(pipeline: Pipeline, resource: Json) -> dict[str, Json]:
+    """concept -> the fact's evidence, for one resource's items."""
+    result = _run(pipeline, resource)
+    record = result.found.records[0]
+    found: dict[str, Json] = {}
+    for item in record.items:
+        facts, _ = pipeline.matcher.match(item)
+        for fact in facts:
+            evidence = fact.evidence()
+            found[fact.concept] = {"lower": evidence.lower_certainty, "how": evidence.how}
+    return found
+
+
+def _issues(result: TriageResult, detail: str) -> list[Json]:
+    return [
+        issue
+        for entry in result.bundle["entry"]
+        if entry["resource"]["resourceType"] == "OperationOutcome"
+        for issue in entry["resource"]["issue"]
+        if any(c["code"] == detail for c in issue.get("details", {}).get("coding", []))
+    ]
+
+
+# --- medications by ingredient -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("concept", "expected"),
+    [
+        # RxNorm clinical drug (SCD) not listed anywhere: the display names the ingredient
+        (_concept(RXNORM, "835603", "tramadol hydrochloride 50 MG Oral Tablet"), {"opioid"}),
+        # branded drug (SBD) of a combination: both ingredients, and the brand in brackets
+        (
+            _concept(RXNORM, "1049625", "Oxycodone Hydrochloride 5 MG / Acetaminophen 325 MG "
+                     "Oral Tablet [Percocet]"),
+            {"opioid", "paracetamol"},
+        ),
+        (_concept(RXNORM, "245134", "72 HR Fentanyl 0.025 MG/HR Transdermal System"), {"opioid"}),
+        (_concept(RXNORM, "197591", "Diazepam 5 MG Oral Tablet"), {"benzodiazepine"}),
+        (_concept(RXNORM, "1364430", None), {"anticoagulant", "anticoagulant-use"}),
+        (_concept(RXNORM, "309362", "Clopidogrel 75 MG Oral Tablet"), {"antiplatelet"}),
+        # an ATC ingredient code with no display at all
+        (_concept(ATC, "N02AX02", None), {"opioid"}),
+        # a dm+d product: SNOMED-coded (unknown here), its display names the ingredient
+        (_concept(SNOMED, "39695211000001102", "Tramadol 50mg capsules"), {"opioid"}),
+        # a brand only, as free text
+        ({"text": "Eliquis 5mg twice daily"}, {"anticoagulant", "anticoagulant-use"}),
+        # aspirin: RULES §7 lists it with the antiplatelets (low dose)
+        (_concept(RXNORM, "243670", "aspirin 81 MG Oral Tablet"), {"antiplatelet"}),
+    ],
+)  # fmt: skip
+def test_medication_recognised_by_ingredient(
+    pipeline: Pipeline, concept: Json, expected: set[str]
+) -> None:
+    found = _facts(pipeline, _med("m1", concept))
+    assert expected <= set(found), found
+    assert all(f["how"] and f["how"].startswith("ingredient") for c, f in found.items()
+               if c in expected and c != "anticoagulant-use")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "concept",
+    [
+        _concept(RXNORM, "835603", "levothyroxine sodium 0.05 MG Oral Tablet"),
+        _concept(RXNORM, "10689", None) | {"coding": [{"system": RXNORM, "code": "10688"}]},
+        {"text": "tramadolol"},  # not a word of any ingredient
+        _concept(ATC, "N02AX99", None),
+    ],
+)
+def test_medication_near_misses_are_not_recognised(pipeline: Pipeline, concept: Json) -> None:
+    assert _facts(pipeline, _med("m1", concept)) == {}
+
+
+def test_contained_medication_ingredients_are_read(pipeline: Pipeline) -> None:
+    request = _med("m1", {}) | {
+        "contained": [
+            {
+                "resourceType": "Medication",
+                "id": "compound",
+                "ingredient": [
+                    {"itemCodeableConcept": {"text": "Hydromorphone HCl powder"}},
+                    {"itemCodeableConcept": {"text": "Sodium chloride 0.9%"}},
+                ],
+            }
+        ],
+        "medicationReference": {"reference": "#compound"},
+    }
+    del request["medicationCodeableConcept"]
+    assert "opioid" in _facts(pipeline, request)
+
+
+def test_every_medication_is_used_or_reported(pipeline: Pipeline) -> None:
+    known = _med("m1", _concept(RXNORM, "835603", "tramadol hydrochloride 50 MG Oral Tablet"))
+    unknown = _med("m2", _concept(RXNORM, "966222", "Levothyroxine Sodium 0.075 MG Oral Tablet"))
+    result = _run(pipeline, LBP, known, unknown)
+    reported = _issues(result, "code-not-recognised")
+    texts = " ".join(i["diagnostics"] for i in reported)
+    assert "966222" in texts
+    assert "835603" not in texts
+    assert any("MedicationRequest" in i["diagnostics"] for i in reported)
+
+
+# --- conditions and findings ---------------------------------------------------------------------
+def test_snomed_cancer_in_remission_with_back_pain_raises_malignancy(pipeline: Pipeline) -> None:
+    cancer = _cond(
+        "ca", _concept(SNOMED, "254837009", "Malignant neoplasm of breast (disorder)"),
+        onset="2019-03-01", status="remission",
+    )  # fmt: skip
+    flags = [f.code for f in _run(pipeline, LBP, cancer).assessments[0].red_flags]
+    assert "malignancy" in flags
+
+
+def test_unintentional_weight_loss_in_snomed_raises_malignancy(pipeline: Pipeline) -> None:
+    loss = _cond("wl", _concept(SNOMED, "448765001", "Unintentional weight loss (finding)"))
+    result = _run(pipeline, LBP, loss)
+    assert "malignancy" in [f.code for f in result.assessments[0].red_flags]
+    assert not _issues(result, "red-flag-screen-not-documented")
+
+
+def test_plain_weight_loss_is_named_in_the_red_flag_screen_note(pipeline: Pipeline) -> None:
+    """89362005 "Weight loss" may be intentional: no flag, but never "not documented"."""
+    loss = _cond("wl", _concept(SNOMED, "89362005", "Weight loss (finding)"))
+    result = _run(pipeline, LBP, loss)
+    assert result.assessments[0].red_flags == ()
+    assert not _issues(result, "red-flag-screen-not-documented")
+    [note] = _issues(result, "red-flag-screen-unrecognised-entries")
+    assert "89362005" in note["diagnostics"]
+    assert note["severity"] == "warning"
+
+
+def test_red_flag_screen_not_documented_when_nothing_could_be_a_finding(
+    pipeline: Pipeline,
+) -> None:
+    vital = {
+        "resourceType": "Observation", "id": "bp", "status": "final",
+        "category": [{"coding": [{"code": "vital-signs"}]}],
+        "code": _concept("http://loinc.org", "8480-6", "Systolic blood pressure"),
+        "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": 120},
+    }  # fmt: skip
+    result = _run(pipeline, LBP, vital)
+    assert _issues(result, "red-flag-screen-not-documented")
+    assert not _issues(result, "red-flag-screen-unrecognised-entries")
+    [reported] = _issues(result, "code-not-recognised")
+    assert reported["expression"] == ["Bundle.entry[2].resource.code"]
+
+
+@pytest.mark.parametrize(
+    ("code", "concept"),
+    [("M54.5", "low-back-pain"), ("M545", "low-back-pain"), ("M51.36", "mechanical-back-pain"),
+     ("G57.01", "neuropathic-pain"), ("G57.00", "neuropathic-pain")],
+)  # fmt: skip
+def test_retired_and_nerve_lesion_icd_codes(pipeline: Pipeline, code: str, concept: str) -> None:
+    found = _facts(pipeline, _cond("c", _concept(ICD10CM, code, None)))
+    assert concept in found
+    assert not found[concept]["lower"]
+
+
+@pytest.mark.parametrize("code", ["M54.6", "G57.1", "M51.3", "G57"])
+def test_icd_near_misses(pipeline: Pipeline, code: str) -> None:
+    found = _facts(pipeline, _cond("c", _concept(ICD10CM, code, None)))
+    assert not {"low-back-pain", "neuropathic-pain", "mechanical-back-pain"} & set(found)
+
+
+def test_m54_5_gives_a_pain_type(pipeline: Pipeline) -> None:
+    retired = _cond("c", _concept(ICD10CM, "M54.5", "Low back pain"))
+    assert _run(pipeline, retired).assessments[0].value("pain-type") == "mechanical"
+
+
+@pytest.mark.parametrize(
+    ("concept", "expected", "how"),
+    [
+        ({"text": "LBP"}, "low-back-pain", "keyword in text"),
+        (_concept(SNOMED, "1234567", "Low back pain (finding)"), "low-back-pain",
+         "keyword in display (code not listed)"),
+        (_concept(None, None, "Sciatica left leg"), "sciatica", "keyword in text"),
+    ],
+)  # fmt: skip
+def test_words_are_lower_certainty_evidence(
+    pipeline: Pipeline, concept: Json, expected: str, how: str
+) -> None:
+    found = _facts(pipeline, _cond("c", concept))
+    assert found[expected] == {"lower": True, "how": how}
+
+
+@pytest.mark.parametrize(
+    "concept",
+    [
+        {"text": "upper back pain"},
+        {"text": "Family history of breast cancer"},
+        _concept(SNOMED, "1234567", "Screening for malignant neoplasm of breast"),
+        {"text": "no low back pain"},
+    ],
+)
+def test_word_near_misses(pipeline: Pipeline, concept: Json) -> None:
+    found = _facts(pipeline, _cond("c", concept))
+    assert not {"low-back-pain", "malignant-neoplasm", "cancer-history"} & set(found)
+
+
+def test_a_known_code_is_not_second_guessed_by_its_display(pipeline: Pipeline) -> None:
+    """A listed code decides; its display is not read for more concepts."""
+    found = _facts(pipeline, _cond("c", _concept(SNOMED, "279039007", "Low back pain; cancer")))
+    assert "malignant-neoplasm" not in found
+
+
+def test_screening_procedure_display_is_no_cancer(pipeline: Pipeline) -> None:
+    procedure = {
+        "resourceType": "Procedure", "id": "pr", "status": "completed",
+        "code": _concept(SNOMED, "999999", "Screening for malignant neoplasm of cervix"),
+        "subject": {"reference": "Patient/p"}, "performedDateTime": "2026-01-01",
+    }  # fmt: skip
+    assert _facts(pipeline, procedure) == {}
+
+
+# --- never silent: aggregation ----------------------------------------------------------------
+def test_unrecognised_entries_are_aggregated_per_code(pipeline: Pipeline) -> None:
+    weights = [
+        {
+            "resourceType": "Observation", "id": f"w{i}", "status": "final",
+            "category": [{"coding": [{"code": "vital-signs"}]}],
+            "code": _concept("http://loinc.org", "29463-7", "Body Weight"),
+            "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": 70 + i},
+        }
+        for i in range(8)
+    ]  # fmt: skip
+    result = _run(pipeline, LBP, *weights)
+    [issue] = _issues(result, "code-not-recognised")
+    assert issue["diagnostics"].startswith("Patient/p: 8 Observation entries with Body Weight")
+    assert len(issue["expression"]) == 5
+    assert issue["severity"] == "information"
+
+
+# --- CarePlan activities as treatment -----------------------------------------------------------
+def _plan(status: str, detail_status: str) -> Json:
+    return {
+        "resourceType": "CarePlan", "id": "cp", "status": status, "intent": "plan",
+        "subject": {"reference": "Patient/p"},
+        "period": {"start": "2026-08-01", "end": "2026-10-15"},
+        "activity": [{"detail": {
+            "status": detail_status,
+            "code": _concept(SNOMED, "91251008", "Physical therapy procedure"),
+        }}],
+    }  # fmt: skip
+
+
+def test_careplan_physiotherapy_counts_as_treatment(pipeline: Pipeline) -> None:
+    assert "physiotherapy-procedure" in _facts(pipeline, _plan("completed", "completed"))
+
+
+@pytest.mark.parametrize(
+    ("status", "detail_status"),
+    [("completed", "not-started"), ("completed", "cancelled"), ("draft", "completed"),
+     ("completed", "scheduled")],
+)  # fmt: skip
+def test_careplan_activity_not_given_is_not_treatment(
+    pipeline: Pipeline, status: str, detail_status: str
+) -> None:
+    assert "physiotherapy-procedure" not in _facts(pipeline, _plan(status, detail_status))
