@@ -45,7 +45,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PAINPATH_PORT=8080
 
 WORKDIR /app
-# Conformance resources served at GET /fhir/{type}/{id} (CONTRACT.md).
+# Conformance resources served at GET /fhir/{type}/{id} (docs/interface.md, Routes).
 COPY fhir_profiles /app/fhir_profiles
 ENV PAINPATH_PROFILES_DIR=/app/fhir_profiles
 USER 10001:10001

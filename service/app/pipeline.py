@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What one request body may cost (CONTRACT "413")."""
+    """What one request body may cost (docs/interface.md "Errors": 413)."""
 
     max_bytes: int = 64 * 1024 * 1024
     max_entries: int = 50_000

@@ -1,4 +1,4 @@
-"""Canonical URLs of PainPath's conformance resources (CONTRACT.md: base ``PP``).
+"""Canonical URLs of PainPath's conformance resources (docs/interface.md: base ``PP``).
 
 The emitter stamps these on what it produces (``meta.profile``, ``instantiatesCanonical``) and
 the package generator (``python -m tools.conformance_package build``) publishes resources at the

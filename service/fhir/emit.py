@@ -1,4 +1,4 @@
-"""Assessment -> FHIR R4 resources of the result Bundle (CONTRACT.md "The result Bundle").
+"""Assessment -> FHIR R4 resources of the result Bundle (docs/interface.md "The result Bundle").
 
 Plain dicts are built directly (no model dumps on the hot path); tests prove each is valid R4
 against the JSON Schema and fhir.resources. Per evaluated patient, in contract order: pain-type
@@ -114,7 +114,7 @@ class Emitter:
         return resource
 
     def pain_type(self, assessment: Assessment) -> Json:
-        """The pain-type Observation (CONTRACT item 1)."""
+        """The pain-type Observation (docs/interface.md, result Bundle item 1)."""
         pain = assessment.slots["pain-type"]
         certainty = assessment.slots["certainty"]
         evidence = tuple(sorted({*pain.evidence, *certainty.evidence}))
@@ -147,7 +147,7 @@ class Emitter:
         )
 
     def stages(self, assessment: Assessment, pain_ref: str) -> Json:
-        """The stage-eligibility Observation (CONTRACT item 2)."""
+        """The stage-eligibility Observation (docs/interface.md, result Bundle item 2)."""
         conclusions = [assessment.slots[f"stage:{stage}"] for stage in STAGES]
         evidence = tuple(sorted({e for c in conclusions for e in c.evidence}))
         resource = self._base(
@@ -176,7 +176,7 @@ class Emitter:
         return resource
 
     def service_request(self, assessment: Assessment, proposal: ProposedService) -> Json:
-        """One ServiceRequest proposal (CONTRACT item 4)."""
+        """One ServiceRequest proposal (docs/interface.md, result Bundle item 4)."""
         definition = self.kb.catalogue.services[proposal.service]
         category = [{"coding": [_coding(cs("service"), proposal.service, definition.title)]}]
         if definition.category:
@@ -219,7 +219,7 @@ class Emitter:
         return " ".join(reasons) + f" Rules: {cited}." + (f" Evidence: {trail}." if trail else "")
 
     def detected_issue(self, assessment: Assessment, flag: Finding) -> Json:
-        """One DetectedIssue per red flag (CONTRACT item 5)."""
+        """One DetectedIssue per red flag (docs/interface.md, result Bundle item 5)."""
         definition = self.kb.catalogue.red_flags[flag.code]
         resource = self._base(
             assessment, "DetectedIssue", f"red-flag:{flag.code}", profile=cn.DETECTED_ISSUE_PROFILE
@@ -270,7 +270,7 @@ class Emitter:
     def care_plan(
         self, assessment: Assessment, requests: list[str], observations: list[str]
     ) -> Json:
-        """The CarePlan proposal (CONTRACT item 3)."""
+        """The CarePlan proposal (docs/interface.md, result Bundle item 3)."""
         stage = assessment.slots["recommended-stage"].value
         every = _all_evidence(assessment)
         resource = self._base(assessment, "CarePlan", "careplan", profile=cn.CAREPLAN_PROFILE)
@@ -324,7 +324,8 @@ class Emitter:
         return {"detail": detail}
 
     def provenance(self, assessment: Assessment, targets: list[str]) -> Json:
-        """Provenance naming the rule-set version and the profile (CONTRACT item 6)."""
+        """Provenance naming the rule-set version and the profile (docs/interface.md, result
+        Bundle item 6)."""
         profile = self.kb.catalogue.profiles[assessment.profile]
         resource = self._base(assessment, "Provenance", "provenance")
         del resource["identifier"]

@@ -1,4 +1,4 @@
-"""Bundle -> per-patient records of :class:`~service.domain.model.Item` (RULES.md §0).
+"""Bundle -> per-patient records of :class:`~service.domain.model.Item` (docs/clinical-rules.md §0).
 
 Works on the parsed JSON (already validated by ``service.fhir.validate``), never on models, so a
 large ``Patient/$everything`` bundle costs one pass. Subjects resolve through the Patient entries'

@@ -2,7 +2,7 @@
 
 ``read_triage_request`` returns the input Bundle and the options carried in a Parameters body
 (``asOf``, ``profile``, ``return``, ``writeback``). Everything wrong with the body becomes an
-:class:`InputError` whose ``kind`` the API maps to 400/413/415/422 (CONTRACT.md "Errors").
+:class:`InputError` whose ``kind`` the API maps to 400/413/415/422 (docs/interface.md "Errors").
 Operation definition: https://hl7.org/fhir/R4/operations.html#request.
 """
 
@@ -32,7 +32,7 @@ ACCEPTED_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "doc
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
 _ACCEPTABLE = _JSON_TYPES | {"*/*", "application/*"}
 _FORMATS = _JSON_TYPES | {"json"}
-_FHIR_VERSIONS = {"4.0", "4.0.0", "4.0.1", "4.3", "4.3.0"}  # R4, and R4B which CONTRACT accepts
+_FHIR_VERSIONS = {"4.0", "4.0.0", "4.0.1", "4.3", "4.3.0"}  # R4, and R4B (docs/interface.md)
 _OPTION_VALUES = {
     "asOf": ("valueDateTime", "valueDate", "valueInstant"),
     "profile": ("valueCode", "valueString"),

@@ -1,5 +1,5 @@
 """The result Bundle: emitted resources per patient, the OperationOutcomes, collection or
-transaction (the CONTRACT's "result Bundle"; https://hl7.org/fhir/R4/bundle.html).
+transaction (docs/interface.md "The result Bundle"; https://hl7.org/fhir/R4/bundle.html).
 
 The emitter (``emit.py``) makes each resource; this module decides which resources a patient
 gets, in which order, how they refer to each other (``urn:uuid`` fullUrls inside the Bundle) and

@@ -1,4 +1,4 @@
-"""Canonical code-system URIs and the PainPath canonical base (CONTRACT.md).
+"""Canonical code-system URIs and the PainPath canonical base (docs/interface.md).
 
 Inputs sometimes name a system by its OID or with a trailing slash or a SNOMED edition suffix;
 ``normalise_system`` maps those to the canonical URI so value-set matching stays exact.

@@ -1,8 +1,9 @@
 """Write-back of one patient's results to a FHIR server as ONE transaction (no I/O here).
 
-Design (reference/INTEROP.md §3.1): every result is written with ``PUT {type}/{id}`` at a
-deterministic id equal to its PainPath result key (``emit.KEY_SYSTEM``/``emit.result_key``:
-patient + rule-set version + role). Unlike conditional create/update on the identifier, this
+Design (FHIR R4 transactions, https://hl7.org/fhir/R4/http.html#transaction): every result is
+written with ``PUT {type}/{id}`` at a deterministic id equal to its PainPath result key
+(``emit.KEY_SYSTEM``/``emit.result_key``: patient + rule-set version + role). Unlike conditional
+create/update on the identifier, this
 
 - needs no search parameter on the server (sekmet-fhir 0.1.1 has none for DetectedIssue),
 - cannot create duplicates when two writers race (hapi-fhir #3141: parallel conditional creates

@@ -1,6 +1,6 @@
 """Reading subscription notifications: which patients to re-evaluate (no I/O here).
 
-Shapes accepted (reference/INTEROP.md §3.5):
+Shapes accepted (FHIR R4 Subscription, https://hl7.org/fhir/R4/subscription.html):
 - R4 rest-hook with payload: ``PUT {endpoint}/{type}/{id}`` (or POST) with the resource;
 - R4 rest-hook without payload: an empty ``POST {endpoint}`` (a "ping": something matched);
 - a payload-search transaction/batch Bundle ``POST {endpoint}``;

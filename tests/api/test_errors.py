@@ -1,5 +1,6 @@
-"""Error answers exactly as CONTRACT.md "Errors" says: status, OperationOutcome body (severity,
-code, diagnostics, expression), FHIR JSON, never a stack trace, never a 5xx for bad input."""
+"""Error answers exactly as docs/interface.md "Errors" says: status, OperationOutcome body
+(severity, code, diagnostics, expression), FHIR JSON, never a stack trace, never a 5xx for bad
+input."""
 
 from __future__ import annotations
 
@@ -317,7 +318,7 @@ def test_other_content_types_are_415(client: TestClient, content_type: str) -> N
         ("application/fhir+json; charset=UTF-8", True),
         ("application/fhir+json; charset=iso-8859-1", False),
         ("application/fhir+json; fhirVersion=4.0", True),
-        ("application/fhir+json; fhirVersion=4.3", True),  # R4B, which CONTRACT accepts
+        ("application/fhir+json; fhirVersion=4.3", True),  # R4B, which docs/interface.md accepts
         ("application/fhir+json; fhirVersion=5.0", False),
         ("application/json; fhirVersion=3.0", False),
     ],

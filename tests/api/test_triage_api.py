@@ -1,4 +1,4 @@
-"""``POST /fhir/$triage`` against CONTRACT.md: accepted bodies, the result Bundle (items 1-7),
+"""``POST /fhir/$triage`` against docs/interface.md: accepted bodies, the result Bundle (items 1-7),
 subject resolution, multi-patient Bundles, determinism, ``return=transaction`` and logging."""
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ SERVICES = {
     "pain-management-referral", "neurology-referral", "rheumatology-referral",
     "emergency-referral", "acupuncture",
 }  # fmt: skip
-# services whose standard code is verified in clinical/REFERENCE.md (the rest carry the PP code)
+# services whose standard code is verified (docs/clinical-references.md §0); the rest carry the
+# PP code
 STANDARD_CODED = {"physiotherapy", "mri-lumbar", "ct-lumbar", "xray-lumbar",
                   "epidural-steroid-injection", "spine-surgery-referral",
                   "pain-management-referral", "neurology-referral", "rheumatology-referral",

@@ -1,4 +1,4 @@
-"""Who PainPath trusts on a CDS Hooks call (CDS Hooks best practice checklist, INTEROP 1.8):
+"""Who PainPath trusts on a CDS Hooks call (CDS Hooks 2.0 security and the best practice checklist):
 
 - the client's ``tenant`` claim against ``cds_tenants`` (401 without detail when not listed);
 - the request's ``fhirServer`` against ``cds_fhir_servers`` before the ``fhirAuthorization`` token

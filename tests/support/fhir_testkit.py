@@ -1,7 +1,7 @@
 """Helpers for the API/FHIR contract tests: golden inputs, reshaped Bundles and result readers.
 
 On the pytest pythonpath (``tests/support``), like ``painpath_testkit``. Nothing here decides
-what is right: the tests assert against CONTRACT.md.
+what is right: the tests assert against docs/interface.md.
 """
 
 from __future__ import annotations

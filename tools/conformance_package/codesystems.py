@@ -2,8 +2,8 @@
 
 Sources, one per CodeSystem:
 
-- ``painpath``: every ``painpath`` code of valuesets.toml (CONTRACT input codes and PainPath
-  additions) and the observation codes of catalogue.toml ``[displays.painpath]``;
+- ``painpath``: every ``painpath`` code of valuesets.toml (docs/interface.md input codes and
+  PainPath additions) and the observation codes of catalogue.toml ``[displays.painpath]``;
 - ``pain-type``, ``neuropathic-certainty``, ``treatment-stage``, ``eligibility``: catalogue
   ``[displays.*]``; ``service``, ``red-flag``, ``care-activity``: catalogue services, red flags
   and activities; ``painpath-meta``: the guideline profiles (the result Bundle's ``meta.tag``);

@@ -1,8 +1,8 @@
 """ConceptMaps from PainPath service and activity codes to the standard codes the catalogue gives
 them (https://hl7.org/fhir/R4/conceptmap.html).
 
-Only catalogue codings with a verified status (``VERIFIED-*`` per clinical/REFERENCE.md) are
-mapped; services and activities without one (medial branch block, radiofrequency denervation,
+Only catalogue codings with a verified status (``VERIFIED-*``, docs/clinical-references.md §0)
+are mapped; services and activities without one (medial branch block, radiofrequency denervation,
 emergency referral, stay active, ...) have no map entry: PainPath never guesses a code. The code
 PainPath sends as ``ServiceRequest.code`` / activity ``detail.code`` is ``equivalent``; a
 ServiceRequest category coding is ``wider``; a do-not-perform activity is ``relatedto`` (the

@@ -1,8 +1,8 @@
 """The OperationDefinition of ``$triage`` (https://hl7.org/fhir/R4/operationdefinition.html).
 
-One definition for both levels CONTRACT.md names: ``POST /fhir/$triage`` (system) and
+One definition for both levels docs/interface.md names: ``POST /fhir/$triage`` (system) and
 ``POST /fhir/Patient/{id}/$triage`` (instance). Its parameters are the Parameters parts and query
-parameters of CONTRACT.md; the single ``return`` out-parameter is the result Bundle.
+parameters of docs/interface.md; the single ``return`` out-parameter is the result Bundle.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _parameters() -> list[Json]:
             "return",
             "out",
             "Bundle",
-            "The result Bundle (CONTRACT.md): per patient a "
+            "The result Bundle: per patient a "
             "pain-type Observation, a stage-eligibility Observation, a CarePlan, "
             "ServiceRequests, DetectedIssues, a Provenance and an OperationOutcome when there "
             "is anything to tell.",

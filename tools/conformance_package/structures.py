@@ -1,10 +1,11 @@
-"""StructureDefinition profiles of what ``$triage`` emits (CONTRACT.md "The result Bundle").
+"""StructureDefinition profiles of what ``$triage`` emits (docs/interface.md "The result Bundle").
 
 One differential per profile, written as data; the snapshot is generated over the vendored base
 R4 definition (``snapshot.py``). Fixed codes are patterns (https://hl7.org/fhir/R4/
 elementdefinition-definitions.html#ElementDefinition.pattern_x_), codes from PainPath
 CodeSystems are slices discriminated by system with a required binding
-(https://hl7.org/fhir/R4/profiling.html#slicing), and everything CONTRACT.md promises is min 1.
+(https://hl7.org/fhir/R4/profiling.html#slicing), and everything docs/interface.md promises is
+min 1.
 """
 
 from __future__ import annotations
