@@ -79,12 +79,20 @@ def _summary(bundle: Json, subject: str | None = None) -> Json:
                 for a in r.get("activity", [])
                 if "detail" in a
                 and a["detail"]["kind"] == "MedicationRequest"
+                and _codes(a["detail"]["code"], cs("care-activity"))
                 and not a["detail"].get("doNotPerform")
             )
             out["activities"] = sorted(
-                _codes(a["detail"]["code"], cs("care-activity"))[0]
+                code
                 for a in r.get("activity", [])
                 if "detail" in a
+                for code in _codes(a["detail"]["code"], cs("care-activity"))
+            )
+            out["held"] = sorted(
+                a["detail"]["instantiatesCanonical"][0].rsplit("/service-", 1)[1]
+                for a in r.get("activity", [])
+                if a.get("detail", {}).get("status") == "on-hold"
+                and "/service-" in a["detail"]["instantiatesCanonical"][0]
             )
         elif rtype == "ServiceRequest":
             out["services"][_codes(r["category"][0], cs("service"))[0]] = r["priority"]

@@ -73,15 +73,26 @@ def _finding(kb: KnowledgeBase, item: Finding, title: str) -> Json:
     }
 
 
-def _proposal(kb: KnowledgeBase, item: ProposedService) -> Json:
+def _proposal(kb: KnowledgeBase, item: ProposedService, *, held: bool) -> Json:
     return {
         "service": item.service,
         "title": kb.catalogue.services[item.service].title,
         "priority": item.priority,
+        "held": held,  # routine care waiting for the urgent assessment (RULES §8)
         "reasons": list(item.reasons),
         "rules": [_rule(r) for r in item.rules],
         "evidence": _evidence(kb, item.evidence),
     }
+
+
+def _headline(kb: KnowledgeBase, assessment: Assessment) -> str:
+    """The first thing a reader sees: under a stat/urgent red flag the flag (RULES §8), else the
+    pain type."""
+    if assessment.hold is not None and assessment.red_flags:
+        titles = [kb.catalogue.red_flags[f.code].title for f in assessment.red_flags]
+        return f"Red flag: {'; '.join(titles)} - urgent assessment first"
+    pain = assessment.value("pain-type")
+    return f"Pain type: {kb.catalogue.displays['pain-type'].get(pain or '', pain or 'unknown')}"
 
 
 def _stages(kb: KnowledgeBase, assessment: Assessment) -> list[Json]:
@@ -177,6 +188,14 @@ def _patient(
     out.update(
         painType=_conclusion(kb, "pain-type", assessment.slots.get("pain-type")),
         certainty=_conclusion(kb, "neuropathic-certainty", assessment.slots.get("certainty")),
+        headline=_headline(kb, assessment),
+        medicationIssues=[
+            {
+                **_finding(kb, f, kb.catalogue.medication_issues[f.code].title),
+                "severity": kb.catalogue.medication_issues[f.code].severity,
+            }
+            for f in assessment.medication_issues
+        ],
         redFlags=[
             {**_finding(kb, f, flags[f.code].title), "severity": flags[f.code].severity}
             for f in assessment.red_flags
@@ -184,7 +203,7 @@ def _patient(
         stages=_stages(kb, assessment),
         recommended=_conclusion(kb, "treatment-stage", assessment.slots.get("recommended-stage")),
         proposals=[
-            _proposal(kb, p)
+            _proposal(kb, p, held=assessment.held(p.priority))
             for p in sorted(
                 assessment.proposals, key=lambda p: (-urgency_rank(p.priority), p.service)
             )

@@ -77,15 +77,15 @@ def assessment_of(assessments: Iterable[Assessment], patient_id: str) -> Assessm
     return found[0] if len(found) == 1 else None
 
 
-def red_flag_urgency(assessment: Assessment, flag: Finding) -> str:
+def red_flag_urgency(kb: KnowledgeBase, assessment: Assessment, flag: Finding) -> str:
     """The highest priority of the proposals the red flag's rules made (``routine`` if none)."""
     rules = set(flag.rules)
     found = [p.priority for p in assessment.proposals if rules & set(p.rules)]
-    return most_urgent(found)
+    return most_urgent([*found, kb.catalogue.red_flags[flag.code].urgency])
 
 
-def _indicator(assessment: Assessment) -> str:
-    urgencies = [red_flag_urgency(assessment, f) for f in assessment.red_flags]
+def _indicator(kb: KnowledgeBase, assessment: Assessment) -> str:
+    urgencies = [red_flag_urgency(kb, assessment, f) for f in assessment.red_flags]
     if any(u in URGENT for u in urgencies):
         return "critical"
     return "warning" if urgencies else "info"
@@ -135,7 +135,7 @@ def patient_cards(kb: KnowledgeBase, assessment: Assessment, result_bundle: Json
     card: Json = {
         "uuid": uid,
         "summary": _patient_summary(ctx),
-        "indicator": _indicator(assessment),
+        "indicator": _indicator(kb, assessment),
         "detail": patient_detail(kb, assessment),
         "source": ctx.source(),
     }
@@ -185,12 +185,12 @@ def _patient_summary(ctx: _Ctx) -> str:
     assessment = ctx.assessment
     flags = sorted(
         assessment.red_flags,
-        key=lambda f: (-urgency_rank(red_flag_urgency(assessment, f)), f.code),
+        key=lambda f: (-urgency_rank(red_flag_urgency(ctx.kb, assessment, f)), f.code),
     )
     if flags:
         top = flags[0]
         title = ctx.kb.catalogue.red_flags[top.code].title
-        urgency = red_flag_urgency(assessment, top)
+        urgency = red_flag_urgency(ctx.kb, assessment, top)
         more = f" (+{len(flags) - 1} more)" if len(flags) > 1 else ""
         services = [
             _lower_first(ctx.kb.catalogue.services[p.service].title)
@@ -238,7 +238,7 @@ def _flag_lines(ctx: _Ctx) -> list[str]:
     lines = ["\n**Red flags**\n"]
     for flag in ctx.assessment.red_flags:
         title = ctx.kb.catalogue.red_flags[flag.code].title
-        urgency = red_flag_urgency(ctx.assessment, flag)
+        urgency = red_flag_urgency(ctx.kb, ctx.assessment, flag)
         lines.append(f"- **{_md(title)}** ({urgency}): {_md(' '.join(flag.reasons))}")
     return lines
 
@@ -372,7 +372,7 @@ def order_cards(
     kb, matcher = pipeline.kb, pipeline.matcher
     ctx = _Ctx(kb, assessment)
     cards: list[Json] = []
-    if assessment.in_scope and _indicator(assessment) == "critical":
+    if assessment.in_scope and _indicator(kb, assessment) == "critical":
         cards.append(
             {
                 "uuid": ctx.uuid("red-flag"),

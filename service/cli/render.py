@@ -14,7 +14,9 @@ from service.fhir.types import Json
 
 __all__ = ["print_summary", "print_tree"]
 
-_ELIGIBILITY = {"eligible": "green", "not-eligible": "dim", "insufficient-data": "yellow"}
+_ELIGIBILITY = {
+    "eligible": "green", "not-eligible": "dim", "insufficient-data": "yellow", "deferred": "red",
+}  # fmt: skip
 _PRIORITY = {"stat": "bold red", "asap": "bold red", "urgent": "yellow", "routine": "green"}
 
 
@@ -46,22 +48,23 @@ def _summary_lines(p: Json) -> list[Text]:
     proposals: list[tuple[str, str] | str] = ["  Proposals: "]
     for i, item in enumerate(sorted(p["proposals"], key=lambda x: x["service"])):
         proposals += [", " if i else "", f"{item['service']} ("]
-        proposals += [(item["priority"], _PRIORITY.get(item["priority"], "")), ")"]
+        proposals += [(item["priority"], _PRIORITY.get(item["priority"], ""))]
+        proposals += [", held)" if item.get("held") else ")"]
     if not p["proposals"]:
         proposals.append("none")
+    pain = _line(
+        "  Pain type: ",
+        (p["painType"]["code"], "bold magenta"),
+        f"  (neuropathic component: {p['certainty']['code']})",
+    )
+    red = _line(
+        "  Red flags: ",
+        (", ".join(f["code"] for f in flags), "bold white on red") if flags else ("none", "green"),
+    )
+    urgent = str(p.get("headline", "")).startswith("Red flag")  # the flag leads (RULES §8)
     lines = [
         head,
-        _line(
-            "  Pain type: ",
-            (p["painType"]["code"], "bold magenta"),
-            f"  (neuropathic component: {p['certainty']['code']})",
-        ),
-        _line(
-            "  Red flags: ",
-            (", ".join(f["code"] for f in flags), "bold white on red")
-            if flags
-            else ("none", "green"),
-        ),
+        *([red, pain] if urgent else [pain, red]),
         _line(*stages),
         _line(*proposals),
     ]

@@ -97,6 +97,12 @@ class Assessment:
     recognised: frozenset[str] = frozenset()
     # medication-safety findings (RULES §7 ⚠): each becomes a DetectedIssue
     medication_issues: tuple[Finding, ...] = ()
+    # RULES §8: a stat/urgent red flag holds the routine plan ("after urgent assessment")
+    hold: Finding | None = None
+
+    def held(self, priority: str) -> bool:
+        """True when a proposal of this priority waits for the urgent assessment."""
+        return self.hold is not None and priority == "routine"
 
     @property
     def in_scope(self) -> bool:

@@ -60,6 +60,7 @@ class Evaluation:
     slots: dict[str, Conclusion] = field(default_factory=dict)
     red_flags: dict[str, Finding] = field(default_factory=dict)
     issues: dict[str, Finding] = field(default_factory=dict)
+    hold: Finding | None = None
     proposals: dict[str, ProposedService] = field(default_factory=dict)
     activities: dict[str, Finding] = field(default_factory=dict)
     notes: dict[str, Finding] = field(default_factory=dict)
@@ -234,7 +235,13 @@ def _applies(ev: Evaluation, rule: Rule) -> bool:
     """False when every effect of the rule is a slot some earlier rule already filled."""
     then = rule.spec.then
     only_slots = not (
-        then.derive or then.red_flag or then.issue or then.propose or then.activity or then.note
+        then.derive
+        or then.red_flag
+        or then.issue
+        or then.propose
+        or then.activity
+        or then.note
+        or then.hold
     )
     return not (only_slots and then.set and all(name in ev.slots for name in then.set))
 
@@ -251,6 +258,10 @@ def _apply(ev: Evaluation, rule: Rule, evidence: tuple[Evidence, ...]) -> None:
         _merge_finding(ev.red_flags, then.red_flag, ref, reason, evidence)
     if then.issue:
         _merge_finding(ev.issues, then.issue, ref, reason, evidence)
+    if then.hold:
+        held = {"hold": ev.hold} if ev.hold else {}
+        _merge_finding(held, "hold", ref, reason, evidence)
+        ev.hold = held["hold"]
     for activity in then.activity:
         _merge_finding(ev.activities, activity, ref, reason, evidence)
     if then.note:
@@ -336,6 +347,7 @@ def evaluate(
         slots=dict(ev.slots),
         red_flags=tuple(ev.red_flags[k] for k in sorted(ev.red_flags)),
         medication_issues=tuple(ev.issues[k] for k in sorted(ev.issues)),
+        hold=ev.hold,
         proposals=tuple(ev.proposals[k] for k in sorted(ev.proposals)),
         activities=tuple(ev.activities[k] for k in sorted(ev.activities)),
         notes=tuple(ev.notes[k] for k in sorted(ev.notes)),

@@ -155,10 +155,12 @@ class ActivityDef(_Strict):
 
 
 class RedFlagDef(_Strict):
-    """A red flag and the DetectedIssue severity it carries."""
+    """A red flag, the DetectedIssue severity it carries and its urgency when no proposal
+    states a higher one (RULES §3 table)."""
 
     title: str
     severity: Literal["high", "moderate", "low"]
+    urgency: Priority = "routine"
 
 
 class MedicationIssueDef(_Strict):
@@ -170,6 +172,13 @@ class MedicationIssueDef(_Strict):
     actcode: Literal["DRG", "DOSEH", "DOSEL", "DOSECOND", "AGE", "COND"]
     actcode_display: str
     mitigation: str
+
+
+class HoldDef(_Strict):
+    """How a held plan reads (RULES §8): the activity status reason and description prefix."""
+
+    status_reason: str
+    prefix: str
 
 
 class NoteDef(_Strict):
@@ -196,6 +205,7 @@ class Catalogue(_Strict):
     activities: dict[str, ActivityDef]
     red_flags: dict[str, RedFlagDef]
     medication_issues: dict[str, MedicationIssueDef] = Field(default_factory=dict)
+    hold: HoldDef
     notes: dict[str, NoteDef]
     profiles: dict[str, ProfileDef]
     default_profile: str
@@ -225,6 +235,8 @@ class Effect(_Strict):
     set: dict[str, str] = Field(default_factory=dict)
     red_flag: str | None = None
     issue: str | None = None  # a medication-safety DetectedIssue (catalogue medication_issues)
+    # RULES §8: hold the routine plan (activities on hold, routine ServiceRequests not emitted)
+    hold: bool = False
     propose: list[Proposal] = Field(default_factory=list)
     activity: list[str] = Field(default_factory=list)
     note: str | None = None

@@ -298,14 +298,38 @@ class Emitter:
                 "Device",
             ),
             activity=[{"reference": {"reference": ref}} for ref in requests]
-            + [self._activity(activity) for activity in assessment.activities],
+            + [
+                self._held_request(assessment, p)
+                for p in assessment.proposals
+                if assessment.held(p.priority)
+            ]
+            + [self._activity(activity, assessment.hold) for activity in assessment.activities],
         )
         addresses = self._of_type(every, "Condition")
         if addresses:
             resource["addresses"] = addresses
         return resource
 
-    def _activity(self, activity: Finding) -> Json:
+    def _held_request(self, assessment: Assessment, proposal: ProposedService) -> Json:
+        """A routine proposal held under a stat/urgent red flag (RULES §8): no ServiceRequest is
+        emitted; the plan keeps it as an on-hold activity for after the urgent assessment."""
+        definition = self.kb.catalogue.services[proposal.service]
+        coding = [_coding(cs("service"), proposal.service, definition.title)]
+        if definition.code:  # the code the ServiceRequest would carry (its ActivityDefinition's)
+            coding = [_standard(definition.code)]
+        held = self.kb.catalogue.hold
+        detail: Json = {
+            "instantiatesCanonical": [cn.service_definition(proposal.service)],
+            "kind": "ServiceRequest",
+            "code": {"coding": coding, "text": definition.title},
+            "status": "on-hold",
+            "statusReason": {"text": held.status_reason},
+            "doNotPerform": False,
+            "description": f"{held.prefix} {definition.title}. Why: " + " ".join(proposal.reasons),
+        }
+        return {"detail": detail}
+
+    def _activity(self, activity: Finding, hold: Finding | None = None) -> Json:
         definition = self.kb.catalogue.activities[activity.code]
         coding = [_coding(cs("care-activity"), activity.code, definition.title)]
         if definition.code:
@@ -321,6 +345,11 @@ class Emitter:
             "doNotPerform": definition.do_not_perform,
             "description": description + " Why: " + " ".join(activity.reasons),
         }
+        if hold is not None:
+            held = self.kb.catalogue.hold
+            detail["status"] = "on-hold"
+            detail["statusReason"] = {"text": held.status_reason}
+            detail["description"] = f"{held.prefix} {detail['description']}"
         return {"detail": detail}
 
     def provenance(self, assessment: Assessment, targets: list[str]) -> Json:

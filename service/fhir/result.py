@@ -40,7 +40,11 @@ def patient_entries(
     if assessment.in_scope:
         pain = emitter.pain_type(assessment)
         stages = emitter.stages(assessment, _urn(pain))
-        requests = [emitter.service_request(assessment, p) for p in assessment.proposals]
+        requests = [
+            emitter.service_request(assessment, p)
+            for p in assessment.proposals
+            if not assessment.held(p.priority)
+        ]
         plan = emitter.care_plan(
             assessment, [_urn(r) for r in requests], [_urn(pain), _urn(stages)]
         )

@@ -324,7 +324,7 @@ def test_result_is_a_collection_bundle(cauda: Json) -> None:
     assert cauda["timestamp"] == "2026-11-24T09:00:00+00:00"
     assert [r["resourceType"] for r in resources(cauda)] == [
         "Observation", "Observation", "CarePlan", "ServiceRequest", "ServiceRequest",
-        "ServiceRequest", "DetectedIssue", "Provenance",
+        "DetectedIssue", "Provenance",
     ]  # fmt: skip
 
 
@@ -352,7 +352,7 @@ def test_stage_eligibility_observation(cauda: Json) -> None:
         for c in stages["component"]
     }
     assert got == {
-        "conservative": ["eligible"],
+        "conservative": ["deferred"],  # held under the stat red flag (rule set 2027.1 §8)
         "injection": ["not-eligible"],
         "surgical-referral": ["eligible"],
     }
@@ -396,11 +396,12 @@ def test_service_requests(cauda: Json) -> None:
         assert request["note"][0]["text"].strip()
         assert request["basedOn"] == [{"reference": _urn_of(cauda, plan)}]
         assert request["subject"] == {"reference": PATIENT}
-    assert priorities == {
-        "mri-lumbar": "stat",
-        "spine-surgery-referral": "stat",
-        "physiotherapy": "routine",
-    }
+    assert priorities == {"mri-lumbar": "stat", "spine-surgery-referral": "stat"}
+    # the routine physiotherapy waits in the plan until after the urgent assessment (RULES §8)
+    held = [a["detail"] for a in plan["activity"] if a.get("detail", {}).get("status") == "on-hold"]
+    physio = [d for d in held if d["instantiatesCanonical"][0].endswith("/service-physiotherapy")]
+    assert len(physio) == 1
+    assert physio[0]["statusReason"] == {"text": "After urgent assessment"}
 
 
 def test_red_flag_only_request_still_names_the_conditions(client: TestClient) -> None:

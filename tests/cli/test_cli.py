@@ -38,14 +38,14 @@ def test_triage_prints_the_summary_and_writes_the_bundle(
     assert "  Red flags: cauda-equina" in lines
     assert any(
         line.startswith(
-            "  Stages:    conservative=eligible, injection=not-eligible, surgical-referral=eligible"
+            "  Stages:    conservative=deferred, injection=not-eligible, surgical-referral=eligible"
         )
         and line.endswith("-> recommended: urgent-referral")
         for line in lines
     )
     assert (
-        "  Proposals: mri-lumbar (stat), physiotherapy (routine), spine-surgery-referral (stat)"
-        in lines
+        "  Proposals: mri-lumbar (stat), physiotherapy (routine, held), "
+        "spine-surgery-referral (stat)" in lines
     )
     assert lines[-1] == f"Result Bundle written to {out}"
     written = out.read_bytes()

@@ -86,10 +86,12 @@ def test_mri_unsafe_implant_swaps_mri_for_ct_at_the_same_priority(
 def test_same_service_from_two_flags_keeps_highest_priority_and_both_reasons(
     item: Callable[..., Item], assess: Callable[..., Assessment]
 ) -> None:
-    result = assess([item("weight-loss"), item("saddle-anaesthesia")])
-    mri = next(p for p in result.proposals if p.service == "mri-lumbar")
+    # infection (same-day contrast MRI) and malignancy (urgent contrast MRI), rule set 2027.1
+    result = assess([item("weight-loss"), item("spinal-infection")])
+    mri = next(p for p in result.proposals if p.service == "mri-lumbar-contrast")
     assert mri.priority == "stat"
-    assert {"red-flag.cauda-equina", "red-flag.malignancy"} <= {r.id for r in mri.rules}
+    rules = {r.id for r in mri.rules}
+    assert {"imaging.infection-malignancy-contrast", "imaging.infection-contrast-stat"} <= rules
     assert len(mri.reasons) >= 2
 
 

@@ -252,6 +252,12 @@ CASES = [
         (0, -1),
     ),
     Threshold(
+        "egfr_severe_max",
+        lambda item, v: ([item("mechanical-back-pain"), item("egfr", value=v)], 45),
+        _activity("nsaid-not-proposed"),
+        (-1, 0),
+    ),
+    Threshold(
         "adult_min_age",
         lambda item, v: ([item("low-back-pain")], int(v)),
         lambda a: not a.in_scope,

@@ -38,7 +38,7 @@ def test_red_flag_patient(shown: dict[str, Any]) -> None:
     assert page["certainty"] == "Probable"
     assert page["recommendedText"] == "recommended: Urgent referral"
     assert page["stages"] == {
-        "conservative": "Eligible",
+        "conservative": "Deferred (red flag)",
         "injection": "Not eligible",
         "surgical-referral": "Eligible",
     }
