@@ -96,7 +96,9 @@ def test_the_scan_exempts_binaries_node_modules_and_near_misses(tmp_path: Path) 
     (tmp_path / ".ci" / "run").write_text("# a clean clone with ../shared beside it\n")
     (tmp_path / "blob.bin").write_bytes(b"\0\x01CONTRACT.md")
     (tmp_path / "latin1.txt").write_bytes("CONTRACT.md caf\xe9".encode("latin-1"))
-    (tmp_path / "ok.md").write_text("docs/interface.md; PainPath RULES §2; CONTRACT_MD; RULES.mdx\n")
+    (tmp_path / "ok.md").write_text(
+        "docs/interface.md; PainPath RULES §2; CONTRACT_MD; RULES.mdx\n"
+    )
     paths = [Path("node_modules/x.md"), Path(".ci/run"), Path("blob.bin"), Path("latin1.txt")]
     paths.append(Path("ok.md"))
     assert outside_references(tmp_path, paths) == []
