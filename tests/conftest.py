@@ -56,7 +56,10 @@ def _summary(bundle: Json, subject: str | None = None) -> Json:
             if (r.get("subject") or r.get("patient") or {}).get("reference") == subject
             or r["resourceType"] in {"Provenance", "OperationOutcome"}
         ]
-    out: Json = {"redFlags": [], "services": {}, "medications": [], "issues": [], "stages": {}}
+    out: Json = {
+        "redFlags": [], "medicationIssues": [], "services": {}, "medications": [], "issues": [],
+        "stages": {}, "activities": [],
+    }  # fmt: skip
     for r in resources:
         rtype = r["resourceType"]
         if rtype == "Observation" and _codes(r["code"], cs("painpath")) == ["pain-type"]:
@@ -78,15 +81,22 @@ def _summary(bundle: Json, subject: str | None = None) -> Json:
                 and a["detail"]["kind"] == "MedicationRequest"
                 and not a["detail"].get("doNotPerform")
             )
+            out["activities"] = sorted(
+                _codes(a["detail"]["code"], cs("care-activity"))[0]
+                for a in r.get("activity", [])
+                if "detail" in a
+            )
         elif rtype == "ServiceRequest":
             out["services"][_codes(r["category"][0], cs("service"))[0]] = r["priority"]
         elif rtype == "DetectedIssue":
-            out["redFlags"].append(_codes(r["code"], cs("red-flag"))[0])
+            out["redFlags"] += _codes(r["code"], cs("red-flag"))
+            out["medicationIssues"] += _codes(r["code"], cs("medication-issue"))
         elif rtype == "OperationOutcome":
             out["issues"] += [
                 c["code"] for i in r["issue"] for c in i.get("details", {}).get("coding", [])
             ]
     out["redFlags"].sort()
+    out["medicationIssues"].sort()
     return out
 
 

@@ -151,7 +151,34 @@ def patient_cards(kb: KnowledgeBase, assessment: Assessment, result_bundle: Json
         ]
         card["selectionBehavior"] = "at-most-one"
     card["overrideReasons"] = override_reasons(kb)
-    return [card]
+    return [card, *medication_cards(ctx)]
+
+
+def medication_cards(ctx: _Ctx) -> list[Json]:
+    """One card per medication-safety DetectedIssue (rule set 2027.1): ``critical`` for a high
+    severity (90 MME or more, an MAOI interaction), else ``warning``."""
+    cards = []
+    for finding in ctx.assessment.medication_issues:
+        definition = ctx.kb.catalogue.medication_issues[finding.code]
+        values = sorted({e.value for e in finding.evidence if e.value and "MME" in e.value})
+        drugs = [f"- {_md(e.ref)}" + (f": {_md(e.value)}" if e.value else "")
+                 for e in finding.evidence]  # fmt: skip
+        detail = (
+            f"**{_md(definition.title)}** ({definition.severity}). {_md(definition.mitigation)}"
+            f" _({', '.join(_md(r.id) for r in finding.rules)})_\n\n" + "\n".join(drugs)
+        )
+        more = f" ({'; '.join(values)})" if values else ""
+        cards.append(
+            {
+                "uuid": ctx.uuid("medication", finding.code),
+                "summary": _fit(f"Medication safety: {definition.title}{more}"),
+                "indicator": "critical" if definition.severity == "high" else "warning",
+                "detail": detail,
+                "source": ctx.source(),
+                "overrideReasons": override_reasons(ctx.kb),
+            }
+        )
+    return cards
 
 
 def _patient_summary(ctx: _Ctx) -> str:
@@ -302,9 +329,20 @@ def order_kinds(kb: KnowledgeBase, matcher: Matcher, order: Json) -> set[str]:
         kinds |= {
             name for name, kind in kb.orders.kinds.items() if _is_kind(kind, code, concept, systems)
         }
+    if order["resourceType"] == "MedicationRequest":  # a drug order: by ingredient, any coding
+        classes = _drug_classes(matcher, codes, text)
+        kinds |= {name for name, kind in kb.orders.kinds.items() if classes & set(kind.concepts)}
     if not kinds:  # coded orders are trusted; free text is a fallback only
         kinds = {name for pattern, name in kb.order_texts if pattern.search(text)}
     return kinds
+
+
+def _drug_classes(matcher: Matcher, codes: list[Code], text: str) -> set[str]:
+    """The drug classes of an ordered medication's ingredients (codes, then displays/text)."""
+    index = matcher.ingredients
+    hits = [hit for code in codes if (hit := index.by_code(code.system, code.code))]
+    hits = hits or index.in_text([text])
+    return {drug_class for hit in hits for drug_class in hit.classes}
 
 
 def _is_kind(kind: OrderKind, code: Code, concept: str | None, systems: dict[str, str]) -> bool:

@@ -95,6 +95,8 @@ class Assessment:
     # every input reference at least one concept recognised (used or not): the rest of the
     # entries PainPath reads are reported as not recognised, never dropped silently
     recognised: frozenset[str] = frozenset()
+    # medication-safety findings (RULES §7 ⚠): each becomes a DetectedIssue
+    medication_issues: tuple[Finding, ...] = ()
 
     @property
     def in_scope(self) -> bool:
@@ -111,7 +113,8 @@ class Assessment:
         refs: set[str] = set()
         for conclusion in self.slots.values():
             refs.update(e.ref for e in conclusion.evidence)
-        for group in (self.red_flags, self.proposals, self.activities, self.notes):
+        groups = (self.red_flags, self.medication_issues, self.proposals, self.activities)
+        for group in (*groups, self.notes):
             for item in group:
                 refs.update(e.ref for e in item.evidence)
         return tuple(sorted(refs))

@@ -13,7 +13,7 @@ conclusion carries its rules and evidence.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from service.domain.assessment import (
@@ -25,6 +25,8 @@ from service.domain.assessment import (
 from service.domain.expressions import Reading
 from service.domain.facts import Fact, Matcher, OutOfRange
 from service.domain.knowledge import KnowledgeBase, Proposal, Rule
+from service.domain.medications import IngredientIndex
+from service.domain.mme import opioid_doses
 from service.domain.model import Item, Origin, PatientRecord, Polarity
 from service.domain.trace import Evidence, RuleFiring, RuleRef
 
@@ -53,9 +55,11 @@ class Evaluation:
     profile: str
     facts: dict[str, list[Fact]]
     rejected: list[OutOfRange]
+    ingredients: IngredientIndex
     derived_facts: dict[str, tuple[Evidence, ...]] = field(default_factory=dict)
     slots: dict[str, Conclusion] = field(default_factory=dict)
     red_flags: dict[str, Finding] = field(default_factory=dict)
+    issues: dict[str, Finding] = field(default_factory=dict)
     proposals: dict[str, ProposedService] = field(default_factory=dict)
     activities: dict[str, Finding] = field(default_factory=dict)
     notes: dict[str, Finding] = field(default_factory=dict)
@@ -151,9 +155,13 @@ class Evaluation:
         return (Evidence(ref=ref, concept="deceased"),)
 
     def measure(self, name: str) -> tuple[float | None, tuple[Evidence, ...]]:
-        """Age, symptom duration (weeks) or age at onset, with the evidence behind it."""
+        """Age, symptom duration (weeks), age at onset, or the daily opioid dose in MME (summed
+        over the current opioids whose dose is computable; ``mme_unknown``: how many are not),
+        with the evidence behind it."""
         if name == "age":
             return self._age_at(self.as_of.date())
+        if name in {"mme", "mme_unknown"}:
+            return self._mme(unknown=name == "mme_unknown")
         onset, evidence = self._onset()
         if onset is None:
             return None, ()
@@ -163,6 +171,21 @@ class Evaluation:
         return age, evidence + age_evidence if age is not None else ()
 
     # --- helpers ---------------------------------------------------------------------------
+    def _mme(self, *, unknown: bool) -> tuple[float | None, tuple[Evidence, ...]]:
+        doses = []
+        for fact in self.facts.get(self.kb.medications.opioid_class, ()):
+            if fact.item.polarity is Polarity.PRESENT:
+                for dose in opioid_doses(fact.item, self.ingredients, self.kb.medications.mme,
+                                         self.kb.medications.opioid_class):  # fmt: skip
+                    doses.append((dose, fact))
+        wanted = [(d, f) for d, f in doses if (d.mme is None) == unknown]
+        if not wanted:
+            return None, ()
+        evidence = tuple(sorted({replace(f.evidence(), value=d.describe()) for d, f in wanted}))
+        if unknown:
+            return float(len(wanted)), evidence
+        return round(sum(d.mme or 0.0 for d, _ in wanted), 1), evidence
+
     def _evidence(self, facts: Iterable[Fact]) -> tuple[Evidence, ...]:
         found = {f.evidence() for f in facts}
         return tuple(sorted(found)) if found else ()
@@ -210,7 +233,9 @@ class Evaluation:
 def _applies(ev: Evaluation, rule: Rule) -> bool:
     """False when every effect of the rule is a slot some earlier rule already filled."""
     then = rule.spec.then
-    only_slots = not (then.derive or then.red_flag or then.propose or then.activity or then.note)
+    only_slots = not (
+        then.derive or then.red_flag or then.issue or then.propose or then.activity or then.note
+    )
     return not (only_slots and then.set and all(name in ev.slots for name in then.set))
 
 
@@ -224,6 +249,8 @@ def _apply(ev: Evaluation, rule: Rule, evidence: tuple[Evidence, ...]) -> None:
         ev.slots.setdefault(name, Conclusion(value, ref, reason, evidence))
     if then.red_flag:
         _merge_finding(ev.red_flags, then.red_flag, ref, reason, evidence)
+    if then.issue:
+        _merge_finding(ev.issues, then.issue, ref, reason, evidence)
     for activity in then.activity:
         _merge_finding(ev.activities, activity, ref, reason, evidence)
     if then.note:
@@ -290,8 +317,9 @@ def evaluate(
     matcher: Matcher | None = None,
 ) -> Assessment:
     """Evaluate one patient's record against the knowledge base at ``as_of``."""
-    facts, rejected = match_facts(matcher or Matcher(kb), record.items)
-    ev = Evaluation(kb, record, _aware(as_of), profile, facts, rejected)
+    matcher = matcher or Matcher(kb)
+    facts, rejected = match_facts(matcher, record.items)
+    ev = Evaluation(kb, record, _aware(as_of), profile, facts, rejected, matcher.ingredients)
     for rule in kb.rules:
         if ev.stopped:
             break
@@ -307,6 +335,7 @@ def evaluate(
         ruleset_version=kb.version,
         slots=dict(ev.slots),
         red_flags=tuple(ev.red_flags[k] for k in sorted(ev.red_flags)),
+        medication_issues=tuple(ev.issues[k] for k in sorted(ev.issues)),
         proposals=tuple(ev.proposals[k] for k in sorted(ev.proposals)),
         activities=tuple(ev.activities[k] for k in sorted(ev.activities)),
         notes=tuple(ev.notes[k] for k in sorted(ev.notes)),

@@ -16,6 +16,8 @@ for knowledge authors in ``service/knowledge/README.md``):
     fact = "name"          derived by an earlier rule
     slot = {name, in = [..]}                        a value set by an earlier rule
     age | duration | onset_age = {gte|gt|lte|lt = "param"} or {known = bool}
+    mme = {gte|gt|lte|lt = "param"}     daily MME of the current opioids whose dose is computable
+    mme_unknown = {known = true}        a current opioid whose daily MME cannot be computed
     profile = "name"       the guideline profile in use
 
 Comparisons name parameters, never literal numbers, so every threshold lives in
@@ -417,7 +419,7 @@ def _deceased_leaf(key: str, value: Any) -> Expr:
 _CONCEPT_TESTS = ("has", "ever", "negative", "documented", "imaging", "rising")
 _LEAVES: dict[str, Callable[[str, Any], Expr]] = {
     **dict.fromkeys(_CONCEPT_TESTS, _concept_leaf),
-    **dict.fromkeys(("age", "duration", "onset_age"), _measure),
+    **dict.fromkeys(("age", "duration", "onset_age", "mme", "mme_unknown"), _measure),
     "value": _value_leaf,
     "recent": _recent_leaf,
     "treated": lambda key, value: _Treated(str(_table(value, key, ["weeks"])["weeks"])),

@@ -161,6 +161,17 @@ class RedFlagDef(_Strict):
     severity: Literal["high", "moderate", "low"]
 
 
+class MedicationIssueDef(_Strict):
+    """A medication-safety finding (RULES §7 ⚠) and the DetectedIssue it becomes: its HL7 v3
+    ActCode detected-issue type (DRG interaction, DOSEH high dose, AGE, COND) and severity."""
+
+    title: str
+    severity: Literal["high", "moderate", "low"]
+    actcode: Literal["DRG", "DOSEH", "DOSEL", "DOSECOND", "AGE", "COND"]
+    actcode_display: str
+    mitigation: str
+
+
 class NoteDef(_Strict):
     """An OperationOutcome issue PainPath may add."""
 
@@ -184,6 +195,7 @@ class Catalogue(_Strict):
     services: dict[str, ServiceDef]
     activities: dict[str, ActivityDef]
     red_flags: dict[str, RedFlagDef]
+    medication_issues: dict[str, MedicationIssueDef] = Field(default_factory=dict)
     notes: dict[str, NoteDef]
     profiles: dict[str, ProfileDef]
     default_profile: str
@@ -212,6 +224,7 @@ class Effect(_Strict):
     derive: list[str] = Field(default_factory=list)
     set: dict[str, str] = Field(default_factory=dict)
     red_flag: str | None = None
+    issue: str | None = None  # a medication-safety DetectedIssue (catalogue medication_issues)
     propose: list[Proposal] = Field(default_factory=list)
     activity: list[str] = Field(default_factory=list)
     note: str | None = None
@@ -478,3 +491,5 @@ def _check_effect(where: str, effect: Effect, catalogue: Catalogue) -> None:
         _check_names(where + " (red flags)", [effect.red_flag], set(catalogue.red_flags))
     if effect.note is not None:
         _check_names(where + " (notes)", [effect.note], set(catalogue.notes))
+    if effect.issue is not None:
+        _check_names(where + " (issues)", [effect.issue], set(catalogue.medication_issues))

@@ -12,12 +12,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.errors import KnowledgeError
 
-__all__ = ["Ingredient", "IngredientIndex", "Medications", "check_medications"]
+__all__ = [
+    "Ingredient",
+    "IngredientHit",
+    "IngredientIndex",
+    "Medications",
+    "MmeFactor",
+    "check_medications",
+]
 
 
 class _Strict(BaseModel):
@@ -43,11 +51,22 @@ class Ingredient(_Strict):
     codes: list[IngredientCode] = Field(default_factory=list)
 
 
+class MmeFactor(_Strict):
+    """A CDC 2022 morphine-milligram-equivalent conversion factor."""
+
+    factor: float = Field(gt=0)
+    per: Literal["mg", "ug/h"]
+    status: str
+    source: str
+
+
 class Medications(_Strict):
     """``medications.toml``."""
 
     version: str
+    opioid_class: str  # the class concept whose members' daily dose is counted in MME
     ingredients: dict[str, Ingredient]
+    mme: dict[str, MmeFactor] = Field(default_factory=dict)
 
 
 def check_medications(
@@ -70,6 +89,12 @@ def check_medications(
             if key in seen:
                 raise KnowledgeError(f"{where}: code {key} is listed twice")
             seen.add(key)
+    if medications.opioid_class not in concepts:
+        raise KnowledgeError("medications.toml: opioid_class must be a valuesets.toml concept")
+    for name in medications.mme:
+        member = medications.ingredients.get(name)
+        if member is None or medications.opioid_class not in member.classes:
+            raise KnowledgeError(f"medications.toml mme.{name}: not an opioid ingredient")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +113,7 @@ class IngredientIndex:
         self._by_code: dict[tuple[str, str], str] = {}
         self._by_word: dict[str, tuple[str, str]] = {}  # lower-case word -> (ingredient, how)
         self._classes = {n: tuple(i.classes) for n, i in medications.ingredients.items()}
+        self._words = {n: (*i.names, *i.brands) for n, i in medications.ingredients.items()}
         for name, ingredient in medications.ingredients.items():
             for code in ingredient.codes:
                 self._by_code[(systems[code.system], code.code)] = name
@@ -102,6 +128,10 @@ class IngredientIndex:
         """The ingredient a code names, if it is listed."""
         name = self._by_code.get((system, code))
         return None if name is None else IngredientHit(name, self._classes[name], "code")
+
+    def words_of(self, ingredient: str) -> tuple[str, ...]:
+        """The names and brands that spell an ingredient."""
+        return self._words[ingredient]
 
     def in_text(self, texts: Iterable[str]) -> list[IngredientHit]:
         """Every ingredient named (by name or brand) in the texts, once each, in text order."""

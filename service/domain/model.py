@@ -14,6 +14,7 @@ from enum import StrEnum
 __all__ = [
     "Code",
     "Demographics",
+    "Dose",
     "Item",
     "Origin",
     "PatientRecord",
@@ -51,6 +52,19 @@ class Code:
 
 
 @dataclass(frozen=True, slots=True)
+class Dose:
+    """A medication's dosage as sent: the amount per administration (and its unit: a count of
+    tablets, patches… when ``unit`` is None or a count unit, else e.g. ``mg``), how many
+    administrations a day (None when the timing does not say), and the strengths the product
+    states (Medication.ingredient.strength) as ``(value, unit)`` per ingredient text."""
+
+    amount: float | None = None
+    unit: str | None = None
+    per_day: float | None = None
+    strengths: tuple[tuple[str, float, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One usable statement from the input, not yet matched to a concept."""
 
@@ -67,6 +81,7 @@ class Item:
     value_text: str | None = None
     unit: str | None = None  # of ``value``: a UCUM code, else the sender's unit text
     comparator: str | None = None  # "<", "<=", ">=" or ">": the true value lies beyond ``value``
+    dose: Dose | None = None  # a medication's dosage, when the input gives one
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ __all__ = [
     "CAREPLAN_PROFILE",
     "DETECTED_ISSUE_PROFILE",
     "IMPLEMENTATION_GUIDE",
+    "MEDICATION_ISSUE_PROFILE",
     "PACKAGE_ID",
     "PAIN_TYPE_PROFILE",
     "PLAN_DEFINITION",
@@ -41,10 +42,11 @@ STAGE_ELIGIBILITY_PROFILE = canonical("StructureDefinition", "painpath-stage-eli
 CAREPLAN_PROFILE = canonical("StructureDefinition", "painpath-careplan")
 SERVICE_REQUEST_PROFILE = canonical("StructureDefinition", "painpath-servicerequest")
 DETECTED_ISSUE_PROFILE = canonical("StructureDefinition", "painpath-detectedissue")
+MEDICATION_ISSUE_PROFILE = canonical("StructureDefinition", "painpath-medication-detectedissue")
 # resource type -> the profiles of what $triage emits of that type
 PROFILES: dict[str, tuple[str, ...]] = {
     "CarePlan": (CAREPLAN_PROFILE,),
-    "DetectedIssue": (DETECTED_ISSUE_PROFILE,),
+    "DetectedIssue": (DETECTED_ISSUE_PROFILE, MEDICATION_ISSUE_PROFILE),
     "Observation": (PAIN_TYPE_PROFILE, STAGE_ELIGIBILITY_PROFILE),
     "ServiceRequest": (SERVICE_REQUEST_PROFILE,),
 }

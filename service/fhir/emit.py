@@ -24,7 +24,7 @@ from service.domain.trace import Evidence
 from service.domain.vocabulary import STAGES
 from service.fhir import canonicals as cn
 from service.fhir.narrative import careplan_narrative, issue_narrative
-from service.fhir.systems import BASE, cs
+from service.fhir.systems import ACT_CODE, BASE, cs
 from service.fhir.types import Json
 
 __all__ = ["IDENTIFIER_SYSTEM", "KEY_SYSTEM", "Emitter", "make_id", "result_key"]
@@ -235,6 +235,36 @@ class Emitter:
         )
         if flag.evidence:
             resource["implicated"] = _refs(flag.evidence)
+        return resource
+
+    def medication_issue(self, assessment: Assessment, finding: Finding) -> Json:
+        """One DetectedIssue per medication-safety finding (RULES §7 ⚠): the HL7 v3 ActCode
+        detected-issue type beside the PainPath code, ``implicated`` the medication entries."""
+        definition = self.kb.catalogue.medication_issues[finding.code]
+        resource = self._base(
+            assessment,
+            "DetectedIssue",
+            f"medication-issue:{finding.code}",
+            profile=cn.MEDICATION_ISSUE_PROFILE,
+        )
+        resource.update(
+            text=issue_narrative(definition.title, finding),
+            status="preliminary",
+            code={
+                "coding": [
+                    _coding(cs("medication-issue"), finding.code, definition.title),
+                    _coding(ACT_CODE, definition.actcode, definition.actcode_display),
+                ],
+                "text": definition.title,
+            },
+            severity=definition.severity,
+            patient={"reference": assessment.subject},
+            identifiedDateTime=assessment.as_of.isoformat(),
+            detail=self._reasons(finding.reasons, finding.rules, finding.evidence),
+            mitigation=[{"action": {"text": definition.mitigation}}],
+        )
+        if finding.evidence:
+            resource["implicated"] = _refs(finding.evidence)
         return resource
 
     def care_plan(

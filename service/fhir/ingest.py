@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from service.domain.model import (
     Polarity,
     QuestionnaireAnswers,
 )
+from service.fhir.dosage import dose_of
 from service.fhir.systems import UCUM, normalise_code, normalise_system
 from service.fhir.timeparse import age_days, parse_date, parse_datetime
 from service.fhir.types import Json
@@ -300,14 +301,32 @@ def _with_ingredients(medication: Json) -> Any:
 
 def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     concept = _medication_concept(res, ctx.medications)
+    dose = dose_of(res, _referenced_medication(res, ctx.medications))
     if res.get("resourceType") == "MedicationRequest":
         item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
         start = parse_datetime(res.get("authoredOn"))
         validity = (res.get("dispenseRequest") or {}).get("validityPeriod") or {}
         end = parse_datetime(validity.get("end"))
-        yield Item(ref, item.origin, item.codes, item.text, item.polarity, when=start, until=end)
+        yield Item(
+            ref, item.origin, item.codes, item.text, item.polarity, when=start, until=end,
+            dose=dose,
+        )  # fmt: skip
         return
-    yield _span_item(ref, Origin.MEDICATION, res, concept, "effective")
+    item = _span_item(ref, Origin.MEDICATION, res, concept, "effective")
+    yield replace(item, dose=dose)
+
+
+def _referenced_medication(res: Json, medications: dict[str, Json]) -> Json | None:
+    """The Medication ``medicationReference`` names (contained or a Bundle entry), if any."""
+    reference = (res.get("medicationReference") or {}).get("reference")
+    if not isinstance(reference, str):
+        return None
+    if reference.startswith("#"):
+        for inner in res.get("contained", ()):
+            if isinstance(inner, dict) and inner.get("id") == reference[1:]:
+                return inner
+        return None
+    return medications.get(reference)
 
 
 def _care_plan(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:

@@ -65,6 +65,22 @@ def _flags(assessment: Assessment, kb: KnowledgeBase) -> str:
     return ("<p><b>Red flags</b></p>" + _list(lines)) if lines else "<p>No red flag found.</p>"
 
 
+def _medication_safety(assessment: Assessment, kb: KnowledgeBase) -> str:
+    """The medication-safety findings (rule set 2027.1), each with what it rests on."""
+    issues = kb.catalogue.medication_issues
+    lines = []
+    for finding in assessment.medication_issues:
+        definition = issues[finding.code]
+        doses = "; ".join(
+            sorted({e.value for e in finding.evidence if e.value and "MME" in e.value})
+        )
+        lines.append(
+            f"<b>{escape(definition.title)}</b> ({escape(definition.severity)}): "
+            f"{escape(definition.mitigation)}" + (f" [{escape(doses)}]" if doses else "")
+        )
+    return ("<p><b>Medication safety</b></p>" + _list(lines)) if lines else ""
+
+
 def _ladder(assessment: Assessment, kb: KnowledgeBase) -> str:
     recommended = assessment.value("recommended-stage")
     lines = []
@@ -125,6 +141,7 @@ def careplan_narrative(assessment: Assessment, kb: KnowledgeBase) -> dict[str, A
         [
             _header(assessment, kb),
             _flags(assessment, kb),
+            _medication_safety(assessment, kb),
             _ladder(assessment, kb),
             _proposals(assessment, kb),
             _missing(assessment, kb),

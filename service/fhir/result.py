@@ -47,6 +47,7 @@ def patient_entries(
         for request in requests:
             request["basedOn"] = [{"reference": _urn(plan)}]
         issues = [emitter.detected_issue(assessment, flag) for flag in assessment.red_flags]
+        issues += [emitter.medication_issue(assessment, f) for f in assessment.medication_issues]
         resources = [pain, stages, plan, *requests, *issues]
     outcome = _patient_outcome(emitter, assessment, found, problems)
     if resources:

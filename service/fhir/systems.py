@@ -7,6 +7,7 @@ Inputs sometimes name a system by its OID or with a trailing slash or a SNOMED e
 from __future__ import annotations
 
 __all__ = [
+    "ACT_CODE",
     "BASE",
     "LOCAL_SYSTEM",
     "UCUM",
@@ -20,6 +21,7 @@ LOCAL_SYSTEM = f"{BASE}/CodeSystem/painpath"
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"  # detected-issue types
 _ALIASES = {
     "urn:oid:2.16.840.1.113883.6.8": UCUM,
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,

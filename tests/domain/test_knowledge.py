@@ -29,7 +29,7 @@ def _edit(directory: Path, name: str, change: Callable[[str], str]) -> None:
 
 
 def test_packaged_knowledge_loads(kb: KnowledgeBase) -> None:
-    assert kb.version == "2026.11.1"
+    assert kb.version == "2027.1"
     assert len(kb.rules) > 60
     assert {"nice-ng59", "neupsig"} <= set(kb.catalogue.profiles)
     assert kb.catalogue.default_profile in kb.catalogue.profiles

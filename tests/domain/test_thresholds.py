@@ -14,7 +14,7 @@ import pytest
 
 from service.domain.assessment import Assessment
 from service.domain.knowledge import KnowledgeBase
-from service.domain.model import Item, Origin
+from service.domain.model import Dose, Item, Origin
 
 Build = Callable[[Callable[..., Item], float], tuple[list[Item], int]]
 
@@ -47,6 +47,19 @@ def _proposed(service: str) -> Callable[[Assessment], bool]:
 
 def _fired(rule: str) -> Callable[[Assessment], bool]:
     return lambda a: any(f.rule.id == rule and f.fired for f in a.firings)
+
+
+def _activity(code: str) -> Callable[[Assessment], bool]:
+    return lambda a: code in {f.code for f in a.activities}
+
+
+def _morphine(item: Callable[..., Item], mme: float) -> tuple[list[Item], int]:
+    """Chronic low back pain and morphine 1 mg tablets, ``mme`` of them once a day."""
+    morphine = Item(
+        "MedicationRequest/morphine", Origin.MEDICATION, (), "morphine sulfate 1 MG Oral Tablet",
+        dose=Dose(amount=mme, unit=None, per_day=1.0),
+    )  # fmt: skip
+    return [item("chronic-low-back-pain", origin=Origin.CONDITION, days_ago=400), morphine], 45
 
 
 def _score(concept: str) -> Build:
@@ -223,6 +236,20 @@ CASES = [
         ),
         lambda a: not _proposed("mri-lumbar")(a),
         (-1, 1),
+    ),
+    Threshold("mme_naloxone_min", _morphine, _fired("safety.opioid-dose-50"), (0, -1)),
+    Threshold("mme_high_min", _morphine, _fired("safety.opioid-dose-90"), (0, -1)),
+    Threshold(
+        "nsaid_gastroprotection_age_min",
+        lambda item, v: ([item("mechanical-back-pain")], int(v)),
+        _activity("gastro-protection"),
+        (0, -1),
+    ),
+    Threshold(
+        "amitriptyline_age_max",
+        lambda item, v: ([item("polyneuropathy", origin=Origin.CONDITION)], int(v)),
+        lambda a: "amitriptyline" not in {f.code for f in a.activities},
+        (0, -1),
     ),
     Threshold(
         "adult_min_age",

@@ -142,7 +142,12 @@ def test_careplan_and_issue_narratives(path: Path) -> None:
     issues = _resources(bundle, "DetectedIssue")
     for issue in issues:
         root = _parse(issue)
-        title = _kb().catalogue.red_flags[_code(issue["code"], "red-flag")].title
+        codes = {c["system"].rsplit("/", 1)[-1] for c in issue["code"]["coding"]}
+        if "medication-issue" in codes:
+            title = _kb().catalogue.medication_issues[_code(issue["code"], "medication-issue")]
+        else:
+            title = _kb().catalogue.red_flags[_code(issue["code"], "red-flag")]
+        title = title.title
         assert _text(root[0]) == title
         assert root[0][0].tag == f"{X}b"
         assert _text(root[1]).strip()
@@ -160,7 +165,11 @@ def _check_plan(bundle: Json, plan: Json) -> None:
     assert _display("neuropathic-certainty", certainty) in header
     sections = _sections(root)
     headings = list(sections)
-    flags = [_code(i["code"], "red-flag") for i in _resources(bundle, "DetectedIssue")]
+    flags = [
+        _code(i["code"], "red-flag")
+        for i in _resources(bundle, "DetectedIssue")
+        if any(c["system"] == f"{PP}/red-flag" for c in i["code"]["coding"])
+    ]
     if flags:
         # red flags come first, right after the header, each in bold
         assert headings[0] == "Red flags"

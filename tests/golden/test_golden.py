@@ -33,11 +33,7 @@ def test_golden_case(path: Path, pipeline: Pipeline, summarize: Callable[..., An
     problems = []
     if not expect["inScope"]:
         problems += [] if "painType" not in got else ["expected no evaluation (out of scope)"]
-    for key in ("painType", "certainty", "recommendedStage"):
-        if key in expect and got.get(key) != expect[key]:
-            problems.append(f"{key}: expected {expect[key]}, got {got.get(key)}")
-    if "redFlags" in expect and sorted(expect["redFlags"]) != got["redFlags"]:
-        problems.append(f"redFlags: expected {sorted(expect['redFlags'])}, got {got['redFlags']}")
+    problems += _value_problems(expect, got) + _activity_problems(expect, got)
     for stage, value in expect.get("stages", {}).items():
         if got["stages"].get(stage) != value:
             problems.append(f"stage {stage}: expected {value}, got {got['stages'].get(stage)}")
@@ -70,3 +66,26 @@ def test_golden_case(path: Path, pipeline: Pipeline, summarize: Callable[..., An
         f"issue {i} must not appear" for i in expect.get("issuesAbsent", []) if i in got["issues"]
     ]
     assert not problems, f"{case['id']}: {case['description']}\n  " + "\n  ".join(problems)
+
+
+def _activity_problems(expect: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """CarePlan activities (any kind) that must, or must not, be in the plan."""
+    missing = [a for a in expect.get("activities", []) if a not in got["activities"]]
+    unwanted = [a for a in expect.get("activitiesAbsent", []) if a in got["activities"]]
+    return [f"activity {a} missing (got {got['activities']})" for a in missing] + [
+        f"activity {a} must not be proposed" for a in unwanted
+    ]
+
+
+def _value_problems(expect: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """Single values, and the exact sets of red flags and medication-safety findings."""
+    problems = [
+        f"{key}: expected {expect[key]}, got {got.get(key)}"
+        for key in ("painType", "certainty", "recommendedStage")
+        if key in expect and got.get(key) != expect[key]
+    ]
+    return problems + [
+        f"{key}: expected {sorted(expect[key])}, got {got[key]}"
+        for key in ("redFlags", "medicationIssues")
+        if key in expect and sorted(expect[key]) != got[key]
+    ]

@@ -135,6 +135,13 @@ def _sources(meta: Meta, questionnaires: list[Json]) -> dict[str, tuple[str, lis
                 for c, f in cat.red_flags.items()
             ],
         ),
+        "medication-issue": (
+            "Medication-safety findings",
+            [
+                (c, f.title, f"DetectedIssue severity {f.severity}; ActCode {f.actcode}.")
+                for c, f in cat.medication_issues.items()
+            ],
+        ),
         "care-activity": (
             "PainPath CarePlan activities",
             [(c, a.title, a.description) for c, a in cat.activities.items()],

@@ -16,7 +16,7 @@ from tools.conformance_package.common import Json
 
 __all__ = ["EXAMPLE_AS_OF", "EXAMPLE_INPUTS", "examples"]
 
-EXAMPLE_INPUTS = ("cauda-equina", "persistent-sciatica")
+EXAMPLE_INPUTS = ("cauda-equina", "persistent-sciatica", "opioid-review")
 EXAMPLE_AS_OF = "2026-11-24T10:00:00+01:00"
 
 

@@ -207,6 +207,27 @@ def _detected_issue() -> list[Json]:
     ]
 
 
+def _medication_issue() -> list[Json]:
+    issue = _concept(cs("medication-issue"))
+    return [
+        element("DetectedIssue.text", mustSupport=True),
+        *_common("DetectedIssue"),
+        element("DetectedIssue.status", patternCode="preliminary"),
+        element(
+            "DetectedIssue.code",
+            min=1,
+            patternCodeableConcept=issue,
+            binding=_required("medication-issue", "The medication-safety finding"),
+        ),
+        element("DetectedIssue.severity", min=1, mustSupport=True),
+        element("DetectedIssue.patient", min=1, type=_ref(f"{_HL7}/Patient")),
+        element("DetectedIssue.identified[x]", type=_DATETIME, mustSupport=True),
+        element("DetectedIssue.implicated", mustSupport=True, short="The medication entries"),
+        element("DetectedIssue.detail", min=1, mustSupport=True, short="The reason in words"),
+        element("DetectedIssue.mitigation", mustSupport=True, short="What to do about it"),
+    ]
+
+
 # id, resource type, title, description, differential builder
 _PROFILES = (
     (
@@ -248,6 +269,16 @@ _PROFILES = (
         "One red flag (cauda equina, progressive deficit, infection, malignancy, fracture, "
         "inflammatory) with its severity and the evidence.",
         _detected_issue,
+    ),
+    (
+        "painpath-medication-detectedissue",
+        "DetectedIssue",
+        "PainPath medication-safety DetectedIssue",
+        "One medication-safety finding of rule set 2027.1 (opioid with a benzodiazepine or a "
+        "gabapentinoid, a high opioid dose, an antidepressant with an MAOI…): the PainPath code "
+        "and the HL7 v3 ActCode detected-issue type, severity, the medication entries implicated "
+        "and the mitigation proposed.",
+        _medication_issue,
     ),
 )
 

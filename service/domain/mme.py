@@ -1,0 +1,114 @@
+"""Daily opioid dose in morphine milligram equivalents (MME), RULES §7 (CDC 2022).
+
+For each current opioid medication: the strength of each opioid ingredient (the Medication's
+``ingredient.strength``, else the strength its display states, e.g. "Oxycodone Hydrochloride
+5 MG / Acetaminophen 325 MG Oral Tablet" or "72 HR Fentanyl 0.025 MG/HR Transdermal System"),
+times the amount per administration and the administrations a day, times the ingredient's CDC 2022
+factor (``medications.toml [mme]``). A transdermal system counts by its delivery rate (µg/h) times
+the patches worn. What the record does not state is never guessed: the dose is "not computable",
+with the reason, and the rules report it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from service.domain.medications import IngredientIndex, MmeFactor
+from service.domain.model import Dose, Item
+
+__all__ = ["OpioidDose", "opioid_doses"]
+
+_STRENGTH = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(mg/hr|mg/h|mcg/hr|mcg/h|ug/hr|ug/h|µg/h|mg/ml|mcg|ug|µg|mg)\b"
+)
+_MICRO = {"mcg", "ug", "µg"}
+_COUNTS = {"1", "{tbl}", "{tablet}", "tablet", "tablets", "tab", "tabs", "{capsule}", "capsule",
+           "capsules", "cap", "caps", "patch", "patches", "{patch}", "{spray}", "film", "lozenge",
+           "suppository", "{puff}"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OpioidDose:
+    """One opioid ingredient of one medication entry: its MME a day, or why not."""
+
+    ref: str
+    ingredient: str
+    mme: float | None
+    why: str | None = None
+
+    def describe(self) -> str:
+        """For the trace: ``oxycodone 45 MME/day`` or ``fentanyl: not computable (…)``."""
+        if self.mme is None:
+            return f"{self.ingredient}: MME not computable ({self.why})"
+        return f"{self.ingredient} {self.mme:g} MME/day"
+
+
+def opioid_doses(
+    item: Item, index: IngredientIndex, factors: dict[str, MmeFactor], opioid: str
+) -> list[OpioidDose]:
+    """The opioid ingredients of a medication item, each with its daily MME or the reason it
+    cannot be computed (``opioid``: the class concept name)."""
+    hits = [hit for code in item.codes if (hit := index.by_code(code.system, code.code))]
+    if not hits and item.text:
+        hits = index.in_text([item.text])
+    found = []
+    for hit in hits:
+        if opioid not in hit.classes:
+            continue
+        factor = factors.get(hit.ingredient)
+        if factor is None:
+            found.append(OpioidDose(item.ref, hit.ingredient, None, "no CDC 2022 factor"))
+            continue
+        found.append(_dose(item, hit.ingredient, index.words_of(hit.ingredient), factor))
+    return found
+
+
+def _dose(item: Item, ingredient: str, words: Iterable[str], factor: MmeFactor) -> OpioidDose:
+    dose = item.dose or Dose()
+    strength = _strength(dose, item.text or "", words)
+    if strength is None:
+        return OpioidDose(item.ref, ingredient, None, "no strength stated")
+    value, unit = strength
+    count = dose.unit is None or dose.unit.lower() in _COUNTS
+    mme, why = (_transdermal if factor.per == "ug/h" else _oral)(dose, value, unit, count)
+    if mme is None:
+        return OpioidDose(item.ref, ingredient, None, why)
+    return OpioidDose(item.ref, ingredient, round(mme * factor.factor, 1))
+
+
+def _transdermal(dose: Dose, value: float, unit: str, count: bool) -> tuple[float | None, str]:
+    """µg/h delivered: the system's rate times the patches worn."""
+    if not unit.endswith(("/hr", "/h")):
+        return None, "not a transdermal system"
+    rate = value * (1 if unit.split("/")[0] in _MICRO else 1000)
+    patches = dose.amount if dose.amount is not None and count else 1.0
+    return rate * patches, ""
+
+
+def _oral(dose: Dose, value: float, unit: str, count: bool) -> tuple[float | None, str]:
+    """mg a day: strength times the amount per dose times the doses a day."""
+    if unit.endswith(("/hr", "/h")) or unit == "mg/ml":
+        return None, "strength per hour or per mL"  # a liquid needs the volume: not read
+    if dose.amount is None or not count:
+        return None, "no amount per dose"
+    if dose.per_day is None:
+        return None, "no frequency"
+    mg = value / 1000 if unit in _MICRO else value
+    return mg * dose.amount * dose.per_day, ""
+
+
+def _strength(dose: Dose, text: str, words: Iterable[str]) -> tuple[float, str] | None:
+    """The ingredient's strength: from the Medication's ingredient list, else the part of the
+    display that names it ("… 5 MG / Acetaminophen 325 MG …" is split at " / " and " | ")."""
+    names = [w.lower() for w in words]
+    for label, value, unit in dose.strengths:
+        if any(n in label.lower() for n in names):
+            return value, unit.lower()
+    for part in re.split(r"\s/\s|\s\|\s", text.lower()):
+        if any(re.search(rf"\b{re.escape(n)}\b", part) for n in names):
+            match = _STRENGTH.search(part)
+            if match:
+                return float(match.group(1)), match.group(2)
+    return None
