@@ -4,7 +4,8 @@
   knowledge file, module or output cites is a section of docs/clinical-rules.md or
   docs/clinical-references.md.
 - docs/interface.md names every route the app serves, every OperationOutcome detail code, every
-  service code and every guideline profile; docs/clinical-rules.md names every parameter.
+  service code, red flag, medication-safety finding and guideline profile; docs/clinical-rules.md
+  names every parameter.
 """
 
 from __future__ import annotations
@@ -106,11 +107,12 @@ def _backticked(doc: str) -> set[str]:
     return set(re.findall(r"`([^`\s]+)`", (DOCS / doc).read_text()))
 
 
-def test_the_interface_lists_every_outcome_code_service_and_profile() -> None:
+def test_the_interface_lists_every_code_it_promises() -> None:
     outcome = json.loads((ROOT / "fhir_profiles/codesystems/CodeSystem-outcome.json").read_text())
     catalogue = tomllib.loads((KNOWLEDGE / "catalogue.toml").read_text())
     codes = {c["code"] for c in outcome["concept"]} | set(catalogue["services"])
     codes |= set(catalogue["profiles"]) | set(catalogue["red_flags"])
+    codes |= set(catalogue.get("medication_issues", {}))
     assert sorted(codes - _backticked("interface.md")) == []
 
 
