@@ -16,6 +16,7 @@ from service.domain.assessment import Assessment, Conclusion, Finding, ProposedS
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord, Polarity
+from service.domain.open_questions import open_questions
 from service.domain.trace import Evidence, RuleRef
 from service.domain.vocabulary import STAGES, urgency_rank
 from service.fhir.types import Json
@@ -189,6 +190,21 @@ def _patient(
         painType=_conclusion(kb, "pain-type", assessment.slots.get("pain-type")),
         certainty=_conclusion(kb, "neuropathic-certainty", assessment.slots.get("certainty")),
         headline=_headline(kb, assessment),
+        whatWouldChange=[
+            {
+                "about": entry.about,
+                "prompts": [
+                    {
+                        "text": p.text,
+                        "system": kb.valuesets.systems[p.system],
+                        "code": p.code,
+                        "questionnaire": p.questionnaire,
+                    }
+                    for p in entry.prompts
+                ],
+            }
+            for entry in open_questions(kb, assessment)
+        ],
         medicationIssues=[
             {
                 **_finding(kb, f, kb.catalogue.medication_issues[f.code].title),

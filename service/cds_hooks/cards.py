@@ -30,6 +30,7 @@ from service.domain.engine import match_facts
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import Code, Polarity
+from service.domain.open_questions import open_questions
 from service.domain.orders import OrderCheck, OrderKind, When
 from service.domain.vocabulary import STAGES, URGENT, most_urgent, urgency_rank
 from service.fhir.emit import make_id
@@ -213,6 +214,7 @@ def patient_detail(kb: KnowledgeBase, assessment: Assessment) -> str:
     """GitHub-flavoured Markdown explanation rendered from the trace."""
     ctx = _Ctx(kb, assessment)
     lines = [*_typing_lines(ctx), *_flag_lines(ctx), *_stage_lines(ctx), *_plan_lines(ctx)]
+    lines += _open_lines(ctx)
     profile = kb.catalogue.profiles[assessment.profile]
     lines.append(
         f"\n_Rule set {assessment.ruleset_version}, profile {_md(profile.title)}, evaluated "
@@ -255,6 +257,15 @@ def _stage_lines(ctx: _Ctx) -> list[str]:
     recommended = ctx.assessment.value("recommended-stage")
     if recommended:
         lines.append(f"\n**Recommended stage: {ctx.label('treatment-stage', recommended)}**")
+    return lines
+
+
+def _open_lines(ctx: _Ctx) -> list[str]:
+    """RULES §9: what would decide each open question, with the code that records it."""
+    lines = []
+    for entry in open_questions(ctx.kb, ctx.assessment):
+        lines.append(f"\n**What would change the decision: {_md(entry.about)}**\n")
+        lines += [f"- {_md(p.text)} ({_md(p.system)} {_md(p.code)})" for p in entry.prompts]
     return lines
 
 

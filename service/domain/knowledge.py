@@ -181,6 +181,22 @@ class HoldDef(_Strict):
     prefix: str
 
 
+class Prompt(_Strict):
+    """One finding that would decide an open question, and the code that records it."""
+
+    text: str
+    system: str
+    code: str
+    questionnaire: str | None = None  # a PainPath Questionnaire id that records it
+
+
+class WhatWouldChange(_Strict):
+    """RULES §9: what would decide a decision a rule left open (or an undocumented screen)."""
+
+    about: str
+    prompts: list[Prompt]
+
+
 class NoteDef(_Strict):
     """An OperationOutcome issue PainPath may add."""
 
@@ -206,6 +222,7 @@ class Catalogue(_Strict):
     red_flags: dict[str, RedFlagDef]
     medication_issues: dict[str, MedicationIssueDef] = Field(default_factory=dict)
     hold: HoldDef
+    what_would_change: dict[str, WhatWouldChange] = Field(default_factory=dict)
     notes: dict[str, NoteDef]
     profiles: dict[str, ProfileDef]
     default_profile: str
@@ -353,6 +370,7 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
     scoring = check_instruments(instruments, set(valuesets.concepts), systems=valuesets.systems)
     orders = _model(OrderChecks, _read_toml(directory, "orders.toml"), "orders.toml")
     check_orders(orders, _known_names(valuesets, catalogue, rules))
+    _check_what_would_change(catalogue, valuesets, {r.id for r in rules})
     medications = _model(Medications, _read_toml(directory, "medications.toml"), "medications.toml")
     check_medications(
         medications,
@@ -386,6 +404,20 @@ def _known_names(valuesets: ValueSets, catalogue: Catalogue, rules: tuple[Rule, 
         slots={slot for rule in rules for slot in rule.spec.then.set},
         members=members,
     )
+
+
+def _check_what_would_change(catalogue: Catalogue, valuesets: ValueSets, rules: set[str]) -> None:
+    """Every key is a rule id or a note; every prompt's code is one valuesets.toml lists."""
+    listed = {(c.system, c.code) for v in valuesets.concepts.values() for c in v.codes}
+    for key, entry in catalogue.what_would_change.items():
+        if key not in rules and key not in catalogue.notes:
+            raise KnowledgeError(f"catalogue.toml what_would_change.{key}: no such rule or note")
+        for prompt in entry.prompts:
+            if (prompt.system, prompt.code) not in listed:
+                raise KnowledgeError(
+                    f"catalogue.toml what_would_change.{key}: {prompt.system}|{prompt.code} "
+                    "is not a code valuesets.toml lists"
+                )
 
 
 @cache

@@ -12,7 +12,8 @@ from html import escape
 from typing import Any
 
 from service.domain.assessment import Assessment, Finding
-from service.domain.knowledge import KnowledgeBase
+from service.domain.knowledge import KnowledgeBase, Prompt, WhatWouldChange
+from service.domain.open_questions import open_questions
 from service.domain.vocabulary import STAGES, urgency_rank
 
 __all__ = ["careplan_narrative", "issue_narrative"]
@@ -135,6 +136,25 @@ def _missing(assessment: Assessment, kb: KnowledgeBase) -> str:
     return ("<p><b>Missing data</b></p>" + _list(lines)) if lines else ""
 
 
+def describe(entry: WhatWouldChange, kb: KnowledgeBase) -> str:
+    """``About: prompt (system|code); prompt (…)`` for an OperationOutcome or a card."""
+    prompts = "; ".join(f"{p.text} ({_prompt_code(p, kb)})" for p in entry.prompts)
+    return f"What would change the decision - {entry.about}: {prompts}"
+
+
+def _prompt_code(prompt: Prompt, kb: KnowledgeBase) -> str:
+    code = f"{kb.valuesets.systems[prompt.system]}|{prompt.code}"
+    return code + (f", Questionnaire {prompt.questionnaire}" if prompt.questionnaire else "")
+
+
+def _what_would_change(assessment: Assessment, kb: KnowledgeBase) -> str:
+    lines = [
+        f"<b>{escape(entry.about)}</b>: " + "; ".join(escape(p.text) for p in entry.prompts)
+        for entry in open_questions(kb, assessment)
+    ]
+    return ("<p><b>What would change the decision</b></p>" + _list(lines)) if lines else ""
+
+
 def careplan_narrative(assessment: Assessment, kb: KnowledgeBase) -> dict[str, Any]:
     """The CarePlan's narrative."""
     return _div(
@@ -145,6 +165,7 @@ def careplan_narrative(assessment: Assessment, kb: KnowledgeBase) -> dict[str, A
             _ladder(assessment, kb),
             _proposals(assessment, kb),
             _missing(assessment, kb),
+            _what_would_change(assessment, kb),
             "<p>Proposal only: a clinician decides.</p>",
         ]
     )

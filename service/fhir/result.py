@@ -15,8 +15,10 @@ from datetime import datetime
 from service.domain.assessment import Assessment
 from service.domain.facts import OutOfRange
 from service.domain.knowledge import KnowledgeBase
+from service.domain.open_questions import open_questions
 from service.fhir.emit import Emitter, make_id
 from service.fhir.ingest import Ingested, Skip
+from service.fhir.narrative import describe
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.systems import BASE
 from service.fhir.types import Json
@@ -86,6 +88,12 @@ def _patient_outcome(
         issue("warning", "processing", p, detail="questionnaire-not-scored") for p in problems
     ]
     issues += [_not_recognised(group) for group in missed.groups]
+    issues += [
+        issue(
+            "information", "informational", describe(entry, emitter.kb), detail="what-would-change"
+        )
+        for entry in open_questions(emitter.kb, assessment)
+    ]
     if not issues:
         return None
     for entry in issues:

@@ -456,10 +456,14 @@ def test_provenance_targets_everything_produced(client: TestClient, name: str) -
 def test_operation_outcome_when_screen_not_documented(client: TestClient) -> None:
     result = _ok(client, case_bundle(MECHANICAL))
     [outcome] = resources(result, "OperationOutcome")
-    [issue] = outcome["issue"]
+    issue, change = outcome["issue"]
     assert codes(issue["details"], cs("outcome")) == ["red-flag-screen-not-documented"]
     assert issue["severity"] == "information"
     assert issue["diagnostics"].startswith(f"{PATIENT}: Red-flag screen not documented")
+    # RULES §9: the findings that would settle the screen, each with the code that records it
+    assert codes(change["details"], cs("outcome")) == ["what-would-change"]
+    assert "Ask about saddle anaesthesia" in change["diagnostics"]
+    assert "http://snomed.info/sct|449813001" in change["diagnostics"]
     assert re.fullmatch(UUID_RE, outcome["id"])
 
 
@@ -695,12 +699,13 @@ def test_patients_do_not_share_evidence(three: Json) -> None:
 
 
 def test_each_patient_outcome_is_its_own(three: Json) -> None:
-    notes = {
-        i["diagnostics"].split(": ")[0]: codes(i.get("details"), cs("outcome"))
-        for i in issues(three)
-    }
+    notes: dict[str, list[str]] = {}
+    for i in issues(three):
+        notes.setdefault(i["diagnostics"].split(": ")[0], []).extend(
+            codes(i.get("details"), cs("outcome"))
+        )
     assert notes == {
-        "Patient/b-patient-1": ["red-flag-screen-not-documented"],
+        "Patient/b-patient-1": ["red-flag-screen-not-documented", "what-would-change"],
         "Patient/c-patient-1": ["out-of-scope-age"],
     }
     outcome_b = next(

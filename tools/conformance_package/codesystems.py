@@ -48,6 +48,11 @@ OUTCOME_CODES = {
         "Entries not used",
         "Entries of resource types the rules do not read, counted by type.",
     ),
+    "what-would-change": (
+        "What would change the decision",
+        "A decision left open (insufficient data, or an undocumented red-flag screen) and the "
+        "findings that would decide it, each with the code or Questionnaire that records it.",
+    ),
     "code-not-recognised": (
         "Code not recognised",
         "Entries of a type PainPath reads whose codes, displays and text no concept recognised, "
