@@ -23,8 +23,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)  # uvicorn worker processes (painpath serve)
     fhir_server: str | None = None
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    max_entries: int = Field(default=10_000, ge=1)
+    # whole patient records are ordinary input: a 15 MB, 7,700-entry history is common
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    max_entries: int = Field(default=50_000, ge=1)
     # JSON nesting limit, checked right after parsing and before validation (service.fhir.limits).
     # at most 200: inputs are re-serialised by orjson (CDS digests, the web page's trace), which
     # refuses nesting deeper than 255, and a Parameters or trace wrapper adds a few levels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -86,16 +87,36 @@ class TriageQuery(BaseModel):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing early (413) once it exceeds ``limit`` bytes."""
+    """The request body, refusing (413) once it exceeds ``limit`` bytes.
+
+    A client that writes the whole body before it reads (urllib, requests, many integration
+    engines) would see a connection reset if the server answered and closed mid-upload, so an
+    oversized body is read to its end and discarded - up to a bound (``_DRAIN_FACTOR`` times the
+    limit) past which the connection is given up - and only then answered with the 413.
+    """
+    stream = request.stream().__aiter__()
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
+        await _drain(stream, limit * _DRAIN_FACTOR)
         raise InputError.one("too-costly", f"Body is {declared} bytes; the limit is {limit} bytes")
     chunks = bytearray()
-    async for chunk in request.stream():
+    async for chunk in stream:
         chunks += chunk
         if len(chunks) > limit:
+            await _drain(stream, limit * _DRAIN_FACTOR - len(chunks))
             raise InputError.one("too-costly", f"Body exceeds the limit of {limit} bytes")
     return bytes(chunks)
+
+
+_DRAIN_FACTOR = 4  # an oversized body is read (and dropped) up to this many times the limit
+
+
+async def _drain(stream: AsyncIterator[bytes], budget: int) -> None:
+    """Read and drop the rest of a body, at most ``budget`` bytes."""
+    async for chunk in stream:
+        budget -= len(chunk)
+        if budget < 0:
+            return
 
 
 @router.get("/healthz", tags=["operations"])

@@ -3,25 +3,34 @@
 Input is a Bulk Data ``$export`` directory (one ``<Type>.ndjson`` per resource type) or one mixed
 NDJSON file (https://hl7.org/fhir/uv/bulkdata/export.html#file-format). Lines are copied as bytes
 into ``parts/NNNN.ndjson`` by a stable hash of the patient id, so every patient's resources land in
-one partition and memory never holds more than one line. Lines that name no patient, or are not
-JSON, go to the errors file.
+one partition and memory never holds more than one line. Resources that are about no patient and
+of a type the rules do not read (Practitioner, Organization, Location, Coverage, Medication…) are
+counted per type in the run summary, never errors (rule set 2027.1); lines that are not JSON
+resources, and resources of a type the rules read that name no patient, go to the errors file.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
+from service.fhir.ingest import READ_TYPES
+
 __all__ = [
-    "Partitioned", "input_files", "partition_count", "partition_export", "patient_of", "rejection",
+    "Partitioned", "input_files", "not_an_error", "partition_count", "partition_export",
+    "patient_of", "rejection",
 ]  # fmt: skip
 
+# types the rules read that must name their patient (a Medication is read through the entries
+# that reference it, and carries no patient of its own)
+_READ_WITH_PATIENT = READ_TYPES - {"Medication"}
 _BYTES_PER_PARTITION = 4 * 1024 * 1024  # a partition is grouped in memory: keep it small
 _MAX_PARTITIONS = 1024
 
@@ -34,6 +43,7 @@ class Partitioned:
     patients: int
     resources: int
     rejected: int
+    not_used: dict[str, int] = field(default_factory=dict)  # resource type -> lines
 
 
 def input_files(source: Path) -> list[Path]:
@@ -84,6 +94,7 @@ def partition_export(
     """Write ``parts/NNNN.ndjson``; rejected lines are reported to ``errors`` (NDJSON)."""
     parts.mkdir(parents=True, exist_ok=True)
     patients = resources = rejected = 0
+    not_used: Counter[str] = Counter()
     with ExitStack() as stack:
         outs = [
             stack.enter_context((parts / f"{n:04d}.ndjson").open("wb")) for n in range(partitions)
@@ -94,6 +105,9 @@ def partition_export(
             except orjson.JSONDecodeError:
                 resource = None
             patient = patient_of(resource)
+            if patient is None and not_an_error(resource):
+                not_used[str(resource["resourceType"])] += 1
+                continue
             if patient is None:
                 rejected += 1
                 errors.write(rejection(f"{name}:{number}", resource) + b"\n")
@@ -101,7 +115,13 @@ def partition_export(
             patients += resource.get("resourceType") == "Patient"
             resources += 1
             outs[bucket(patient, partitions)].write(line + b"\n")
-    return Partitioned(partitions, patients, resources, rejected)
+    return Partitioned(partitions, patients, resources, rejected, dict(sorted(not_used.items())))
+
+
+def not_an_error(resource: Any) -> bool:
+    """A resource about no patient, of a type the rules never read (counted, not an error)."""
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    return isinstance(rtype, str) and rtype not in _READ_WITH_PATIENT
 
 
 def rejection(source: str, resource: Any) -> bytes:

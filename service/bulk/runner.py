@@ -56,7 +56,7 @@ def _partition(source: Path, work: Path, options: BulkOptions) -> dict[str, obje
         found = partition_export(files, work / "parts", partitions=count, errors=errors)
     info = {
         "partitions": found.partitions, "patients": found.patients,
-        "resources": found.resources, "rejected": found.rejected,
+        "resources": found.resources, "rejected": found.rejected, "notUsed": found.not_used,
         "asOf": options.as_of.isoformat(), "profile": options.profile,
     }  # fmt: skip
     _atomic_write(marker, orjson.dumps(info))

@@ -32,7 +32,7 @@ import orjson
 
 from service.app.pipeline import Pipeline
 from service.bulk.evaluate import evaluate_patient
-from service.bulk.partition import input_files, patient_of, rejection
+from service.bulk.partition import input_files, not_an_error, patient_of, rejection
 from service.domain.knowledge import load_knowledge
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ def _key(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             except orjson.JSONDecodeError:
                 resource = None
             patient = patient_of(resource)
+            if patient is None and not_an_error(resource):
+                continue  # about no patient, a type the rules never read: not an error line
             patients.append(patient)
             name = PurePosixPath(str(source)).name
             lines.append(value if patient else rejection(name, resource).decode())

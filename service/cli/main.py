@@ -91,9 +91,13 @@ def _bulk(args: argparse.Namespace) -> int:
     resolved = pipeline.options(flags, now=datetime.now(UTC))
     workers = os.cpu_count() or 1 if args.workers is None else args.workers
     info = run_bulk(args.input, args.output, BulkOptions(resolved.as_of, resolved.profile, workers))
+    not_used = info.get("notUsed")
+    counts = not_used.items() if isinstance(not_used, dict) else ()
+    unused = ", ".join(f"{rtype} {count}" for rtype, count in counts) or "none"
     print(
         f"{info['patients']} patients, {info['resources']} resources, "
-        f"{info['rejected']} lines rejected -> {args.output}",
+        f"{info['rejected']} lines rejected -> {args.output}\n"
+        f"not about a patient, not used by the rules (counted, not errors): {unused}",
         file=sys.stderr,
     )
     return 0

@@ -102,16 +102,26 @@ def test_a_run_resumes_after_a_crash_without_duplicates(
 
 
 def test_lines_without_a_patient_go_to_errors(tmp_path: Path) -> None:
+    """Not JSON, or a type the rules read that names no patient: an error line. A resource about
+    no patient of a type the rules never read (Encounter without subject, Practitioner,
+    Organization, Coverage, Medication) is counted in the summary, never an error."""
     source = tmp_path / "in.ndjson"
     resources = _generator().patient_resources("p1", 6)
     lines = [orjson.dumps(r) for r in resources]
-    lines += [b"{not json", orjson.dumps({"resourceType": "Encounter", "status": "finished"})]
+    lines += [b"{not json", orjson.dumps({"resourceType": "Condition", "id": "orphan"})]
+    lines += [
+        orjson.dumps({"resourceType": "Encounter", "status": "finished"}),
+        orjson.dumps({"resourceType": "Practitioner", "id": "dr1"}),
+        orjson.dumps({"resourceType": "Organization", "id": "org1"}),
+        orjson.dumps({"resourceType": "Organization", "id": "org2"}),
+    ]
     source.write_bytes(b"\n".join(lines) + b"\n")
-    run_bulk(source, tmp_path / "out", BulkOptions(AS_OF, "nice-ng59", workers=0))
+    info = run_bulk(source, tmp_path / "out", BulkOptions(AS_OF, "nice-ng59", workers=0))
     errors = [
         orjson.loads(x) for x in (tmp_path / "out" / "errors.ndjson").read_bytes().splitlines()
     ]
     assert [e["source"] for e in errors] == ["in.ndjson:7", "in.ndjson:8"]
+    assert info["notUsed"] == {"Encounter": 1, "Organization": 2, "Practitioner": 1}
 
 
 def test_an_invalid_patient_record_is_an_error_line_not_a_crash(tmp_path: Path) -> None:

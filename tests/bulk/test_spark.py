@@ -45,7 +45,8 @@ def spark() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 30-patient export (bench/make_bundle.py) plus two lines that name no patient."""
+    """A 30-patient export (bench/make_bundle.py) plus a line that is not JSON, a Condition that
+    names no patient (both errors) and an Encounter about no patient (counted, not an error)."""
     path = Path(__file__).parents[2] / "bench" / "make_bundle.py"
     spec = importlib.util.spec_from_file_location("make_bundle", path)
     assert spec is not None
@@ -56,6 +57,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     module.write_export(out, 30)
     with (out / "Encounter.ndjson").open("ab") as extra:
         extra.write(b'{not json\n{"resourceType": "Encounter", "status": "finished"}\n')
+        extra.write(b'{"resourceType": "Condition", "id": "orphan"}\n')
     return out
 
 
