@@ -5,6 +5,7 @@ Each case states only what the rules decide; this test asserts every stated expe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,3 +90,55 @@ def _value_problems(expect: dict[str, Any], got: dict[str, Any]) -> list[str]:
         for key in ("redFlags", "medicationIssues")
         if key in expect and sorted(expect[key]) != got[key]
     ]
+
+
+# --- the result compared in full ----------------------------------------------------------------
+# The summaries above state the clinical intent; the expected result Bundles below catch every
+# other change to what PainPath emits. Regenerate them only on purpose, then review the diff of
+# tests/golden/expected/ in the commit:  PAINPATH_UPDATE_GOLDEN=1 pytest tests/golden
+EXPECTED = Path(__file__).parent / "expected"
+UPDATE = os.environ.get("PAINPATH_UPDATE_GOLDEN") == "1"
+
+
+def _differences(expected: Any, got: Any, path: str = "$") -> list[str]:
+    """JSON paths where two parsed JSON values differ."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        found = []
+        for key in sorted(set(expected) | set(got)):
+            if key not in got or key not in expected:
+                found.append(f"{path}.{key}: {'missing' if key not in got else 'unexpected'}")
+            else:
+                found += _differences(expected[key], got[key], f"{path}.{key}")
+        return found
+    if isinstance(expected, list) and isinstance(got, list):
+        if len(expected) != len(got):
+            return [f"{path}: {len(expected)} items expected, {len(got)} found"]
+        return [d for i, (e, g) in enumerate(zip(expected, got, strict=True))
+                for d in _differences(e, g, f"{path}[{i}]")]  # fmt: skip
+    return [] if expected == got else [f"{path}: expected {expected!r}, got {got!r}"]
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden_result_in_full(path: Path, pipeline: Pipeline) -> None:
+    case = orjson.loads(path.read_bytes())
+    got = run_case(pipeline, case)
+    target = EXPECTED / path.name
+    if UPDATE:
+        EXPECTED.mkdir(exist_ok=True)
+        target.write_bytes(orjson.dumps(got, option=orjson.OPT_INDENT_2) + b"\n")
+    assert target.exists(), f"no expected result: run with PAINPATH_UPDATE_GOLDEN=1 ({path.stem})"
+    differences = _differences(orjson.loads(target.read_bytes()), got)
+    assert not differences, "\n".join(differences[:20])
+
+
+def test_every_expected_result_has_its_case() -> None:
+    assert {p.name for p in EXPECTED.glob("*.json")} == {p.name for p in CASES}
+
+
+def test_the_comparison_finds_a_change() -> None:
+    before = {"entry": [{"resource": {"status": "draft", "code": "x"}}]}
+    after = {"entry": [{"resource": {"status": "active", "code": "x"}}]}
+    assert _differences(before, after) == [
+        "$.entry[0].resource.status: expected 'draft', got 'active'"
+    ]
+    assert _differences(before, {"entry": []}) == ["$.entry: 1 items expected, 0 found"]
