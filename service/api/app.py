@@ -22,9 +22,9 @@ from service.api.observability import configure_logging, install_observability
 from service.api.routes import fhir_router, router
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore, default_profiles_dir
-from service.server.connection import connect
 from service.server.http import Transport
 from service.settings import Settings, get_settings
+from service.subscriptions.connection import connect
 
 __all__ = ["create_app"]
 

@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore
 from service.fhir.errors import InputError
-from service.server.connection import ServerConnection
 from service.settings import Settings
+from service.subscriptions.connection import ServerConnection
 
 __all__ = [
     "FHIR_ID_PATTERN",

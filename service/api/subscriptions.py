@@ -26,7 +26,7 @@ from service.api.deps import FHIR_ID_PATTERN, get_settings, server_connection
 from service.api.responses import fhir_response
 from service.fhir.errors import InputError
 from service.fhir.outcome import issue, operation_outcome
-from service.server.connection import ServerConnection
+from service.subscriptions.connection import ServerConnection
 from service.subscriptions.notifications import (
     TRIGGER_TYPES,
     Notice,

@@ -1,33 +1,19 @@
-"""Everything that talks to the configured FHIR server, built from the settings in one place.
+"""The FHIR server client built from the settings in one place: its auth (none, a static
+bearer token or SMART Backend Services) and its timeouts, retries and paging.
 
-``connect(settings, pipeline)`` returns ``None`` when ``PAINPATH_FHIR_SERVER`` is unset (the API
-then answers 422); otherwise the client (with its auth), the patient-triage use case and the
-re-evaluation queue of the subscription receiver, closed together by ``aclose``.
+The running app's whole FHIR-server side (this client, the patient-triage use case and the
+subscription re-evaluation queue) is assembled by ``service.subscriptions.connection``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-
 import httpx
 
-from service.app.pipeline import Pipeline
 from service.server.credentials import Auth, BearerAuth, NoAuth, SmartBackendAuth, SmartConfig
 from service.server.fhir_server import ClientConfig, FhirServerClient
-from service.server.patient_triage import PatientTriage
 from service.settings import Settings
-from service.subscriptions.reevaluation import Reevaluator
 
-__all__ = [
-    "ConfigurationError",
-    "ServerConnection",
-    "auth_from_settings",
-    "client_from_settings",
-    "connect",
-]
-
-_PING_OVERLAP = timedelta(seconds=5)  # clock skew between PainPath and the server
+__all__ = ["ConfigurationError", "auth_from_settings", "client_from_settings"]
 
 
 class ConfigurationError(ValueError):
@@ -79,44 +65,3 @@ def client_from_settings(
         max_pages=settings.fhir_max_pages,
     )
     return FhirServerClient(config, auth=auth_from_settings(settings), transport=transport)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass
-class ServerConnection:
-    """The FHIR server side of a running app."""
-
-    client: FhirServerClient
-    triage: PatientTriage
-    reevaluator: Reevaluator
-    watermark: datetime = field(default_factory=_now)
-
-    def take_watermark(self) -> str:
-        """The instant from which a payload-less ping must look for changes; advances it."""
-        since = self.watermark - _PING_OVERLAP
-        self.watermark = _now()
-        return since.isoformat().replace("+00:00", "Z")
-
-    async def aclose(self) -> None:
-        """Stop the queue, then close the connection pool."""
-        await self.reevaluator.aclose()
-        await self.client.aclose()
-
-
-def connect(
-    settings: Settings, pipeline: Pipeline, *, transport: httpx.AsyncBaseTransport | None = None
-) -> ServerConnection | None:
-    """The FHIR server connection, or None when no server is configured."""
-    if not settings.fhir_server:
-        return None
-    client = client_from_settings(settings, settings.fhir_server, transport=transport)
-    triage = PatientTriage(
-        client,
-        pipeline,
-        everything=settings.fhir_everything,
-    )
-    queue = Reevaluator(triage.reevaluate, delay=settings.subscription_debounce_seconds)
-    return ServerConnection(client, triage, queue)
