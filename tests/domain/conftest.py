@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
 
 import pytest
 from painpath_testkit import AS_OF, make_item, make_record
@@ -27,3 +30,11 @@ def assess(kb: KnowledgeBase) -> Callable[..., Assessment]:
         return evaluate(kb, make_record(items, age=age), as_of=AS_OF, profile=profile)
 
     return run
+
+
+@pytest.fixture
+def knowledge_dir(tmp_path: Path) -> Path:
+    """A writable copy of the packaged knowledge files (for defect tests)."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(Path(str(resources.files("service.knowledge"))), target)
+    return target

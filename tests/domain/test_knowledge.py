@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -13,14 +12,6 @@ from service.domain.errors import KnowledgeError
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 
 PACKAGED = Path(str(resources.files("service.knowledge")))
-
-
-@pytest.fixture
-def knowledge_dir(tmp_path: Path) -> Path:
-    """A writable copy of the packaged knowledge files."""
-    target = tmp_path / "knowledge"
-    shutil.copytree(PACKAGED, target)
-    return target
 
 
 def _edit(directory: Path, name: str, change: Callable[[str], str]) -> None:

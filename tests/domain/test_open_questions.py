@@ -3,7 +3,6 @@ code that records it; the catalogue table is checked at start-up."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -43,13 +42,6 @@ def test_open_decisions_list_what_would_decide_them(
 
 def test_a_decided_case_has_no_open_question(pipeline: Pipeline) -> None:
     assert _run(pipeline, "mechanical-low-back-pain-fever-screened-absent") == []
-
-
-@pytest.fixture
-def knowledge_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "knowledge"
-    shutil.copytree(PACKAGED, target)
-    return target
 
 
 @pytest.mark.parametrize(

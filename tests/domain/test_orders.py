@@ -3,7 +3,6 @@ start-up; the vocabulary (stages, urgencies) is defined once and ordered."""
 
 from __future__ import annotations
 
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -14,13 +13,6 @@ from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.vocabulary import STAGES, URGENCIES, URGENT, most_urgent, urgency_rank
 
 PACKAGED = Path(str(resources.files("service.knowledge")))
-
-
-@pytest.fixture
-def knowledge_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "knowledge"
-    shutil.copytree(PACKAGED, target)
-    return target
 
 
 def test_packaged_order_checks_load(kb: KnowledgeBase) -> None:

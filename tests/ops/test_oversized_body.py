@@ -5,17 +5,11 @@ OperationOutcome, never a connection reset. A real uvicorn server and a plain so
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
-from live_servers import free_port
+from live_servers import free_port, start_painpath
 
 LIMIT = 200_000
 
@@ -23,23 +17,8 @@ LIMIT = 200_000
 @pytest.fixture(scope="module")
 def base() -> Iterator[tuple[str, int]]:
     port = free_port()
-    env = {**os.environ, "PAINPATH_HOST": "127.0.0.1", "PAINPATH_PORT": str(port),
-           "PAINPATH_LOG_LEVEL": "warning", "PAINPATH_AUTH_MODE": "none",
-           "PAINPATH_MAX_BODY_BYTES": str(LIMIT)}  # fmt: skip
-    env.pop("PAINPATH_FHIR_SERVER", None)
-    painpath = Path(sys.executable).parent / "painpath"
-    server = subprocess.Popen([str(painpath), "serve"], env=env)
+    server = start_painpath(port, PAINPATH_MAX_BODY_BYTES=str(LIMIT))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, "painpath serve exited"
-            assert time.monotonic() < deadline, "painpath serve did not start"
-            time.sleep(0.1)
         yield "127.0.0.1", port
     finally:
         server.terminate()

@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 from fhir_testkit import CASES
-from live_servers import free_port
+from live_servers import free_port, start_painpath
 
 
 def test_in_flight_request_completes_on_sigterm() -> None:
     port = free_port()
-    env = {**os.environ, "PAINPATH_HOST": "127.0.0.1", "PAINPATH_PORT": str(port),
-           "PAINPATH_LOG_LEVEL": "warning", "PAINPATH_AUTH_MODE": "none"}  # fmt: skip
-    env.pop("PAINPATH_FHIR_SERVER", None)
-    painpath = Path(sys.executable).parent / "painpath"
-    server = subprocess.Popen([str(painpath), "serve"], env=env)
+    server = start_painpath(port)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, "painpath serve exited"
-            assert time.monotonic() < deadline, "painpath serve did not start"
-            time.sleep(0.1)
         # a slow request: a large (valid) Bundle, sent slowly so it is in flight at SIGTERM
         bundle = json.loads((CASES / "cauda-equina-saddle-anaesthesia.json").read_text())
         body = json.dumps(bundle.get("bundle", bundle)).encode()

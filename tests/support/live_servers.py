@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 __all__ = ["FaultProxy", "free_port", "serve_app"]
@@ -158,3 +163,24 @@ def _response(status: int, reason: str, body: bytes) -> bytes:
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def start_painpath(port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """``painpath serve`` on 127.0.0.1:``port`` (``settings``: extra PAINPATH_* variables), once
+    ``/healthz`` answers; the caller stops it."""
+    env = {**os.environ, "PAINPATH_HOST": "127.0.0.1", "PAINPATH_PORT": str(port),
+           "PAINPATH_LOG_LEVEL": "warning", "PAINPATH_AUTH_MODE": "none", **settings}  # fmt: skip
+    env.pop("PAINPATH_FHIR_SERVER", None)
+    painpath = Path(sys.executable).parent / "painpath"
+    server = subprocess.Popen([str(painpath), "serve"], env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("painpath serve did not start")
+        time.sleep(0.1)

@@ -187,8 +187,8 @@ def _service_request() -> list[Json]:
     ]
 
 
-def _detected_issue() -> list[Json]:
-    flag = _concept(cs("red-flag"))
+def _issue(system: str, what: str, implicated: str, *extra: Json) -> list[Json]:
+    """A DetectedIssue profile whose code is fixed to one PainPath CodeSystem."""
     return [
         element("DetectedIssue.text", mustSupport=True),
         *_common("DetectedIssue"),
@@ -196,36 +196,27 @@ def _detected_issue() -> list[Json]:
         element(
             "DetectedIssue.code",
             min=1,
-            patternCodeableConcept=flag,
-            binding=_required("red-flag", "The red flag"),
+            patternCodeableConcept=_concept(cs(system)),
+            binding=_required(system, what),
         ),
         element("DetectedIssue.severity", min=1, mustSupport=True),
         element("DetectedIssue.patient", min=1, type=_ref(f"{_HL7}/Patient")),
         element("DetectedIssue.identified[x]", type=_DATETIME, mustSupport=True),
-        element("DetectedIssue.implicated", mustSupport=True, short="The evidence"),
+        element("DetectedIssue.implicated", mustSupport=True, short=implicated),
         element("DetectedIssue.detail", min=1, mustSupport=True, short="The reason in words"),
+        *extra,
     ]
+
+
+def _detected_issue() -> list[Json]:
+    return _issue("red-flag", "The red flag", "The evidence")
 
 
 def _medication_issue() -> list[Json]:
-    issue = _concept(cs("medication-issue"))
-    return [
-        element("DetectedIssue.text", mustSupport=True),
-        *_common("DetectedIssue"),
-        element("DetectedIssue.status", patternCode="preliminary"),
-        element(
-            "DetectedIssue.code",
-            min=1,
-            patternCodeableConcept=issue,
-            binding=_required("medication-issue", "The medication-safety finding"),
-        ),
-        element("DetectedIssue.severity", min=1, mustSupport=True),
-        element("DetectedIssue.patient", min=1, type=_ref(f"{_HL7}/Patient")),
-        element("DetectedIssue.identified[x]", type=_DATETIME, mustSupport=True),
-        element("DetectedIssue.implicated", mustSupport=True, short="The medication entries"),
-        element("DetectedIssue.detail", min=1, mustSupport=True, short="The reason in words"),
-        element("DetectedIssue.mitigation", mustSupport=True, short="What to do about it"),
-    ]
+    mitigation = element("DetectedIssue.mitigation", mustSupport=True, short="What to do about it")
+    return _issue(
+        "medication-issue", "The medication-safety finding", "The medication entries", mitigation
+    )
 
 
 # id, resource type, title, description, differential builder
