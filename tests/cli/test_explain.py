@@ -21,7 +21,9 @@ def test_explain_prints_the_tree(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Pain type: Neuropathic pain" in out
     assert "rule pain-type.neuropathic v1 PainPath RULES §2 pain type" in out
     assert "[Condition/cond-sciatica]" in out
-    assert "Injection (recommended): Eligible" in out
+    # nice-ng59: an epidural only for acute and severe sciatica (rule set 2027.1)
+    assert "Injection: Not eligible" in out
+    assert "Conservative care (recommended): Eligible" in out
     assert "Surgical referral: Insufficient data" in out
     assert "fired surgery.imaging-missing v1" in out
     assert "not fired" not in out
@@ -33,8 +35,9 @@ def test_explain_all_rules_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", str(INSUFFICIENT), "--as-of", AS_OF, "--json"]) == 0
     view = json.loads(capsys.readouterr().out)
     (patient,) = view["patients"]
-    assert patient["recommended"]["code"] == "injection"
-    assert [s["code"] for s in patient["stages"]] == ["eligible", "eligible", "insufficient-data"]
+    assert patient["recommended"]["code"] == "conservative"
+    codes = [s["code"] for s in patient["stages"]]
+    assert codes == ["eligible", "not-eligible", "insufficient-data"]
     assert all({"id", "version", "source", "fired"} <= f.keys() for f in patient["firings"])
     assert patient["timeline"]["treatments"][0]["ref"] == "Procedure/proc-physio"
     assert "Procedure/proc-physio" in view["inputs"]
