@@ -141,3 +141,64 @@ def test_every_positive_conclusion_has_evidence(record: tuple[list[Atom], int | 
         conclusion = a.slots[slot]
         if conclusion.value in values:
             assert conclusion.evidence, (slot, conclusion.value, conclusion.rule.id)
+
+
+# --- rule set 2027.1 ---------------------------------------------------------------------------
+NSAID_CONTRAINDICATIONS: list[Atom] = [
+    ("anticoagulant-use", _condition),
+    ("renal-impairment", {}),
+    ("gi-bleed-history", {}),
+    ("severe-heart-failure", _condition),
+    ("pregnancy-third-trimester", {}),
+    ("egfr", {"value": 20}),
+]
+MECHANICAL: list[Atom] = [
+    ("mechanical-back-pain", _condition),
+    ("low-back-pain", {**_condition, "days_ago": 20}),
+    ("pain-worse-with-movement", {}),
+]
+URGENT_FLAG: list[Atom] = [a for a in RED_FLAG if a[0] != "axial-spondyloarthritis"]
+
+
+def _nsaid(a: Assessment) -> bool:
+    return "nsaid" in {f.code for f in a.activities}
+
+
+@FAST
+@given(records, st.sampled_from(MECHANICAL), st.sampled_from(NSAID_CONTRAINDICATIONS))
+def test_adding_a_contraindication_never_adds_an_nsaid(
+    record: tuple[list[Atom], int | None, str], pain: Atom, extra: Atom
+) -> None:
+    atoms, age, profile = record
+    before = _run([*atoms, pain], age, profile)
+    after = _run([*atoms, pain, extra], age, profile)
+    assert not (_nsaid(after) and not _nsaid(before))
+    if after.in_scope:
+        assert not _nsaid(after), "a contraindication in the record rules the NSAID out"
+
+
+@FAST
+@given(records, st.sampled_from(URGENT_FLAG))
+def test_adding_an_urgent_red_flag_never_leaves_a_routine_service_request(
+    record: tuple[list[Atom], int | None, str], extra: Atom
+) -> None:
+    """RULES §8: under a stat or urgent flag, routine proposals are held, not emitted."""
+    atoms, age, profile = record
+    after = _run([*atoms, extra], age, profile)
+    if not after.in_scope or after.hold is None:
+        return
+    emitted = [p for p in after.proposals if not after.held(p.priority)]
+    assert all(p.priority != "routine" for p in emitted)
+    assert after.value("stage:conservative") == "deferred"
+
+
+def test_each_urgent_flag_holds_the_routine_plan() -> None:
+    """The property above is not vacuous: each of those triggers raises a stat/urgent flag."""
+    for atom in URGENT_FLAG:
+        assessment = _run(
+            [("low-back-pain", {**_condition, "days_ago": 20}), atom], 45, "nice-ng59"
+        )
+        assert assessment.hold is not None, atom[0]
+        assert "physiotherapy" in {p.service for p in assessment.proposals}, atom[0]
+        assert all(assessment.held(p.priority) for p in assessment.proposals
+                   if p.priority == "routine")  # fmt: skip
