@@ -193,11 +193,10 @@ def _patient_summary(ctx: _Ctx) -> str:
         title = ctx.kb.catalogue.red_flags[top.code].title
         urgency = red_flag_urgency(ctx.kb, assessment, top)
         more = f" (+{len(flags) - 1} more)" if len(flags) > 1 else ""
-        services = [
-            _lower_first(ctx.kb.catalogue.services[p.service].title)
-            for p in assessment.proposals
-            if set(p.rules) & set(top.rules)
-        ]
+        linked = [p for p in assessment.proposals if set(p.rules) & set(top.rules)]
+        # a flag whose referral another rule proposes (RULES §8): its urgent proposals
+        linked = linked or [p for p in assessment.proposals if p.priority in URGENT]
+        services = [_lower_first(ctx.kb.catalogue.services[p.service].title) for p in linked]
         action = f": {urgency} {' and '.join(services)}" if services else ""
         return _fit(f"Red flag{more}: {title}{action}")
     pain = ctx.label("pain-type", assessment.value("pain-type"))

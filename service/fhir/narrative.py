@@ -109,9 +109,10 @@ def _injection_detail(assessment: Assessment, kb: KnowledgeBase) -> str:
 
 
 def _proposals(assessment: Assessment, kb: KnowledgeBase) -> str:
+    held = f" - {kb.catalogue.hold.status_reason.lower()}" if assessment.hold else ""
     lines = [
-        f"<b>{escape(kb.catalogue.services[p.service].title)}</b> ({escape(p.priority)}): "
-        f"{escape(p.reasons[0])}"
+        f"<b>{escape(kb.catalogue.services[p.service].title)}</b> ({escape(p.priority)}"
+        f"{escape(held) if assessment.held(p.priority) else ''}): {escape(p.reasons[0])}"
         for p in sorted(assessment.proposals, key=lambda p: (-urgency_rank(p.priority), p.service))
     ]
     care = []
