@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.app.pipeline import Pipeline, TriageResult
-from service.domain.assessment import Assessment, Finding
+from service.domain.assessment import Assessment, Finding, ProposedService
 from service.domain.engine import match_facts
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
@@ -42,6 +42,7 @@ __all__ = [
     "OVERRIDE_SYSTEM",
     "SUMMARY_MAX",
     "assessment_of",
+    "flag_proposals",
     "order_cards",
     "override_reasons",
     "patient_cards",
@@ -80,9 +81,15 @@ def assessment_of(assessments: Iterable[Assessment], patient_id: str) -> Assessm
 
 def red_flag_urgency(kb: KnowledgeBase, assessment: Assessment, flag: Finding) -> str:
     """The highest priority of the proposals the red flag's rules made (``routine`` if none)."""
-    rules = set(flag.rules)
-    found = [p.priority for p in assessment.proposals if rules & set(p.rules)]
+    found = [p.priority for p in flag_proposals(assessment, flag)]
     return most_urgent([*found, kb.catalogue.red_flags[flag.code].urgency])
+
+
+def flag_proposals(assessment: Assessment, flag: Finding) -> list[ProposedService]:
+    """The proposals a red flag's rules made; for a flag whose referral other rules propose
+    (RULES §8 pathways), the urgent proposals of the plan."""
+    linked = [p for p in assessment.proposals if set(p.rules) & set(flag.rules)]
+    return linked or [p for p in assessment.proposals if p.priority in URGENT]
 
 
 def _indicator(kb: KnowledgeBase, assessment: Assessment) -> str:
@@ -193,10 +200,10 @@ def _patient_summary(ctx: _Ctx) -> str:
         title = ctx.kb.catalogue.red_flags[top.code].title
         urgency = red_flag_urgency(ctx.kb, assessment, top)
         more = f" (+{len(flags) - 1} more)" if len(flags) > 1 else ""
-        linked = [p for p in assessment.proposals if set(p.rules) & set(top.rules)]
-        # a flag whose referral another rule proposes (RULES §8): its urgent proposals
-        linked = linked or [p for p in assessment.proposals if p.priority in URGENT]
-        services = [_lower_first(ctx.kb.catalogue.services[p.service].title) for p in linked]
+        services = [
+            _lower_first(ctx.kb.catalogue.services[p.service].title)
+            for p in flag_proposals(assessment, top)
+        ]
         action = f": {urgency} {' and '.join(services)}" if services else ""
         return _fit(f"Red flag{more}: {title}{action}")
     pain = ctx.label("pain-type", assessment.value("pain-type"))
