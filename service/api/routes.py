@@ -80,10 +80,20 @@ class TriageQuery(BaseModel):
     return_mode: str | None = Field(
         default=None, alias="return", description="collection (default) or transaction"
     )
+    validation: str | None = Field(
+        default=None,
+        description="lenient (default: an invalid entry of a type PainPath does not read is a "
+        "warning) or strict (it is a 400)",
+    )
 
     def raw(self) -> dict[str, str | bool | None]:
         """The options as the evaluation path takes them."""
-        return {"asOf": self.as_of, "profile": self.profile, "return": self.return_mode}
+        return {
+            "asOf": self.as_of,
+            "profile": self.profile,
+            "return": self.return_mode,
+            "validation": self.validation,
+        }
 
 
 async def read_body(request: Request, limit: int) -> bytes:

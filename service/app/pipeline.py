@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -36,15 +36,18 @@ from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.model import PatientRecord
 from service.fhir.emit import Emitter
+from service.fhir.errors import Problem
 from service.fhir.ingest import Ingested, ingest
 from service.fhir.limits import DEFAULT_MAX_DEPTH
 from service.fhir.relevance import Relevance
-from service.fhir.request import TriageRequest, read_triage_request
+from service.fhir.request import TriageRequest, read_triage_request, validation_mode
 from service.fhir.result import general_outcome, no_patient_reason, patient_entries, result_bundle
 from service.fhir.types import Json
 from service.settings import Settings
 
-__all__ = ["Limits", "Pipeline", "TriageResult", "canonical_bytes", "digest_of"]
+__all__ = [
+    "Limits", "Pipeline", "TriageResult", "canonical_bytes", "digest_of", "strict_validation",
+]  # fmt: skip
 
 log = logging.getLogger("painpath.triage")
 T = TypeVar("T")
@@ -110,38 +113,56 @@ class Pipeline:
         """The request's options (later layers win), defaulted from the configuration."""
         return resolve_options(self.kb, *layers, now=now, default_profile=self.default_profile)
 
-    def read(self, body: bytes) -> TriageRequest:
-        """Parse and validate a ``$triage`` body within the configured limits."""
+    def read(self, body: bytes, *, strict: bool = False) -> TriageRequest:
+        """Parse and validate a ``$triage`` body within the configured limits (``strict``:
+        refuse invalid entries of types PainPath does not read, instead of warning)."""
         return read_triage_request(
             body,
             max_bytes=self.limits.max_bytes,
             max_entries=self.limits.max_entries,
             max_depth=self.limits.max_depth,
             relevant=self.relevance,
+            strict=strict,
         )
 
     # --- evaluating --------------------------------------------------------------------------
     def run_body(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
         """Read a body (Bundle or Parameters) and evaluate it; the body's options win."""
-        request = self.read(body)
+        request = self.read(body, strict=strict_validation(*layers))
         options = self.options(*layers, request.options, now=now)
-        return self.evaluate(request.bundle, options, selected=request.selected)
+        return self.evaluate(
+            request.bundle, options, selected=request.selected, warnings=request.warnings
+        )
 
     async def run_body_async(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
         """:meth:`run_body` on a worker thread."""
         return await _offload(lambda: self.run_body(body, *layers, now=now))
 
     async def evaluate_async(
-        self, bundle: Json, options: TriageOptions, *, selected: frozenset[int] | None = None
+        self,
+        bundle: Json,
+        options: TriageOptions,
+        *,
+        selected: frozenset[int] | None = None,
+        warnings: Sequence[Problem] = (),
     ) -> TriageResult:
         """:meth:`evaluate` on a worker thread."""
-        return await _offload(lambda: self.evaluate(bundle, options, selected=selected))
+        return await _offload(
+            lambda: self.evaluate(bundle, options, selected=selected, warnings=warnings)
+        )
 
     def evaluate(
-        self, bundle: Json, options: TriageOptions, *, selected: frozenset[int] | None = None
+        self,
+        bundle: Json,
+        options: TriageOptions,
+        *,
+        selected: frozenset[int] | None = None,
+        warnings: Sequence[Problem] = (),
     ) -> TriageResult:
         """Evaluate every patient in a validated Bundle (``selected``: the entries validation
-        found relevant, ``TriageRequest.selected``; otherwise relevance is asked here)."""
+        found relevant, ``TriageRequest.selected``; otherwise relevance is asked here;
+        ``warnings``: the invalid entries validation let through, ``BundleCheck.warnings``,
+        reported in the result's general OperationOutcome)."""
         digest = digest_of(bundle, options)
         found = ingest(bundle, self.relevance, selected=selected)
         if not found.records:
@@ -153,7 +174,7 @@ class Pipeline:
             assessment, problems = self._assess(record, found, options)
             assessments.append(assessment)
             entries += patient_entries(emitter, assessment, found, problems)
-        general = general_outcome(found, digest, options.as_of)
+        general = general_outcome(found, digest, options.as_of, warnings)
         if general:
             entries.append(general)
         log.info(
@@ -183,6 +204,16 @@ class Pipeline:
             self.kb, record, as_of=options.as_of, profile=options.profile, matcher=self.matcher
         )
         return assessment, problems
+
+
+def strict_validation(*layers: RawOptions) -> bool:
+    """Whether the request options ask ``validation=strict`` (400 for an unknown mode)."""
+    mode = "lenient"
+    for layer in layers:
+        value = layer.get("validation")
+        if value is not None and value != "":
+            mode = validation_mode(value)
+    return mode == "strict"
 
 
 async def _offload(work: Callable[[], T]) -> T:

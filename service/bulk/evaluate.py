@@ -125,8 +125,13 @@ def evaluate_patient(
     bundle: Json = {"resourceType": "Bundle", "type": "collection"}
     bundle["entry"] = [{"resource": r} for r in sorted(resources, key=_order)]
     try:
-        selected = validate_bundle(bundle, max_entries=_MAX_ENTRIES, relevant=pipeline.relevance)
-        result = pipeline.evaluate(bundle, TriageOptions(as_of, profile), selected=selected)
+        check = validate_bundle(bundle, max_entries=_MAX_ENTRIES, relevant=pipeline.relevance)
+        result = pipeline.evaluate(
+            bundle,
+            TriageOptions(as_of, profile),
+            selected=check.selected,
+            warnings=check.warnings,
+        )
     except InputError as exc:
         return PatientResult([("errors", _error(patient, from_error(exc)))], [])
     except EvaluationError as exc:

@@ -24,14 +24,16 @@ async def cards_for(
     bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
     if not bundle["entry"]:
         return []
-    selected = validate_bundle(
+    check = validate_bundle(
         bundle,
         max_entries=pipeline.limits.max_entries,
         prefix="prefetch",
         relevant=pipeline.relevance,
     )
     options = pipeline.options(now=now)
-    result = await pipeline.evaluate_async(bundle, options, selected=selected)
+    result = await pipeline.evaluate_async(
+        bundle, options, selected=check.selected, warnings=check.warnings
+    )
     assessment = assessment_of(result.assessments, cds.patient_id)
     if assessment is None:
         raise RuntimeError("the evaluation returned no assessment for the context patient")

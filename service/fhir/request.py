@@ -16,15 +16,22 @@ import orjson
 
 from service.fhir.errors import InputError, Problem
 from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
-from service.fhir.validate import known_resource_type, validate_bundle, validate_resource
+from service.fhir.validate import (
+    BundleCheck,
+    known_resource_type,
+    validate_bundle,
+    validate_resource,
+)
 
 __all__ = [
     "ACCEPTED_BUNDLE_TYPES",
+    "VALIDATION_MODES",
     "TriageRequest",
     "check_accept",
     "check_content_type",
     "read_patient_parameters",
     "read_triage_request",
+    "validation_mode",
 ]
 
 Relevant = Callable[[dict[str, Any]], bool]
@@ -38,7 +45,11 @@ _OPTION_VALUES = {
     "profile": ("valueCode", "valueString"),
     "return": ("valueCode", "valueString"),
     "writeback": ("valueBoolean",),
+    "validation": ("valueCode", "valueString"),
 }
+# ``validation``: lenient (default) reports an invalid entry of a type PainPath does not read as
+# a warning; strict refuses it with a 400 like any other (CONTRACT "400").
+VALIDATION_MODES = ("lenient", "strict")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,8 @@ class TriageRequest:
     options: dict[str, str | bool]
     # entries the ``relevant`` test accepted during validation (for ``Engine.triage``)
     selected: frozenset[int] | None = None
+    # invalid entries of types PainPath does not read (lenient validation), for the outcome
+    warnings: tuple[Problem, ...] = ()
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:
@@ -141,25 +154,28 @@ def parse_json(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPT
     return parsed
 
 
-def read_triage_request(
+def read_triage_request(  # noqa: PLR0913 - the limits and the validation policy, by keyword
     body: bytes,
     *,
     max_bytes: int,
     max_entries: int,
     max_depth: int = DEFAULT_MAX_DEPTH,
     relevant: Relevant | None = None,
+    strict: bool = False,
 ) -> TriageRequest:
     """Parse and validate a ``$triage`` body (a Bundle, or Parameters wrapping one).
 
     ``relevant`` (``Engine.relevance``) limits the R4B model check to the resources the rules can
-    use; the R4 JSON Schema still checks every entry (``validate_bundle``).
+    use; the R4 JSON Schema still checks every entry (``validate_bundle``). ``strict``
+    (``validation=strict`` as a query parameter; a Parameters ``validation`` part overrides it)
+    refuses an invalid entry of a type PainPath does not read instead of reporting it.
     """
     resource = parse_json(body, max_bytes=max_bytes, max_depth=max_depth)
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise InputError.one("structure", "Body is not a FHIR resource (no resourceType)")
     rtype = resource["resourceType"]
     if rtype == "Parameters":
-        return _from_parameters(resource, max_entries=max_entries, relevant=relevant)
+        return _from_parameters(resource, max_entries=max_entries, relevant=relevant, strict=strict)
     if rtype != "Bundle":
         if known_resource_type(rtype):
             raise InputError.one(
@@ -168,8 +184,8 @@ def read_triage_request(
                 "resourceType",
             )
         raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
-    bundle, selected = _checked_bundle(resource, max_entries=max_entries, relevant=relevant)
-    return TriageRequest(bundle, {}, selected)
+    check = _checked_bundle(resource, max_entries=max_entries, relevant=relevant, strict=strict)
+    return TriageRequest(resource, {}, check.selected, check.warnings)
 
 
 def read_patient_parameters(
@@ -203,8 +219,11 @@ def _checked_bundle(
     max_entries: int,
     prefix: str = "Bundle",
     relevant: Relevant | None = None,
-) -> tuple[dict[str, Any], frozenset[int] | None]:
-    selected = validate_bundle(bundle, max_entries=max_entries, prefix=prefix, relevant=relevant)
+    strict: bool = False,
+) -> BundleCheck:
+    check = validate_bundle(
+        bundle, max_entries=max_entries, prefix=prefix, relevant=relevant, strict=strict
+    )
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",
@@ -212,11 +231,11 @@ def _checked_bundle(
             f"accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
             f"{prefix}.type",
         )
-    return bundle, selected
+    return check
 
 
 def _from_parameters(
-    parameters: dict[str, Any], *, max_entries: int, relevant: Relevant | None
+    parameters: dict[str, Any], *, max_entries: int, relevant: Relevant | None, strict: bool
 ) -> TriageRequest:
     parts = parameters.get("parameter", [])
     shallow = dict(parameters)
@@ -250,10 +269,12 @@ def _from_parameters(
             "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
         )
     resource, prefix = bundle
-    checked, selected = _checked_bundle(
-        resource, max_entries=max_entries, prefix=prefix, relevant=relevant
+    if "validation" in options:
+        strict = options["validation"] == "strict"
+    check = _checked_bundle(
+        resource, max_entries=max_entries, prefix=prefix, relevant=relevant, strict=strict
     )
-    return TriageRequest(checked, options, selected)
+    return TriageRequest(resource, options, check.selected, check.warnings)
 
 
 def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:
@@ -265,10 +286,21 @@ def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:
     return resource
 
 
+def validation_mode(value: object, where: str = "validation") -> str:
+    """The ``validation`` option checked: ``lenient`` or ``strict`` (400 otherwise)."""
+    if value in VALIDATION_MODES:
+        return str(value)
+    raise InputError.one(
+        "invalid", f"validation must be one of {', '.join(VALIDATION_MODES)}", where
+    )
+
+
 def _option_value(part: dict[str, Any], name: str, where: str) -> str | bool:
     for key in _OPTION_VALUES[name]:
         if key in part:
             value = part[key]
+            if name == "validation":
+                return validation_mode(value, where)
             return value if isinstance(value, bool) else str(value)
     allowed = " or ".join(_OPTION_VALUES[name])
     raise InputError("invalid", [Problem(f"Parameter {name!r} needs {allowed}", where)])

@@ -17,6 +17,7 @@ from service.domain.facts import OutOfRange
 from service.domain.knowledge import KnowledgeBase
 from service.domain.open_questions import open_questions
 from service.fhir.emit import Emitter, make_id
+from service.fhir.errors import Problem
 from service.fhir.ingest import Ingested, Skip
 from service.fhir.narrative import describe
 from service.fhir.outcome import issue, operation_outcome
@@ -150,9 +151,19 @@ def _resource_path(found: Ingested, ref: str) -> str | None:
     return f"{where}.resource" if where else None
 
 
-def general_outcome(found: Ingested, digest: str, as_of: datetime) -> Json | None:
-    """The Bundle-level OperationOutcome entry: what concerns no single patient."""
+def general_outcome(
+    found: Ingested, digest: str, as_of: datetime, invalid: Sequence[Problem] = ()
+) -> Json | None:
+    """The Bundle-level OperationOutcome entry: what concerns no single patient.
+
+    ``invalid``: problems of input entries of types PainPath does not read, let through by
+    lenient validation (``BundleCheck.warnings``), one ``warning`` issue each.
+    """
     issues = [
+        issue("warning", "invalid", p.diagnostics, expression=p.expression, detail="entry-invalid")
+        for p in invalid
+    ]
+    issues += [
         issue("warning", "processing", s.reason, expression=s.expression, detail="skipped-entry")
         for s in found.skipped
         if s.patient is None

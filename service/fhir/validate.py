@@ -17,7 +17,8 @@ https://hl7.org/fhir/R4/json.html and https://hl7.org/fhir/R4/validation.html.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -32,7 +33,9 @@ from pydantic import ValidationError
 from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import READ_TYPES
 
-__all__ = ["known_resource_type", "validate_bundle", "validate_resource"]
+__all__ = [
+    "STRICT_TYPES", "BundleCheck", "known_resource_type", "validate_bundle", "validate_resource",
+]  # fmt: skip
 
 _MAX_PROBLEMS = 20
 # R4B models reject a few R4-only spellings; these R4 types are checked by the schema alone.
@@ -186,21 +189,26 @@ def validate_resource(resource: Any, prefix: str) -> list[Problem]:
     return problems or _model_problems(resource, prefix)
 
 
-def _fast_schema_valid(skeleton: dict[str, Any], entries: list[Any]) -> bool:
-    """True when jsonschema-rs passes the skeleton and every entry's resource."""
-    if not _fast_validator("Bundle").is_valid(skeleton):
-        return False
-    for entry in entries:
-        if isinstance(entry, dict) and "resource" in entry:
-            resource = entry["resource"]
-            rtype = resource.get("resourceType") if isinstance(resource, dict) else None
-            if not known_resource_type(rtype) or not _fast_validator(str(rtype)).is_valid(resource):
-                return False
-    return True
+# Types whose content PainPath reads: an invalid one fails the request (CONTRACT "400"). An
+# invalid entry of any other type (Claim, Encounter...) is a warning unless validation is strict.
+STRICT_TYPES = READ_TYPES | {"OperationOutcome"}  # a searchset's outcome entry is relayed
+
+
+@dataclass(frozen=True, slots=True)
+class BundleCheck:
+    """What validating a Bundle found, when nothing in it refuses the request."""
+
+    # the entries ``relevant`` accepted (so the reader need not ask again); None: not asked
+    selected: frozenset[int] | None = None
+    # problems of entries of types PainPath does not read (``expression`` into the request)
+    warnings: tuple[Problem, ...] = ()
 
 
 def _selected_model_problems(
-    entries: list[Any], prefix: str, relevant: Callable[[dict[str, Any]], bool]
+    entries: list[Any],
+    prefix: str,
+    relevant: Callable[[dict[str, Any]], bool],
+    skip: Collection[int],
 ) -> tuple[list[Problem], frozenset[int]]:
     """Model problems of the entries ``relevant`` accepts, and those entries' indexes."""
     problems: list[Problem] = []
@@ -209,7 +217,8 @@ def _selected_model_problems(
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and relevant(resource):
             selected.append(index)
-            problems += _model_problems(resource, f"{prefix}.entry[{index}].resource")
+            if index not in skip:
+                problems += _model_problems(resource, f"{prefix}.entry[{index}].resource")
             if len(problems) >= _MAX_PROBLEMS:
                 break
     return problems, frozenset(selected)
@@ -219,25 +228,76 @@ def _every_resource(resource: dict[str, Any]) -> bool:
     return True
 
 
+def _skeleton_problems(bundle: dict[str, Any], entries: Any, prefix: str) -> list[Problem]:
+    """Problems of the Bundle without its entries' resources (always fatal)."""
+    skeleton = dict(bundle)
+    if isinstance(entries, list):
+        skeleton["entry"] = [
+            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+            for e in entries
+        ]
+    problems = []
+    if not _fast_validator("Bundle").is_valid(skeleton):
+        problems = _schema_problems(skeleton, "Bundle", prefix)
+    if "type" not in bundle:
+        problems.append(Problem("Missing required element 'type'", f"{prefix}.type"))
+    return problems
+
+
+def _entry_problems(
+    entries: list[Any], prefix: str, *, strict: bool
+) -> tuple[list[Problem], list[Problem], set[int]]:
+    """(fatal problems, warnings, indexes of the invalid entries) of the entries' resources.
+
+    jsonschema-rs (~6 us a resource) passes the valid ones; only a resource it fails goes
+    through the Python validator, for messages and expressions.
+    """
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    invalid: set[int] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "resource" not in entry:
+            continue
+        resource = entry["resource"]
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+        known = known_resource_type(rtype)
+        if known and _fast_validator(str(rtype)).is_valid(resource):
+            continue
+        found = validate_resource(resource, f"{prefix}.entry[{index}].resource")
+        if not found:
+            continue
+        invalid.add(index)
+        if strict or not known or rtype in STRICT_TYPES:
+            problems += found
+            if len(problems) >= _MAX_PROBLEMS:
+                break
+        elif len(warnings) < _MAX_PROBLEMS:
+            warnings += found[: _MAX_PROBLEMS - len(warnings)]
+    return problems, warnings, invalid
+
+
 def validate_bundle(
     bundle: dict[str, Any],
     *,
     max_entries: int,
     prefix: str = "Bundle",
     relevant: Callable[[dict[str, Any]], bool] | None = None,
-) -> frozenset[int] | None:
-    """Raise InputError (400, or 413 over ``max_entries``) unless the Bundle is valid R4.
+    strict: bool = False,
+) -> BundleCheck:
+    """Raise InputError (400, or 413 over ``max_entries``) unless the Bundle is valid R4 where
+    it matters: its structure and every entry of a type PainPath reads (``STRICT_TYPES``).
 
-    Returns the indexes of the entries ``relevant`` accepted on the fast path (so the reader
-    need not ask again), or None when it was not asked.
+    An invalid entry of another type (a Claim, an Encounter) is returned as a warning, with its
+    expression, and does not fail the request; ``strict`` (``validation=strict``) makes it a
+    400 like the rest (CONTRACT "400").
 
     ``prefix`` is the Bundle's path in the request body (``Parameters.parameter[0].resource``
     when it came wrapped), so every ``expression`` points into what the client sent.
 
-    Fast path: when jsonschema-rs passes everything, only the R4B model check remains, and with
-    ``relevant`` it runs on just the resources the rules can use (the bulk of a real record -
-    vitals, labs, encounters - is checked by the schema alone, like any type the rules never
-    read). Any schema failure takes the complete Python path, so every 400 is unchanged.
+    Every resource is checked against the R4 JSON Schema (jsonschema-rs); the R4B model check
+    then runs on the resources ``relevant`` accepts (all, without it): the bulk of a real record
+    - vitals, labs, encounters, claims - is checked by the schema alone, like any type the rules
+    never read.
     """
     entries = bundle.get("entry", [])
     if isinstance(entries, list) and len(entries) > max_entries:
@@ -246,28 +306,17 @@ def validate_bundle(
             f"Bundle has {len(entries)} entries; the limit is {max_entries}",
             f"{prefix}.entry",
         )
-    skeleton = dict(bundle)
-    if isinstance(entries, list):
-        skeleton["entry"] = [
-            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-            for e in entries
-        ]
-    if "type" in bundle and isinstance(entries, list) and _fast_schema_valid(skeleton, entries):
-        problems, selected = _selected_model_problems(entries, prefix, relevant or _every_resource)
+    problems = _skeleton_problems(bundle, entries, prefix)
+    if not isinstance(entries, list):
         _raise_if(problems)
-        return selected if relevant is not None else None
-    problems = _schema_problems(skeleton, "Bundle", prefix)
-    if "type" not in bundle:
-        problems.append(Problem("Missing required element 'type'", f"{prefix}.type"))
-    if isinstance(entries, list):
-        for index, entry in enumerate(entries):
-            if isinstance(entry, dict) and "resource" in entry:
-                where = f"{prefix}.entry[{index}].resource"
-                problems += validate_resource(entry["resource"], where)
-            if len(problems) >= _MAX_PROBLEMS:
-                break
-    _raise_if(problems)
-    return None  # valid by the full check after all: the reader asks ``relevant`` itself
+        return BundleCheck(frozenset() if relevant is not None else None)
+    found, warnings, invalid = _entry_problems(entries, prefix, strict=strict)
+    _raise_if(problems + found)
+    model, selected = _selected_model_problems(
+        entries, prefix, relevant or _every_resource, invalid
+    )
+    _raise_if(model)
+    return BundleCheck(selected if relevant is not None else None, tuple(warnings))
 
 
 def _raise_if(problems: Sequence[Problem]) -> None:

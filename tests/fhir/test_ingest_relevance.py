@@ -81,7 +81,7 @@ def _triage(bundle: Json, case: Json, *, select: bool, validated: bool = False) 
         pipeline.relevance = lambda resource: True  # type: ignore[assignment,method-assign]
     selected = None
     if validated:  # the selection made during validation, as the routes pass it on
-        selected = validate_bundle(bundle, max_entries=10**6, relevant=pipeline.relevance)
+        selected = validate_bundle(bundle, max_entries=10**6, relevant=pipeline.relevance).selected
         assert selected is not None
     options = pipeline.options(
         {"asOf": case.get("asOf", AS_OF), "profile": case.get("profile", "nice-ng59")},

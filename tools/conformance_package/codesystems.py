@@ -44,6 +44,12 @@ OUTCOME_CODES = {
         "Questionnaire not scored",
         "A QuestionnaireResponse could not be scored (e.g. incomplete).",
     ),
+    "entry-invalid": (
+        "Input entry not valid FHIR R4",
+        "An input entry of a resource type PainPath does not read is not valid R4; it was not "
+        "used and the request was evaluated (validation=strict refuses it with a 400 instead). "
+        "expression points at the problem.",
+    ),
     "entries-not-used": (
         "Entries not used",
         "Entries of resource types the rules do not read, counted by type.",

@@ -33,6 +33,15 @@ def _param(name: str, use: str, ptype: str, documentation: str, *, least: int = 
 def _parameters() -> list[Json]:
     profile = _param("profile", "in", "code", "Guideline profile; default `nice-ng59`.")
     profile["binding"] = {"strength": "required", "valueSet": value_set("painpath-meta")}
+    validation = _param(
+        "validation",
+        "in",
+        "code",
+        "`lenient` (default): an entry of a resource type PainPath does not read (a Claim, an "
+        "Encounter) that is not valid R4 is reported as a `warning` issue with its expression "
+        "in the result's OperationOutcome and the request is evaluated; `strict`: it is refused "
+        "with a 400 like an invalid entry PainPath reads.",
+    )
     return [
         _param(
             "bundle",
@@ -52,6 +61,7 @@ def _parameters() -> list[Json]:
             "`collection` (default) or `transaction`: a transaction "
             "Bundle of conditional creates keyed on the result identifiers.",
         ),
+        validation,
         _param(
             "writeback",
             "in",
