@@ -5,8 +5,9 @@ reads. The R4B models cost ~0.2 ms per resource (measured with ``make bench``), 
 resources that can become facts are model-validated; the rest are checked by the R4 JSON Schema
 alone.
 
-The test is deliberately conservative: a Condition or Observation is relevant when any code it
-carries (``code``, ``component.code``, ``valueCodeableConcept``) belongs to a knowledge concept,
+The test is deliberately conservative: a Condition, Observation, Procedure or DiagnosticReport is
+relevant when any concept the readers take from it (``code``, ``component.code``,
+``valueCodeableConcept``, a report's ``conclusionCode``) has a code that belongs to a knowledge concept,
 when one of those concepts is text-only (text is matched by keyword), or when no code is known
 but a coding's display or the text names a concept's keyword (the matcher reads such words as
 lower-certainty evidence: rule set 2027.1). Every other type the
@@ -23,8 +24,14 @@ from service.fhir.systems import normalise_code, normalise_system
 
 __all__ = ["Relevance"]
 
-_FILTERED_TYPES = frozenset({"Condition", "Observation"})
-_CONCEPT_KEYS = ("code", "valueCodeableConcept")
+# the elements the readers (``ingest._EXTRACTORS``) take concepts from, per filtered type; a
+# list-valued element (``conclusionCode``) holds several concepts
+_CONCEPT_KEYS = {
+    "Condition": ("code",),
+    "Observation": ("code", "valueCodeableConcept"),
+    "Procedure": ("code",),
+    "DiagnosticReport": ("code", "conclusionCode"),
+}
 _CACHE_LIMIT = 65_536  # distinct (system, code) pairs remembered; bounded for a long-lived server
 
 
@@ -38,17 +45,23 @@ class Relevance:
 
     def __call__(self, resource: dict[str, Any]) -> bool:
         # Runs on every entry of every request: one flat loop, no generators.
-        if resource.get("resourceType") not in _FILTERED_TYPES:
+        keys = _CONCEPT_KEYS.get(resource.get("resourceType"))  # type: ignore[arg-type]
+        if keys is None:
             return True
         components = resource.get("component")
         holders = [resource, *components] if isinstance(components, list) else [resource]
         for holder in holders:
             if type(holder) is not dict:
                 continue
-            for key in _CONCEPT_KEYS:
+            for key in keys:
                 concept = holder.get(key)
-                if type(concept) is dict and self._concept_relevant(concept):
-                    return True
+                if type(concept) is dict:
+                    if self._concept_relevant(concept):
+                        return True
+                elif type(concept) is list:
+                    for inner in concept:
+                        if type(inner) is dict and self._concept_relevant(inner):
+                            return True
         return False
 
     def _concept_relevant(self, concept: dict[str, Any]) -> bool:

@@ -64,6 +64,25 @@ def _noise(subject: str) -> list[Json]:
             "resourceType": "Condition", "id": "text-only", "subject": ref,
             "code": {"text": "weakness of the right foot"}, "onsetDateTime": "2026-11-01",
         }},
+        # a laboratory panel report, and an encounter-note report (Synthea writes thousands)
+        {"resource": {
+            "resourceType": "DiagnosticReport", "id": "cbc", "status": "final", "subject": ref,
+            "code": _cc(LOINC, "58410-2", "CBC panel - Blood by Automated count"),
+        }},
+        # a report whose conclusion PainPath reads (a coded finding in the second conclusion)
+        {"resource": {
+            "resourceType": "DiagnosticReport", "id": "mri", "status": "final", "subject": ref,
+            "code": _cc(LOINC, "24590-2"),
+            "conclusionCode": [_cc(SNOMED, "195967001"), _cc(SNOMED, "23056005")],
+        }},
+        {"resource": {
+            "resourceType": "Procedure", "id": "dental", "status": "completed", "subject": ref,
+            "code": _cc(SNOMED, "234946009", "Tooth extraction"),
+        }},
+        {"resource": {
+            "resourceType": "Procedure", "id": "physio", "status": "completed", "subject": ref,
+            "code": _cc(SNOMED, "91251008"), "performedDateTime": "2026-10-01",
+        }},
     ]  # fmt: skip
 
 
@@ -120,15 +139,17 @@ def test_selection_leaves_out_what_no_rule_reads_and_keeps_the_rest() -> None:
     selected = ingest(bundle, PIPELINE.relevance)
     refs = {item.ref for item in everything.records[0].items}
     kept = {item.ref for item in selected.records[0].items}
-    # codes no concept holds (vital signs, labs, a temperature panel, asthma) or no system at all
+    # codes no concept holds (vital signs, labs, a temperature panel, asthma, a lab report, a
+    # dental procedure) or no system at all
     assert refs - kept == {
         "Observation/bp", "Observation/hba1c", "Observation/component-fever",
-        "Observation/no-system", "Condition/asthma",
+        "Observation/no-system", "Condition/asthma", "DiagnosticReport/cbc", "Procedure/dental",
     }  # fmt: skip
-    # a coded finding (also as a value) and text the keyword matcher reads, negated or not
+    # a coded finding (also as a value or a report's conclusion), a treatment, and text the
+    # keyword matcher reads, negated or not
     assert kept == {
         "Observation/text-burning", "Observation/text-negated", "Observation/finding-as-value",
-        "Condition/text-only",
+        "Condition/text-only", "DiagnosticReport/mri", "Procedure/physio",
     }  # fmt: skip
     # still attributed and reported: only the items are left out
     assert selected.ref_types == everything.ref_types
