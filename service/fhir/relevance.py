@@ -7,11 +7,12 @@ alone.
 
 The test is deliberately conservative: a Condition, Observation, Procedure or DiagnosticReport is
 relevant when any concept the readers take from it (``code``, ``component.code``,
-``valueCodeableConcept``, a report's ``conclusionCode``) has a code that belongs to a knowledge concept,
-when one of those concepts is text-only (text is matched by keyword), or when no code is known
-but a coding's display or the text names a concept's keyword (the matcher reads such words as
-lower-certainty evidence: rule set 2027.1). Every other type the
-readers use (Patient, Procedure, medications, QuestionnaireResponse, ...) is always relevant.
+``valueCodeableConcept``, a report's ``conclusionCode``) has a code that belongs to a knowledge
+concept, when one of those concepts is text-only (text is matched by keyword), or when no code is
+known but a coding's display or the text names a concept's keyword (the matcher reads such words
+as lower-certainty evidence: rule set 2027.1). Every other type the readers use (Patient,
+medications, QuestionnaireResponse, CarePlan, ...) is always relevant. An entry left out here is
+still schema-validated and still reported as not recognised (``unrecognised``).
 """
 
 from __future__ import annotations
