@@ -16,7 +16,8 @@ import sys
 
 import orjson
 from bench_inprocess import median_ms, triage_bytes
-from make_record import make_record, population
+
+from tools.synthetic_records import make_record, population
 
 TARGET = 2.0
 

@@ -1,15 +1,17 @@
 """Step 2 of a bulk run: evaluate one partition, patient by patient, into a result directory.
 
 A partition file holds whole patients (``partition``), so grouping it in memory is bounded by the
-partition size. Each patient's resources become one collection Bundle that goes through the same
-validation and evaluation path as ``POST /fhir/$triage`` (``service.app.pipeline``), which fixes
-every generated id from the input and the run's ``as_of``, so a re-run writes byte-identical output.
+partition size; the export's Medications (few: one per product) are held once per partition and
+joined to the patients whose MedicationRequests/Statements refer to them. Each patient's resources
+become one collection Bundle that goes through the same validation and evaluation path as
+``POST /fhir/$triage`` (``service.app.pipeline``), which fixes every generated id from the input
+and the run's ``as_of``, so a re-run writes byte-identical output.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,13 +25,14 @@ from service.bulk.partition import patient_of
 from service.domain.assessment import Assessment
 from service.domain.errors import EvaluationError
 from service.fhir.errors import InputError
+from service.fhir.ingest import medication_reference
 from service.fhir.outcome import from_error
 from service.fhir.types import Json
 from service.fhir.validate import validate_bundle
 
 __all__ = [
     "OUTPUT_TYPES", "SUMMARY_HEADER", "PartitionJob", "PatientResult", "evaluate_partition",
-    "evaluate_patient",
+    "evaluate_patient", "load_medications", "with_medications",
 ]  # fmt: skip
 
 SUMMARY_HEADER = ["patient", "in_scope", "pain_type", "certainty", "red_flags", "recommended_stage"]
@@ -48,6 +51,34 @@ class PartitionJob:
     target: Path
     as_of: datetime
     profile: str
+    medications: Path | None = None  # the export's Medication lines (``partition.MEDICATIONS``)
+
+
+def load_medications(path: Path | None) -> dict[str, Json]:
+    """``Medication/id`` -> Medication of an export's Medication lines (none when absent)."""
+    if path is None or not path.exists():
+        return {}
+    found: dict[str, Json] = {}
+    with path.open("rb") as handle:
+        for line in handle:
+            resource = orjson.loads(line)
+            found[f"Medication/{resource['id']}"] = resource
+    return found
+
+
+def with_medications(resources: list[Json], medications: Mapping[str, Json]) -> list[Json]:
+    """The patient's resources and the Medications their ``medicationReference``s name (a Bulk
+    Data export keeps Medications in their own file, about no patient), each once."""
+    have = {f"Medication/{r.get('id')}" for r in resources if r.get("resourceType") == "Medication"}
+    joined = list(resources)
+    for resource in resources:
+        holder = resource.get("medicationReference")
+        reference = holder.get("reference") if isinstance(holder, dict) else None
+        key = medication_reference(reference) if isinstance(reference, str) else None
+        if key is not None and key not in have and key in medications:
+            have.add(key)
+            joined.append(medications[key])
+    return joined
 
 
 def _patients(source: Path) -> Iterator[tuple[str, list[Json]]]:
@@ -92,12 +123,14 @@ def evaluate_partition(pipeline: Pipeline, job: PartitionJob) -> int:
         name: (job.target / f"{name}.ndjson").open("wb") for name in [*OUTPUT_TYPES, "errors"]
     }
     count = 0
+    medications = load_medications(job.medications)
     try:
         with (job.target / "summary.csv").open("w", newline="") as summary:
             rows = csv.writer(summary)
             for patient, resources in _patients(job.source):
                 count += 1
-                result = evaluate_patient(pipeline, patient, resources, job.as_of, job.profile)
+                joined = with_medications(resources, medications)
+                result = evaluate_patient(pipeline, patient, joined, job.as_of, job.profile)
                 for name, line in result.lines:
                     files[name].write(line + b"\n")
                 rows.writerows(result.rows)

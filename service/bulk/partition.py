@@ -3,8 +3,10 @@
 Input is a Bulk Data ``$export`` directory (one ``<Type>.ndjson`` per resource type) or one mixed
 NDJSON file (https://hl7.org/fhir/uv/bulkdata/export.html#file-format). Lines are copied as bytes
 into ``parts/NNNN.ndjson`` by a stable hash of the patient id, so every patient's resources land in
-one partition and memory never holds more than one line. Resources that are about no patient and
-of a type the rules do not read (Practitioner, Organization, Location, Coverage, Medication…) are
+one partition and memory never holds more than one line. Medication resources (about no
+patient; MedicationRequests refer to them) are copied to ``medications.ndjson`` beside the parts,
+and each partition's evaluation joins the ones its patients refer to. Other resources about no
+patient, of a type the rules do not read (Practitioner, Organization, Location, Coverage...), are
 counted per type in the run summary, never errors (rule set 2027.1); lines that are not JSON
 resources, and resources of a type the rules read that name no patient, go to the errors file.
 """
@@ -24,8 +26,8 @@ import orjson
 from service.fhir.ingest import READ_TYPES
 
 __all__ = [
-    "Partitioned", "input_files", "not_an_error", "partition_count", "partition_export",
-    "patient_of", "rejection",
+    "MEDICATIONS", "Partitioned", "input_files", "is_medication", "not_an_error",
+    "partition_count", "partition_export", "patient_of", "rejection",
 ]  # fmt: skip
 
 # types the rules read that must name their patient (a Medication is read through the entries
@@ -44,6 +46,11 @@ class Partitioned:
     resources: int
     rejected: int
     not_used: dict[str, int] = field(default_factory=dict)  # resource type -> lines
+    medications: int = 0  # Medication lines kept for the join (``MEDICATIONS``)
+
+
+# beside ``parts/``: the export's Medication resources, one per line
+MEDICATIONS = "medications.ndjson"
 
 
 def input_files(source: Path) -> list[Path]:
@@ -91,20 +98,26 @@ def _lines(files: list[Path]) -> Iterator[tuple[str, int, bytes]]:
 def partition_export(
     files: list[Path], parts: Path, *, partitions: int, errors: BinaryIO
 ) -> Partitioned:
-    """Write ``parts/NNNN.ndjson``; rejected lines are reported to ``errors`` (NDJSON)."""
+    """Write ``parts/NNNN.ndjson`` and ``MEDICATIONS`` beside them; rejected lines are reported
+    to ``errors`` (NDJSON)."""
     parts.mkdir(parents=True, exist_ok=True)
-    patients = resources = rejected = 0
+    patients = resources = rejected = medications = 0
     not_used: Counter[str] = Counter()
     with ExitStack() as stack:
         outs = [
             stack.enter_context((parts / f"{n:04d}.ndjson").open("wb")) for n in range(partitions)
         ]
+        catalogue = stack.enter_context((parts.parent / MEDICATIONS).open("wb"))
         for name, number, line in _lines(files):
             try:
                 resource = orjson.loads(line)
             except orjson.JSONDecodeError:
                 resource = None
             patient = patient_of(resource)
+            if patient is None and is_medication(resource):
+                medications += 1
+                catalogue.write(line + b"\n")
+                continue
             if patient is None and not_an_error(resource):
                 not_used[str(resource["resourceType"])] += 1
                 continue
@@ -115,7 +128,18 @@ def partition_export(
             patients += resource.get("resourceType") == "Patient"
             resources += 1
             outs[bucket(patient, partitions)].write(line + b"\n")
-    return Partitioned(partitions, patients, resources, rejected, dict(sorted(not_used.items())))
+    return Partitioned(
+        partitions, patients, resources, rejected, dict(sorted(not_used.items())), medications
+    )
+
+
+def is_medication(resource: Any) -> bool:
+    """A Medication with an id (what a ``medicationReference`` can point at)."""
+    return (
+        isinstance(resource, dict)
+        and resource.get("resourceType") == "Medication"
+        and isinstance(resource.get("id"), str)
+    )
 
 
 def not_an_error(resource: Any) -> bool:

@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -28,7 +28,7 @@ import orjson
 
 from service.app.pipeline import Pipeline
 from service.bulk.evaluate import OUTPUT_TYPES, SUMMARY_HEADER, PartitionJob, evaluate_partition
-from service.bulk.partition import input_files, partition_count, partition_export
+from service.bulk.partition import MEDICATIONS, input_files, partition_count, partition_export
 from service.domain.knowledge import load_knowledge
 
 __all__ = ["BulkOptions", "run_bulk"]
@@ -57,6 +57,7 @@ def _partition(source: Path, work: Path, options: BulkOptions) -> dict[str, obje
     info = {
         "partitions": found.partitions, "patients": found.patients,
         "resources": found.resources, "rejected": found.rejected, "notUsed": found.not_used,
+        "medications": found.medications,
         "asOf": options.as_of.isoformat(), "profile": options.profile,
     }  # fmt: skip
     _atomic_write(marker, orjson.dumps(info))
@@ -86,7 +87,7 @@ def _complete(pipeline: Pipeline, job: PartitionJob) -> tuple[str, int]:
     tmp = job.target.parent.parent / "tmp" / job.target.name  # same filesystem: rename is atomic
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(exist_ok=True)
-    count = evaluate_partition(pipeline, PartitionJob(job.source, tmp, job.as_of, job.profile))
+    count = evaluate_partition(pipeline, replace(job, target=tmp))
     (tmp / "patients").write_text(str(count))
     tmp.rename(job.target)  # the completion marker: atomic on one filesystem
     return job.target.name, count
@@ -122,7 +123,7 @@ def _jobs(work: Path, info: dict[str, object]) -> list[PartitionJob]:
     for part in sorted((work / "parts").glob("*.ndjson")):
         target = done / part.stem
         if not target.exists():
-            jobs.append(PartitionJob(part, target, as_of, str(info["profile"])))
+            jobs.append(PartitionJob(part, target, as_of, str(info["profile"]), work / MEDICATIONS))
     return jobs
 
 

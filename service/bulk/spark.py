@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from service.app.pipeline import Pipeline
-from service.bulk.evaluate import evaluate_patient
-from service.bulk.partition import input_files, not_an_error, patient_of, rejection
+from service.bulk.evaluate import evaluate_patient, with_medications
+from service.bulk.partition import input_files, is_medication, not_an_error, patient_of, rejection
 from service.domain.knowledge import load_knowledge
+from service.fhir.types import Json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["run_spark_bulk", "spark_session"]
 
 _KEYED = "patient string, line string"
+_LINES = "line string"
 _OUTPUT = "type string, line string"
 _PIPELINE: Pipeline | None = None
 
@@ -84,7 +86,25 @@ def _key(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         yield pd.DataFrame({"patient": patients, "line": lines})
 
 
-def _evaluate(frame: pd.DataFrame, *, as_of: datetime, profile: str) -> pd.DataFrame:
+def _medication_lines(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The export's Medication lines (about no patient; MedicationRequests refer to them)."""
+    import pandas as pd  # runs in the Spark Python worker
+
+    for frame in frames:
+        kept = []
+        for value in frame["value"]:
+            try:
+                resource = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+            if is_medication(resource):
+                kept.append(value)
+        yield pd.DataFrame({"line": pd.Series(kept, dtype="string")})
+
+
+def _evaluate(
+    frame: pd.DataFrame, *, as_of: datetime, profile: str, medications: dict[str, Json]
+) -> pd.DataFrame:
     """One patient's lines -> its output lines (``type``: output file, ``line``: its text)."""
     import pandas as pd  # runs in the Spark Python worker
 
@@ -94,7 +114,7 @@ def _evaluate(frame: pd.DataFrame, *, as_of: datetime, profile: str) -> pd.DataF
         return pd.DataFrame({"type": ["errors"] * len(frame), "line": list(frame["line"])})
     if _PIPELINE is None:
         _PIPELINE = Pipeline(load_knowledge())
-    resources = [orjson.loads(line) for line in frame["line"]]
+    resources = with_medications([orjson.loads(line) for line in frame["line"]], medications)
     result = evaluate_patient(_PIPELINE, patient, resources, as_of, profile)
     types = [name for name, _ in result.lines]
     lines = [line.decode() for _, line in result.lines]
@@ -114,10 +134,18 @@ def run_spark_bulk(
 
     paths = [str(p) for p in input_files(source)]
     lines = spark.read.text(paths).withColumn("source", F.input_file_name())
-    keyed = lines.where(F.trim("value") != "").mapInPandas(_key, _KEYED)
+    present = lines.where(F.trim("value") != "")
+    # the Medications (one per product: few) go to every task with the function, as the local
+    # runner holds them once per partition
+    medications: dict[str, Json] = {}
+    for row in present.select("value").mapInPandas(_medication_lines, _LINES).collect():
+        resource = orjson.loads(row["line"])
+        medications[f"Medication/{resource['id']}"] = resource
+    keyed = present.mapInPandas(_key, _KEYED)
     # a lambda, not functools.partial: Spark reads the function's type hints and has none here
     results = keyed.groupBy("patient").applyInPandas(
-        lambda frame: _evaluate(frame, as_of=as_of, profile=profile), _OUTPUT
+        lambda frame: _evaluate(frame, as_of=as_of, profile=profile, medications=medications),
+        _OUTPUT,
     )
     results.write.partitionBy("type").text(str(output))
 

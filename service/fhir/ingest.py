@@ -40,7 +40,10 @@ from service.fhir.systems import UCUM, normalise_code, normalise_system
 from service.fhir.timeparse import age_days, parse_date, parse_datetime
 from service.fhir.types import Json
 
-__all__ = ["Ingested", "Skip", "ingest"]
+__all__ = [
+    "Ingested", "Skip", "ingest", "medication_catalogue", "medication_of", "medication_reference",
+    "referenced_medication",
+]  # fmt: skip
 
 
 READ_TYPES = frozenset(
@@ -277,7 +280,7 @@ def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
             ):
                 found = inner
     else:
-        found = medications.get(reference)
+        found = medication_of(reference, medications)
     return _with_ingredients(found) if isinstance(found, dict) else None
 
 
@@ -301,7 +304,7 @@ def _with_ingredients(medication: Json) -> Any:
 
 def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     concept = _medication_concept(res, ctx.medications)
-    dose = dose_of(res, _referenced_medication(res, ctx.medications))
+    dose = dose_of(res, referenced_medication(res, ctx.medications))
     if res.get("resourceType") == "MedicationRequest":
         item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
         start = parse_datetime(res.get("authoredOn"))
@@ -316,7 +319,7 @@ def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     yield replace(item, dose=dose)
 
 
-def _referenced_medication(res: Json, medications: dict[str, Json]) -> Json | None:
+def referenced_medication(res: Json, medications: dict[str, Json]) -> Json | None:
     """The Medication ``medicationReference`` names (contained or a Bundle entry), if any."""
     reference = (res.get("medicationReference") or {}).get("reference")
     if not isinstance(reference, str):
@@ -326,7 +329,27 @@ def _referenced_medication(res: Json, medications: dict[str, Json]) -> Json | No
             if isinstance(inner, dict) and inner.get("id") == reference[1:]:
                 return inner
         return None
-    return medications.get(reference)
+    return medication_of(reference, medications)
+
+
+def medication_of(reference: str, medications: dict[str, Json]) -> Json | None:
+    """The Medication a literal reference names: as written (a fullUrl, ``Medication/id``), or
+    as ``Medication/id`` when written absolute or versioned (``https://ehr/fhir/Medication/7``,
+    ``Medication/7/_history/2``), the forms servers and Bulk Data exports use."""
+    found = medications.get(reference)
+    if found is None:
+        tail = medication_reference(reference)
+        found = medications.get(tail) if tail else None
+    return found
+
+
+def medication_reference(reference: str) -> str | None:
+    """``Medication/id`` of a literal reference to a Medication, whatever its base or version."""
+    path = reference.split("/_history/")[0].rstrip("/")
+    head, _, rid = path.rpartition("/")
+    if not rid or not (head == "Medication" or head.endswith("/Medication")):
+        return None
+    return f"Medication/{rid}"
 
 
 def _care_plan(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
@@ -474,20 +497,29 @@ def ingest(
     listed = bundle.get("entry")
     entries = [e if isinstance(e, dict) else {} for e in listed] if isinstance(listed, list) else []
     patients = _Patients()
-    medications: dict[str, Json] = {}
     for index, entry in enumerate(entries):
         res = entry.get("resource") or {}
         if res.get("resourceType") == "Patient":
             patients.add(f"Bundle.entry[{index}]", entry.get("fullUrl"), res)
-        elif res.get("resourceType") == "Medication":
-            for alias in _aliases(entry, res):
-                medications[alias] = res
+    medications = medication_catalogue(entries)
     keep: Callable[[int, Json], bool] | None = None
     if selected is not None:
         keep = lambda index, _res: index in selected  # noqa: E731
     elif relevant is not None:
         keep = lambda _index, res: relevant(res)  # noqa: E731
     return _collect(entries, patients, _Readers(medications, keep))
+
+
+def medication_catalogue(entries: list[Json]) -> dict[str, Json]:
+    """The Bundle's Medication entries by every reference that may name them (fullUrl and
+    ``Medication/id``)."""
+    medications: dict[str, Json] = {}
+    for entry in entries:
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(res, dict) and res.get("resourceType") == "Medication":
+            for alias in _aliases(entry, res):
+                medications[alias] = res
+    return medications
 
 
 def _aliases(entry: Json, res: Json) -> list[str]:

@@ -126,8 +126,15 @@ def _not_recognised(group: Group) -> Json:
     """One ``code-not-recognised`` issue for the entries that carry one unrecognised code."""
     count = len(group.paths)
     entries = f"{count} {group.rtype} entr{'y' if count == 1 else 'ies'}"
-    text = f"{entries} with {group.label}: no PainPath concept recognises this code; not used"
-    found = issue("information", "code-invalid", text, detail="code-not-recognised")
+    if group.unresolved:  # a drug PainPath cannot see is a drug it cannot check: a warning
+        text = (
+            f"{entries} with {group.label}: the medication could not be read, so it was not "
+            "checked for interactions or contraindications; send the Medication in the Bundle"
+        )
+        found = issue("warning", "not-found", text, detail="code-not-recognised")
+    else:
+        text = f"{entries} with {group.label}: no PainPath concept recognises this code; not used"
+        found = issue("information", "code-invalid", text, detail="code-not-recognised")
     found["expression"] = group.paths[:MAX_PATHS]
     return found
 

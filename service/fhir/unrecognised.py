@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from service.domain.assessment import Assessment
-from service.fhir.ingest import Ingested
+from service.fhir.ingest import Ingested, medication_catalogue, referenced_medication
 from service.fhir.types import Json
 
 __all__ = ["MAX_PATHS", "Group", "Unrecognised", "unrecognised"]
@@ -42,6 +42,8 @@ class Group:
     label: str
     paths: list[str] = field(default_factory=list)
     maybe_finding: bool = False
+    # a medicationReference that names no Medication in the request: the drug is unknown
+    unresolved: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class Unrecognised:
 def unrecognised(found: Ingested, assessment: Assessment) -> Unrecognised:
     """The patient's read entries that no concept recognised, grouped per code or text."""
     groups: dict[tuple[str, str], Group] = {}
+    medications: dict[str, Json] | None = None
     for ref, index in found.read.get(assessment.subject, ()):
         if ref in assessment.recognised:
             continue
@@ -67,11 +70,29 @@ def unrecognised(found: Ingested, assessment: Assessment) -> Unrecognised:
         concept = resource.get(element)
         if rtype == "CarePlan":  # its activities' codes (detail.code), first one named
             concept = next(iter(_activity_codes(resource)), None)
-        label = _label(concept)
-        group = groups.setdefault((rtype, label), Group(rtype, label))
+        label, unresolved = _label(concept), False
+        if element == "medicationCodeableConcept" and concept is None:
+            element = "medicationReference"
+            if medications is None:  # built once, and only when a reference needs it
+                medications = medication_catalogue(found.entries)
+            label, unresolved = _medication_label(resource, medications)
+        group = groups.setdefault((rtype, label), Group(rtype, label, unresolved=unresolved))
         group.paths.append(f"Bundle.entry[{index}].resource.{element}")
         group.maybe_finding |= _maybe_finding(rtype, resource)
     return Unrecognised(tuple(groups[k] for k in sorted(groups)))
+
+
+def _medication_label(resource: Json, medications: dict[str, Json]) -> tuple[str, bool]:
+    """(label, unresolved) of a medication given by reference: the Medication's code, or the
+    reference itself when it names nothing in the request."""
+    medication = referenced_medication(resource, medications)
+    if medication is not None:
+        return _label(medication.get("code")), False
+    holder = resource.get("medicationReference")
+    reference = holder.get("reference") if isinstance(holder, dict) else None
+    if not isinstance(reference, str):
+        return "no medication", True
+    return f"a reference to {reference[:200]!r}, which is not in the request", True
 
 
 def _label(concept: object) -> str:

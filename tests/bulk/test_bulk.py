@@ -12,9 +12,12 @@ import orjson
 import pytest
 
 from service.bulk import runner
+from service.bulk.evaluate import with_medications
 from service.bulk.runner import BulkOptions, run_bulk
 from service.cli.main import main
+from service.fhir.types import Json
 
+GOLDEN = Path(__file__).parents[1] / "golden" / "cases"
 AS_OF = datetime(2026, 11, 24, 9, tzinfo=UTC)
 OUTPUTS = [
     "CarePlan.ndjson", "ServiceRequest.ndjson", "Observation.ndjson", "DetectedIssue.ndjson",
@@ -145,3 +148,64 @@ def test_the_bulk_command(export: Path, reference: dict[str, bytes], tmp_path: P
     )
     assert code == 0
     assert _outputs(tmp_path) == reference
+
+
+def _export_with_medication_file(tmp_path: Path, *, with_medication: bool) -> Path:
+    """The opioid + benzodiazepine golden case as a Bulk Data export: the diazepam request
+    refers to a Medication that lives in Medication.ndjson (about no patient), as servers export
+    it; the reference is absolute, as some servers write it."""
+    case = orjson.loads((GOLDEN / "med-opioid-benzodiazepine.json").read_bytes())
+    resources = [entry["resource"] for entry in case["bundle"]["entry"]]
+    request = next(r for r in resources if r.get("id") == "med-dzp")
+    medication = {
+        "resourceType": "Medication", "id": "dzp-5",
+        "code": request.pop("medicationCodeableConcept"),
+    }  # fmt: skip
+    request["medicationReference"] = {"reference": "https://ehr.example.org/fhir/Medication/dzp-5"}
+    export = tmp_path / "export"
+    export.mkdir()
+    by_type: dict[str, list[bytes]] = {}
+    for resource in [*resources, *([medication] if with_medication else [])]:
+        by_type.setdefault(resource["resourceType"], []).append(orjson.dumps(resource))
+    for rtype, lines in by_type.items():
+        (export / f"{rtype}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    return export
+
+
+@pytest.mark.parametrize("with_medication", [True, False])
+def test_a_medication_in_its_own_export_file_is_joined_to_the_requests_naming_it(
+    tmp_path: Path, with_medication: bool
+) -> None:
+    export = _export_with_medication_file(tmp_path, with_medication=with_medication)
+    out = tmp_path / "out"
+    info = run_bulk(export, out, BulkOptions(AS_OF, "nice-ng59", workers=0))
+    assert info["medications"] == (1 if with_medication else 0)
+    assert "Medication" not in info["notUsed"]
+    assert (out / "errors.ndjson").read_bytes() == b""
+    issues = [orjson.loads(x) for x in (out / "DetectedIssue.ndjson").read_bytes().splitlines()]
+    codes = {c["code"] for i in issues for c in i["code"]["coding"]}
+    # joined: the diazepam is a benzodiazepine beside the fentanyl patch; not joined: it cannot
+    # be read, and the patient's OperationOutcome says so instead
+    assert ("opioid-benzodiazepine" in codes) is with_medication
+    outcome = orjson.loads((out / "OperationOutcome.ndjson").read_bytes())
+    unread = [
+        i for i in outcome["issue"]
+        if i["severity"] == "warning" and "Medication/dzp-5" in i["diagnostics"]
+    ]  # fmt: skip
+    assert len(unread) == (0 if with_medication else 1)
+
+
+def test_with_medications_adds_each_named_medication_once() -> None:
+    catalogue = {"Medication/a": {"resourceType": "Medication", "id": "a"}}
+    requests: list[Json] = [
+        {
+            "resourceType": "MedicationRequest",
+            "id": str(n),
+            "medicationReference": {"reference": ref},
+        }
+        for n, ref in enumerate(["Medication/a", "Medication/a/_history/3", "Medication/zz", "#c"])
+    ]
+    joined = with_medications(requests, catalogue)
+    assert joined == [*requests, catalogue["Medication/a"]]
+    # already among the patient's lines: not added again
+    assert len(with_medications([*requests, catalogue["Medication/a"]], catalogue)) == 5

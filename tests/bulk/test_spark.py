@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from service.bulk.runner import BulkOptions, run_bulk
@@ -46,7 +47,8 @@ def spark() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 30-patient export (bench/make_bundle.py) plus a line that is not JSON, a Condition that
-    names no patient (both errors) and an Encounter about no patient (counted, not an error)."""
+    names no patient (both errors), an Encounter about no patient (counted, not an error), and a
+    MedicationRequest whose drug is a Medication in Medication.ndjson (joined)."""
     path = Path(__file__).parents[2] / "bench" / "make_bundle.py"
     spec = importlib.util.spec_from_file_location("make_bundle", path)
     assert spec is not None
@@ -58,6 +60,18 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (out / "Encounter.ndjson").open("ab") as extra:
         extra.write(b'{not json\n{"resourceType": "Encounter", "status": "finished"}\n')
         extra.write(b'{"resourceType": "Condition", "id": "orphan"}\n')
+    patient = orjson.loads((out / "Patient.ndjson").read_bytes().splitlines()[0])["id"]
+    request = {
+        "resourceType": "MedicationRequest", "id": "mr-dzp", "status": "active",
+        "intent": "order", "subject": {"reference": f"Patient/{patient}"},
+        "medicationReference": {"reference": "Medication/dzp-5"}, "authoredOn": "2026-11-01",
+    }  # fmt: skip
+    medication = {"resourceType": "Medication", "id": "dzp-5", "code": {"coding": [{
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197591",
+        "display": "Diazepam 5 MG Oral Tablet"}]}}  # fmt: skip
+    with (out / "MedicationRequest.ndjson").open("ab") as extra:
+        extra.write(orjson.dumps(request) + b"\n")
+    (out / "Medication.ndjson").write_bytes(orjson.dumps(medication) + b"\n")
     return out
 
 
@@ -82,6 +96,10 @@ def test_spark_gives_the_lines_of_the_local_run(
             expected = sorted(re.sub(rb'\.ndjson:\d+"', b'.ndjson"', x) for x in expected)
             assert len(expected) == 2
         assert _spark_lines(tmp_path / "spark", name) == expected, name
+    # the Medication was joined: its request is read, not reported as a drug that is not there
+    outcomes = (local / "OperationOutcome.ndjson").read_bytes()
+    assert b"mr-dzp" not in outcomes
+    assert b"dzp-5" not in outcomes
     rows = (local / "summary.csv").read_bytes().splitlines()[1:]
     assert len(rows) == 30
     assert _spark_lines(tmp_path / "spark", "summary") == sorted(rows)

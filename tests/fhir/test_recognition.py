@@ -177,6 +177,57 @@ def test_every_medication_is_used_or_reported(pipeline: Pipeline) -> None:
     assert any("MedicationRequest" in i["diagnostics"] for i in reported)
 
 
+def _by_reference(mid: str, reference: str) -> Json:
+    request = _med(mid, {}) | {"medicationReference": {"reference": reference}}
+    del request["medicationCodeableConcept"]
+    return request
+
+
+def test_a_medication_reference_that_resolves_nowhere_is_a_warning(pipeline: Pipeline) -> None:
+    """A drug PainPath cannot see is a drug it cannot check: never an "information" aside."""
+    result = _run(pipeline, LBP, _by_reference("m1", "Medication/absent"))
+    [reported] = _issues(result, "code-not-recognised")
+    assert reported["severity"] == "warning"
+    assert reported["code"] == "not-found"
+    assert "Medication/absent" in reported["diagnostics"]
+    assert reported["expression"] == ["Bundle.entry[2].resource.medicationReference"]
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["Medication/med-9", "https://ehr.example.org/fhir/Medication/med-9",
+     "Medication/med-9/_history/4", "urn:uuid:0b9f1c52-7a3e-4d1a-9a53-5f0c3c2b8e11"],
+)  # fmt: skip
+def test_a_medication_entry_is_found_by_any_reference_form(
+    pipeline: Pipeline, reference: str
+) -> None:
+    medication = {"resourceType": "Medication", "id": "med-9",
+                  "code": _concept(RXNORM, "197591", "Diazepam 5 MG Oral Tablet")}  # fmt: skip
+    bundle = {
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [
+            {"resource": PATIENT}, {"resource": LBP},
+            {"fullUrl": "urn:uuid:0b9f1c52-7a3e-4d1a-9a53-5f0c3c2b8e11", "resource": medication},
+            {"resource": _by_reference("m1", reference)},
+        ],
+    }  # fmt: skip
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    result = pipeline.run_body(orjson.dumps(bundle), {"asOf": AS_OF}, now=now)
+    assert "MedicationRequest/m1" in result.assessments[0].recognised
+    assert _issues(result, "code-not-recognised") == []
+
+
+def test_a_resolved_medication_with_an_unknown_code_is_named_by_its_code(
+    pipeline: Pipeline,
+) -> None:
+    code = _concept(RXNORM, "966222", "Levothyroxine Sodium 0.075 MG Oral Tablet")
+    medication = {"resourceType": "Medication", "id": "lt", "code": code}
+    result = _run(pipeline, LBP, medication, _by_reference("m1", "Medication/lt"))
+    [reported] = _issues(result, "code-not-recognised")
+    assert reported["severity"] == "information"
+    assert "966222" in reported["diagnostics"]
+
+
 # --- conditions and findings ---------------------------------------------------------------------
 def test_snomed_cancer_in_remission_with_back_pain_raises_malignancy(pipeline: Pipeline) -> None:
     cancer = _cond(
