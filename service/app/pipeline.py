@@ -36,7 +36,7 @@ from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.model import PatientRecord
 from service.fhir.emit import Emitter
-from service.fhir.errors import Problem
+from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import Ingested, ingest
 from service.fhir.limits import DEFAULT_MAX_DEPTH
 from service.fhir.relevance import Relevance
@@ -74,8 +74,14 @@ class TriageResult:
 
 
 def canonical_bytes(resource: Json) -> bytes:
-    """Stable JSON bytes (sorted keys, no whitespace) of a resource, for digests."""
-    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    """Stable JSON bytes (sorted keys, no whitespace) of a resource, for digests.
+
+    orjson serialises at most 254 levels; an entry nested deeper (only one the rules never read
+    can get here, ``validate_bundle``) is refused as too costly, never a 5xx."""
+    try:
+        return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise InputError.one("too-costly", f"The input cannot be serialised: {exc}") from exc
 
 
 def digest_of(bundle: Json, options: TriageOptions) -> str:

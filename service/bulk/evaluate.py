@@ -158,7 +158,12 @@ def evaluate_patient(
     bundle: Json = {"resourceType": "Bundle", "type": "collection"}
     bundle["entry"] = [{"resource": r} for r in sorted(resources, key=_order)]
     try:
-        check = validate_bundle(bundle, max_entries=_MAX_ENTRIES, relevant=pipeline.relevance)
+        check = validate_bundle(
+            bundle,
+            max_entries=_MAX_ENTRIES,
+            relevant=pipeline.relevance,
+            max_depth=pipeline.limits.max_depth,
+        )
         result = pipeline.evaluate(
             bundle,
             TriageOptions(as_of, profile),

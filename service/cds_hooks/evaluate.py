@@ -29,6 +29,7 @@ async def cards_for(
         max_entries=pipeline.limits.max_entries,
         prefix="prefetch",
         relevant=pipeline.relevance,
+        max_depth=pipeline.limits.max_depth,
     )
     options = pipeline.options(now=now)
     result = await pipeline.evaluate_async(

@@ -138,8 +138,11 @@ def _quality(params: dict[str, str]) -> float:
         return 0.0
 
 
-def parse_json(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
-    """The parsed body; 413 over the size or nesting limit, 400 when it is not JSON."""
+def parse_json(body: bytes, *, max_bytes: int, max_depth: int | None = DEFAULT_MAX_DEPTH) -> Any:
+    """The parsed body; 413 over the size or nesting limit, 400 when it is not JSON.
+
+    ``max_depth`` None: the caller holds the nesting where it matters (a ``$triage`` body: the
+    Bundle's structure and the entries that are read, ``validate_bundle``)."""
     if len(body) > max_bytes:
         raise InputError.one(
             "too-costly", f"Body is {len(body)} bytes; the limit is {max_bytes} bytes"
@@ -150,7 +153,8 @@ def parse_json(body: bytes, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPT
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError.one("invalid", f"Body is not valid JSON: {exc}") from exc
-    check_depth(parsed, max_depth)
+    if max_depth is not None:
+        check_depth(parsed, max_depth)
     return parsed
 
 
@@ -170,12 +174,14 @@ def read_triage_request(  # noqa: PLR0913 - the limits and the validation policy
     (``validation=strict`` as a query parameter; a Parameters ``validation`` part overrides it)
     refuses an invalid entry of a type PainPath does not read instead of reporting it.
     """
-    resource = parse_json(body, max_bytes=max_bytes, max_depth=max_depth)
+    resource = parse_json(body, max_bytes=max_bytes, max_depth=None)
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise InputError.one("structure", "Body is not a FHIR resource (no resourceType)")
     rtype = resource["resourceType"]
     if rtype == "Parameters":
-        return _from_parameters(resource, max_entries=max_entries, relevant=relevant, strict=strict)
+        return _from_parameters(
+            resource, max_entries=max_entries, relevant=relevant, strict=strict, max_depth=max_depth
+        )
     if rtype != "Bundle":
         if known_resource_type(rtype):
             raise InputError.one(
@@ -184,7 +190,9 @@ def read_triage_request(  # noqa: PLR0913 - the limits and the validation policy
                 "resourceType",
             )
         raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
-    check = _checked_bundle(resource, max_entries=max_entries, relevant=relevant, strict=strict)
+    check = _checked_bundle(
+        resource, max_entries=max_entries, relevant=relevant, strict=strict, max_depth=max_depth
+    )
     return TriageRequest(resource, {}, check.selected, check.warnings)
 
 
@@ -213,16 +221,22 @@ def read_patient_parameters(
     return options
 
 
-def _checked_bundle(
+def _checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by keyword
     bundle: dict[str, Any],
     *,
     max_entries: int,
     prefix: str = "Bundle",
     relevant: Relevant | None = None,
     strict: bool = False,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> BundleCheck:
     check = validate_bundle(
-        bundle, max_entries=max_entries, prefix=prefix, relevant=relevant, strict=strict
+        bundle,
+        max_entries=max_entries,
+        prefix=prefix,
+        relevant=relevant,
+        strict=strict,
+        max_depth=max_depth,
     )
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
@@ -235,7 +249,12 @@ def _checked_bundle(
 
 
 def _from_parameters(
-    parameters: dict[str, Any], *, max_entries: int, relevant: Relevant | None, strict: bool
+    parameters: dict[str, Any],
+    *,
+    max_entries: int,
+    relevant: Relevant | None,
+    strict: bool,
+    max_depth: int,
 ) -> TriageRequest:
     parts = parameters.get("parameter", [])
     shallow = dict(parameters)
@@ -244,6 +263,7 @@ def _from_parameters(
             {k: v for k, v in p.items() if k != "resource"} if isinstance(p, dict) else p
             for p in parts
         ]
+    check_depth(shallow, max_depth)
     problems = validate_resource(shallow, "Parameters")
     if problems:
         raise InputError("invalid", problems)
@@ -272,7 +292,12 @@ def _from_parameters(
     if "validation" in options:
         strict = options["validation"] == "strict"
     check = _checked_bundle(
-        resource, max_entries=max_entries, prefix=prefix, relevant=relevant, strict=strict
+        resource,
+        max_entries=max_entries,
+        prefix=prefix,
+        relevant=relevant,
+        strict=strict,
+        max_depth=max_depth - 3,  # Parameters, parameter list, part: the Bundle's levels
     )
     return TriageRequest(resource, options, check.selected, check.warnings)
 

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import READ_TYPES
+from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
 
 __all__ = [
     "STRICT_TYPES", "BundleCheck", "known_resource_type", "validate_bundle", "validate_resource",
@@ -63,21 +64,45 @@ def _require_object(definition: dict[str, Any]) -> None:
 
 
 @cache
-def _fast_validator(definition: str) -> jsonschema_rs.Draft6Validator:
-    """The same schema compiled by jsonschema-rs (Rust, ~6 us per resource): a yes/no pre-check.
+def _fast_definitions() -> dict[str, Any]:
+    """The definitions jsonschema-rs compiles: the schema's, with two changes.
 
-    Only a pass is trusted; on any failure the Python validator reports the problems, so messages
-    and expressions stay exactly those of ``_schema_problems``. jsonschema-rs resolves every
-    ``$ref`` eagerly, and the published schema refers to two definitions it lacks (``Resource``,
-    ``integer64``); they are made to fail, which sends such input down the Python path.
+    jsonschema-rs resolves every ``$ref`` eagerly, and the published schema refers to two
+    definitions it lacks (``Resource``, ``integer64``); they are made to fail, which sends such
+    input down the Python path. And ``ResourceList`` (``contained``, ``Bundle.entry.resource``)
+    is a ``oneOf`` over every resource type: through it each type's validator compiled the whole
+    schema, 17-40 MB apiece (a server that met 20 types held 400 MB of validators). Here it only
+    requires an object; ``_fast_valid`` checks each contained resource with its own type's
+    validator instead, and the Bundle's entries are checked one by one anyway.
     """
     definitions = dict(_definitions()["definitions"])
     text = orjson.dumps(definitions).decode()
     for missing in set(re.findall(r"#/definitions/(\w+)", text)) - set(definitions):
         definitions[missing] = {"not": {}}
+    definitions["ResourceList"] = {"type": "object"}
+    return definitions
+
+
+@cache
+def _fast_validator(definition: str) -> jsonschema_rs.Draft6Validator:
+    """The same schema compiled by jsonschema-rs (Rust, ~6 us per resource): a yes/no pre-check.
+
+    Only a pass is trusted; on any failure the Python validator reports the problems, so messages
+    and expressions stay exactly those of ``_schema_problems``. About 1-2 MB and 20 ms to compile
+    per type (``_fast_definitions``).
+    """
     return jsonschema_rs.Draft6Validator(
-        {"$ref": f"#/definitions/{definition}", "definitions": definitions}
+        {"$ref": f"#/definitions/{definition}", "definitions": _fast_definitions()}
     )
+
+
+def _fast_valid(resource: Any) -> bool:
+    """True when jsonschema-rs passes the resource and every resource it contains."""
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    if not known_resource_type(rtype) or not _fast_validator(str(rtype)).is_valid(resource):
+        return False
+    contained = resource.get("contained")
+    return not isinstance(contained, list) or all(_fast_valid(inner) for inner in contained)
 
 
 @cache
@@ -209,14 +234,18 @@ def _selected_model_problems(
     prefix: str,
     relevant: Callable[[dict[str, Any]], bool],
     skip: Collection[int],
+    max_depth: int,
 ) -> tuple[list[Problem], frozenset[int]]:
-    """Model problems of the entries ``relevant`` accepts, and those entries' indexes."""
+    """Model problems of the entries ``relevant`` accepts, and those entries' indexes; those
+    of a type the rules read are held to ``max_depth`` first (the models and readers recurse)."""
     problems: list[Problem] = []
     selected: list[int] = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and relevant(resource):
             selected.append(index)
+            if resource.get("resourceType") in READ_TYPES:  # what the models and readers walk
+                check_depth(resource, max_depth)
             if index not in skip:
                 problems += _model_problems(resource, f"{prefix}.entry[{index}].resource")
             if len(problems) >= _MAX_PROBLEMS:
@@ -228,7 +257,9 @@ def _every_resource(resource: dict[str, Any]) -> bool:
     return True
 
 
-def _skeleton_problems(bundle: dict[str, Any], entries: Any, prefix: str) -> list[Problem]:
+def _skeleton_problems(
+    bundle: dict[str, Any], entries: Any, prefix: str, max_depth: int
+) -> list[Problem]:
     """Problems of the Bundle without its entries' resources (always fatal)."""
     skeleton = dict(bundle)
     if isinstance(entries, list):
@@ -236,6 +267,7 @@ def _skeleton_problems(bundle: dict[str, Any], entries: Any, prefix: str) -> lis
             {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
             for e in entries
         ]
+    check_depth(skeleton, max_depth)
     problems = []
     if not _fast_validator("Bundle").is_valid(skeleton):
         problems = _schema_problems(skeleton, "Bundle", prefix)
@@ -245,12 +277,13 @@ def _skeleton_problems(bundle: dict[str, Any], entries: Any, prefix: str) -> lis
 
 
 def _entry_problems(
-    entries: list[Any], prefix: str, *, strict: bool
+    entries: list[Any], prefix: str, *, strict: bool, max_depth: int
 ) -> tuple[list[Problem], list[Problem], set[int]]:
     """(fatal problems, warnings, indexes of the invalid entries) of the entries' resources.
 
-    jsonschema-rs (~6 us a resource) passes the valid ones; only a resource it fails goes
-    through the Python validator, for messages and expressions.
+    jsonschema-rs (~6 us a resource, no recursion limit to protect) passes the valid ones; only
+    a resource it fails goes through the Python validator, for messages and expressions, after
+    its nesting is held to ``max_depth``.
     """
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -261,8 +294,9 @@ def _entry_problems(
         resource = entry["resource"]
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         known = known_resource_type(rtype)
-        if known and _fast_validator(str(rtype)).is_valid(resource):
+        if known and _fast_valid(resource):
             continue
+        check_depth(resource, max_depth)
         found = validate_resource(resource, f"{prefix}.entry[{index}].resource")
         if not found:
             continue
@@ -276,16 +310,23 @@ def _entry_problems(
     return problems, warnings, invalid
 
 
-def validate_bundle(
+def validate_bundle(  # noqa: PLR0913 - the limits and the validation policy, by keyword
     bundle: dict[str, Any],
     *,
     max_entries: int,
     prefix: str = "Bundle",
     relevant: Callable[[dict[str, Any]], bool] | None = None,
     strict: bool = False,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> BundleCheck:
     """Raise InputError (400, or 413 over ``max_entries``) unless the Bundle is valid R4 where
     it matters: its structure and every entry of a type PainPath reads (``STRICT_TYPES``).
+
+    ``max_depth`` is the nesting the Bundle may have (the request's limit less the levels above
+    it): it holds the Bundle's structure, every entry the rules may read (``relevant``) and every
+    entry the Python validator has to explain, the code that recurses (413 past it). Other
+    entries are checked by jsonschema-rs alone, which does not recurse in Python, so a whole
+    record is not walked twice.
 
     An invalid entry of another type (a Claim, an Encounter) is returned as a warning, with its
     expression, and does not fail the request; ``strict`` (``validation=strict``) makes it a
@@ -306,14 +347,17 @@ def validate_bundle(
             f"Bundle has {len(entries)} entries; the limit is {max_entries}",
             f"{prefix}.entry",
         )
-    problems = _skeleton_problems(bundle, entries, prefix)
+    problems = _skeleton_problems(bundle, entries, prefix, max_depth)
     if not isinstance(entries, list):
         _raise_if(problems)
         return BundleCheck(frozenset() if relevant is not None else None)
-    found, warnings, invalid = _entry_problems(entries, prefix, strict=strict)
+    resource_depth = max_depth - 3  # Bundle, entry list, entry: the resource's own levels
+    found, warnings, invalid = _entry_problems(
+        entries, prefix, strict=strict, max_depth=resource_depth
+    )
     _raise_if(problems + found)
     model, selected = _selected_model_problems(
-        entries, prefix, relevant or _every_resource, invalid
+        entries, prefix, relevant or _every_resource, invalid, resource_depth
     )
     _raise_if(model)
     return BundleCheck(selected if relevant is not None else None, tuple(warnings))

@@ -96,7 +96,7 @@ class PatientTriage:
                     group.start_soon(self._search_into, found, rtype, patient_id)
         bundle = collection_bundle(self.client.base, patient, found)
         try:
-            validate_bundle(bundle, max_entries=10**6)
+            validate_bundle(bundle, max_entries=10**6, max_depth=self.pipeline.limits.max_depth)
         except InputError as exc:
             raise UpstreamStatusError(
                 f"the server's data for Patient/{patient_id} is not valid FHIR R4: {exc}",

@@ -678,6 +678,50 @@ def test_input_at_the_highest_depth_limit_is_evaluated_not_a_5xx(
     assert refused.status_code == 413
 
 
+_CLAIM = {
+    "resourceType": "Claim", "id": "claim-deep", "status": "active",
+    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                         "code": "professional"}]},
+    "use": "claim", "patient": {"reference": "Patient/patient-1"},
+    "created": "2026-11-20T10:00:00Z", "provider": {"display": "Clinic"},
+    "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                             "code": "normal"}]},
+    "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare"}}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("where", "levels", "invalid", "status"),
+    [
+        # an entry no rule reads is checked by jsonschema-rs alone (no Python recursion): a
+        # whole record is not walked twice, so nesting past the limit there is accepted...
+        ("unread", 60, False, 200),
+        # ...up to what the digest can serialise (254 levels), then refused, never a 5xx
+        ("unread", 130, False, 413),
+        # an unread entry the Python validator must explain is held to the limit first
+        ("unread", 60, True, 413),
+        # the entries the rules read, at both sides of the default limit (64: 3 for the Bundle)
+        ("read", 30, False, 200),
+        ("read", 31, False, 413),
+    ],
+)
+def test_the_depth_limit_holds_where_the_service_recurses(
+    client: TestClient, where: str, levels: int, invalid: bool, status: int
+) -> None:
+    bundle = case_bundle(CAUDA)
+    if where == "read":  # the Condition: resource 1 + extension list/object pairs
+        bundle["entry"][1]["resource"]["extension"] = [_deep_extension(levels)]
+    else:
+        claim = copy.deepcopy(_CLAIM) | {"extension": [_deep_extension(levels)]}
+        if invalid:
+            claim["colour"] = "red"
+        bundle["entry"].append({"resource": claim})
+    response = post_triage(client, bundle)
+    assert response.status_code == status, response.text[:300]
+    if status == 413:
+        assert response.json()["issue"][0]["code"] == "too-costly"
+
+
 def test_every_input_error_kind_has_one_status() -> None:
     """The closed set of InputError kinds and the HTTP mapping stay in step."""
     from typing import get_args

@@ -163,3 +163,55 @@ def test_warnings_are_bounded_on_a_large_record() -> None:
     bundle["entry"] += [{"resource": bad}] * 500
     check = _check(bundle)
     assert 0 < len(check.warnings) <= 20
+
+
+# --- contained resources: each checked as its own type ------------------------------------------
+def _claim_containing(contained: Json) -> Json:
+    claim = copy.deepcopy(CLAIM)
+    claim["contained"] = [contained]
+    claim["insurance"][0]["coverage"] = {"reference": f"#{contained['id']}"}
+    return claim
+
+
+COVERAGE = {
+    "resourceType": "Coverage", "id": "cov", "status": "active",
+    "beneficiary": {"reference": "Patient/patient-1"}, "payor": [{"display": "Medicare"}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("contained", "valid"),
+    [
+        (COVERAGE, True),
+        (COVERAGE | {"period": {"start": "20-11-2026"}}, False),  # not a FHIR dateTime
+        (COVERAGE | {"colour": "red"}, False),  # no such element
+        ({k: v for k, v in COVERAGE.items() if k != "payor"}, False),  # payor is required
+        ({"resourceType": "Widget", "id": "cov"}, False),  # no such resource type
+    ],
+)
+def test_a_contained_resource_is_validated_as_its_own_type(contained: Json, valid: bool) -> None:
+    """The fast validator's ResourceList only asks for an object (one validator per type, not
+    the whole schema in each); every contained resource is still checked against its type."""
+    bundle = case_bundle(CAUDA)
+    bundle["entry"].append({"resource": _claim_containing(contained)})
+    where = f"Bundle.entry[{len(bundle['entry']) - 1}].resource.contained"
+    warnings = _check(bundle).warnings
+    assert (warnings == ()) is valid
+    assert all(w.expression.startswith(where) for w in warnings)
+    if not valid:  # strict: refused, as any invalid entry
+        with pytest.raises(InputError):
+            _check(bundle, strict=True)
+
+
+def test_an_invalid_contained_medication_in_a_read_entry_is_400() -> None:
+    bundle = case_bundle(CAUDA)
+    request = {
+        "resourceType": "MedicationRequest", "id": "mr", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/patient-1"},
+        "medicationReference": {"reference": "#m"},
+        "contained": [{"resourceType": "Medication", "id": "m", "status": ["active"]}],
+    }  # fmt: skip
+    bundle["entry"].append({"resource": request})
+    with pytest.raises(InputError) as refused:
+        _check(bundle)
+    assert any(".contained[0]" in p.expression for p in refused.value.problems)

@@ -209,3 +209,22 @@ def test_with_medications_adds_each_named_medication_once() -> None:
     assert joined == [*requests, catalogue["Medication/a"]]
     # already among the patient's lines: not added again
     assert len(with_medications([*requests, catalogue["Medication/a"]], catalogue)) == 5
+
+
+def test_a_resource_nested_past_the_limit_is_an_error_line_not_a_crash(tmp_path: Path) -> None:
+    """Bulk lines are parsed to 1,024 levels; a patient whose read resource nests past the
+    limit gets an errors line (too-costly), and the other patients their results."""
+    resources = _generator().patient_resources("p1", 6) + _generator().patient_resources("p2", 6)
+    extension: Json = {"url": "https://example.org/x", "valueString": "leaf"}
+    for _ in range(80):
+        extension = {"url": "https://example.org/x", "extension": [extension]}
+    condition = next(r for r in resources if r["resourceType"] == "Condition")
+    condition["extension"] = [extension]
+    (tmp_path / "in.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in resources))
+    run_bulk(tmp_path / "in.ndjson", tmp_path / "out", BulkOptions(AS_OF, "nice-ng59", workers=0))
+    [error] = [
+        orjson.loads(x) for x in (tmp_path / "out" / "errors.ndjson").read_bytes().splitlines()
+    ]
+    assert error["outcome"]["issue"][0]["code"] == "too-costly"
+    rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert len(rows) == 2  # the header and the other patient
