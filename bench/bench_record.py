@@ -16,8 +16,7 @@ import sys
 
 import orjson
 from bench_inprocess import median_ms, triage_bytes
-
-from tools.synthetic_records import make_record, population
+from make_record import make_record, population
 
 TARGET = 2.0
 

@@ -1,4 +1,4 @@
-"""``make bench``: the five benchmarks, each printing ratios measured in the same run."""
+"""``make bench``: the six benchmarks, each printing ratios measured in the same run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from bench_bulk import bench_bulk
 from bench_http import bench_http
 from bench_inprocess import bench_inprocess, bench_scaling
+from bench_memory import bench_memory
 from bench_record import bench_record
 
 if __name__ == "__main__":
@@ -16,3 +17,4 @@ if __name__ == "__main__":
     bench_scaling(quick)
     bench_bulk(quick)
     bench_record(quick)
+    bench_memory(quick)

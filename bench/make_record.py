@@ -14,7 +14,10 @@ the rest refers to. About one record in three has a back-pain Condition and a pa
 Every code comes from the repository's knowledge or benchmark data or from the verified research
 notes (RxNorm SCDs seen in Synthea modules); LOINC vital signs are the FHIR vital-signs profile's.
 Everything derives from ``random.Random(seed)``: the same seed gives the same bytes. The output
-is valid R4 (``tests/bench/test_make_record.py`` checks it against the vendored R4 JSON schema).
+is valid R4 (``tests/integration/test_whole_records.py`` sends a population of them through the
+running service). About one prescription in four names its drug by ``medicationReference`` to a
+Medication entry, as many EHRs do, and the everyday drugs of a long history (lisinopril,
+metformin) sit beside the ones PainPath checks, so a record exercises both "used" and "reported".
 
     python bench/make_record.py record 5000 [SEED] > record.json
     python bench/make_record.py population 20 OUTDIR [SEED]
@@ -57,6 +60,9 @@ _MEDICATIONS = [
     ("835603", "tramadol hydrochloride 50 MG Oral Tablet"),
     ("1049221", "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet"),
     ("245134", "72 HR Fentanyl 0.025 MG/HR Transdermal System"),
+    # everyday drugs no PainPath rule reads (reported as not recognised)
+    ("314076", "lisinopril 10 MG Oral Tablet"),
+    ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet"),
 ]  # fmt: skip
 _VITALS = [  # LOINC, display, UCUM unit, low, high (FHIR vital-signs profile codes)
     ("8302-2", "Body Height", "cm", 150.0, 190.0), ("29463-7", "Body Weight", "kg", 50.0, 110.0),
@@ -330,10 +336,15 @@ def _condition(record: _Record, at: _At, code: str, display: str, *, active: boo
 def _medication(record: _Record, at: _At, code: str, name: str) -> str:
     encounter, when, provider = at.encounter, at.when, at.provider
     record.meds.append(name)
+    drug: Json = {"medicationCodeableConcept": _cc(RXNORM, code, name)}
+    if record.rng.random() < 0.25:  # the drug as a Medication entry the request refers to
+        medication = record.add({"resourceType": "Medication", "id": record.uid(),
+                                 "code": _cc(RXNORM, code, name), "status": "active"})  # fmt: skip
+        drug = {"medicationReference": {"reference": medication, "display": name}}
     return record.add({
         "resourceType": "MedicationRequest", "id": record.uid(),
         "status": "active" if when.year >= 2026 else "stopped", "intent": "order",
-        "medicationCodeableConcept": _cc(RXNORM, code, name), "subject": record.subject,
+        **drug, "subject": record.subject,
         "encounter": {"reference": encounter}, "authoredOn": _instant(when),
         "requester": provider.practitioner_ref,
         "dosageInstruction": [{"sequence": 1, "text": "Take as directed.",
@@ -542,8 +553,11 @@ def make_record(n_entries: int, *, seed: int = 0, back_pain: bool | None = None)
     visit = 0
     while len(record.entries) < n_entries - 2:
         when = start + step * visit + timedelta(minutes=rng.randint(0, 600))
-        _visit(record, min(when, end), rng.choice(providers), with_pain and visit >= estimate - 2)
+        _visit(record, min(when, end - timedelta(days=60)), rng.choice(providers), False)
         visit += 1
+    if with_pain:  # the episode: the last two visits, six weeks apart
+        for weeks in (6, 0):
+            _visit(record, end - timedelta(weeks=weeks), providers[0], True)
     _care_plan(record, providers[0], end)
     return {"resourceType": "Bundle", "type": "transaction", "entry": record.entries}
 
