@@ -24,7 +24,7 @@ from service.domain.assessment import (
 )
 from service.domain.expressions import Reading
 from service.domain.facts import Fact, Matcher, OutOfRange
-from service.domain.knowledge import KnowledgeBase, Proposal, Rule
+from service.domain.knowledge import DRUGS_PLACEHOLDER, FACT_PREFIX, KnowledgeBase, Proposal, Rule
 from service.domain.medications import IngredientIndex
 from service.domain.mme import opioid_doses
 from service.domain.model import Item, Origin, PatientRecord, Polarity
@@ -33,6 +33,8 @@ from service.domain.trace import Evidence, RuleFiring, RuleRef
 __all__ = ["evaluate"]
 
 _DAYS_PER_WEEK = 7.0
+_INGREDIENT_HOW = "ingredient "  # how a drug-class fact found by ingredient is traced (facts.py)
+_NO_DRUG_NAMED = "a drug of this class (recorded without a drug name)"
 _DAYS_PER_MONTH = 365.25 / 12
 
 
@@ -57,6 +59,7 @@ class Evaluation:
     rejected: list[OutOfRange]
     ingredients: IngredientIndex
     derived_facts: dict[str, tuple[Evidence, ...]] = field(default_factory=dict)
+    derived_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
     slots: dict[str, Conclusion] = field(default_factory=dict)
     red_flags: dict[str, Finding] = field(default_factory=dict)
     issues: dict[str, Finding] = field(default_factory=dict)
@@ -93,8 +96,10 @@ class Evaluation:
             if f.item.origin is Origin.IMAGING and f.item.polarity is Polarity.PRESENT
         )
 
-    def readings(self, concept: str) -> list[Reading]:
-        """Numeric readings, oldest first (latest wins)."""
+    def readings(self, concept: str, *, advancing: bool = False) -> list[Reading]:
+        """Numeric readings, oldest first (latest wins). ``advancing``: a reading in weeks that
+        grows with time (gestational age) is read as it stands on the evaluation date, its value
+        plus the weeks since it was taken (undated: as taken)."""
         facts = [
             f
             for f in self.facts.get(concept, ())
@@ -102,10 +107,19 @@ class Evaluation:
         ]
         facts.sort(key=lambda f: (self._moment(f.item.when), f.item.ref))
         return [
-            Reading(float(f.item.value), f.item.comparator, f.evidence())
+            Reading(
+                float(f.item.value) + (self._weeks_since(f.item.when) if advancing else 0.0),
+                f.item.comparator,
+                f.evidence(),
+            )
             for f in facts
             if f.item.value is not None
         ]
+
+    def _weeks_since(self, when: datetime | None) -> float:
+        if when is None:
+            return 0.0
+        return max((self.as_of - _aware(when)).total_seconds(), 0.0) / 86400 / _DAYS_PER_WEEK
 
     def recent(self, concept: str, months: float) -> tuple[Evidence, ...]:
         """Evidence of the concept dated within ``months`` before the evaluation date."""
@@ -250,8 +264,12 @@ def _apply(ev: Evaluation, rule: Rule, evidence: tuple[Evidence, ...]) -> None:
     then = rule.spec.then
     ref = rule.ref
     reason = rule.spec.reason or rule.spec.title
+    if DRUGS_PLACEHOLDER in reason:
+        reason = reason.replace(DRUGS_PLACEHOLDER, _drug_names(ev, evidence))
     for name in then.derive:
         ev.derived_facts[name] = tuple(sorted({*ev.derived_facts.get(name, ()), *evidence}))
+        known = ev.derived_reasons.get(name, ())
+        ev.derived_reasons[name] = known + ((reason,) if reason not in known else ())
     for name, value in then.set.items():
         ev.slots.setdefault(name, Conclusion(value, ref, reason, evidence))
     if then.red_flag:
@@ -284,16 +302,41 @@ def _propose(
     ev: Evaluation, proposal: Proposal, ref: RuleRef, reason: str, evidence: tuple[Evidence, ...]
 ) -> None:
     service, priority = proposal.service, proposal.priority
-    for concept, substitute in ev.kb.catalogue.services[service].substitute_if.items():
-        because = ev.present(concept)
+    for condition, substitute in ev.kb.catalogue.services[service].substitute_if.items():
+        because, title = _substitution_cause(ev, condition)
         if because:
-            title = ev.kb.valuesets.concepts[concept].title
             reason = f"{reason} ({title}: {ev.kb.catalogue.services[substitute].title} instead)"
             service, evidence = substitute, tuple(sorted({*evidence, *because}))
             break
     found = ev.proposals.get(service)
     new = ProposedService(service, priority, (ref,), (reason,), evidence)
     ev.proposals[service] = found.merged(new) if found else new
+
+
+def _substitution_cause(ev: Evaluation, condition: str) -> tuple[tuple[Evidence, ...], str]:
+    """The evidence for a ``substitute_if`` condition (a present concept, or with the ``fact:``
+    prefix a fact an earlier rule derived) and the words that explain it (the concept's title,
+    or the reasons of the rules that derived the fact)."""
+    if condition.startswith(FACT_PREFIX):
+        name = condition.removeprefix(FACT_PREFIX)
+        return ev.derived(name) or (), "; ".join(ev.derived_reasons.get(name, ()))
+    return ev.present(condition), ev.kb.valuesets.concepts[condition].title
+
+
+def _drug_names(ev: Evaluation, evidence: tuple[Evidence, ...]) -> str:
+    """The medications behind a reason's evidence, as the record names them (the concept text
+    or the first coding display of the medication entry; else the ingredient recognised)."""
+    names: list[str] = []
+    for item in evidence:
+        how = item.how or ""
+        if not how.startswith(_INGREDIENT_HOW):
+            continue
+        fact = next((f for f in ev.facts.get(item.concept, ()) if f.item.ref == item.ref), None)
+        words = fact.item.text if fact is not None else None
+        name = words.split(" | ")[0] if words else how[len(_INGREDIENT_HOW) :].split(" (")[0]
+        if name not in names:
+            names.append(name)
+    return ", ".join(names) if names else _NO_DRUG_NAMED
 
 
 def _run(ev: Evaluation, rule: Rule) -> None:

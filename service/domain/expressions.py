@@ -9,7 +9,10 @@ for knowledge authors in ``service/knowledge/README.md``):
     negative = "concept"   screened and absent (boolean ``false``)
     documented = "concept" any statement, present or absent
     imaging = "concept"    found in an imaging report (DiagnosticReport.conclusionCode)
-    value = {concept, gte|gt|lte|lt = "param"}      latest numeric reading
+    value = {concept, gte|gt|lte|lt = "param"[, advancing = true]}  latest numeric reading
+                           (advancing: a reading in weeks that grows with the time since it
+                           was taken, e.g. gestational age); {concept, known = bool}: whether
+                           there is a numeric reading at all
     rising = "concept"     latest reading higher than the one before
     recent = {concept, within_months = "param"}     statement dated within the window
     treated = {weeks = "param"}                     conservative treatment spanning the window
@@ -63,7 +66,7 @@ class Context(Protocol):
 
     def imaging(self, concept: str) -> tuple[Evidence, ...]: ...
 
-    def readings(self, concept: str) -> list[Reading]: ...
+    def readings(self, concept: str, *, advancing: bool = False) -> list[Reading]: ...
 
     def recent(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
 
@@ -259,19 +262,25 @@ def _compare(spec: dict[str, Any], where: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class _Value:
     concept: str
-    op: str
-    param: str
+    op: str | None
+    param: str | None
+    advancing: bool = False
+    known: bool | None = None
 
     def evaluate(self, ctx: Context) -> Outcome:
-        readings = ctx.readings(self.concept)
-        if not readings:
+        readings = ctx.readings(self.concept, advancing=self.advancing)
+        if self.known is not None:
+            if not readings:
+                return Outcome(not self.known)
+            return Outcome(True, (readings[-1].evidence,)) if self.known else FALSE
+        if not readings or self.op is None or self.param is None:
             return FALSE
         latest = readings[-1]
         ok = latest.holds(self.op, ctx.param(self.param))
         return Outcome(True, (latest.evidence,)) if ok else FALSE
 
     def references(self) -> References:
-        return References(concepts=[self.concept], parameters=[self.param])
+        return References(concepts=[self.concept], parameters=[self.param] if self.param else [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,8 +405,15 @@ def _concept_leaf(key: str, value: Any) -> Expr:
 
 def _value_leaf(key: str, value: Any) -> Expr:
     spec = _table(value, key, ["concept"])
+    advancing = spec.get("advancing", False)
+    if not isinstance(advancing, bool):
+        raise ValueError(f"{key}: advancing needs true or false")
+    if "known" in spec:
+        if not isinstance(spec["known"], bool) or len(spec) != 2:
+            raise ValueError(f"{key}: known needs true or false and nothing else")
+        return _Value(str(spec["concept"]), None, None, known=spec["known"])
     op, param = _compare(spec, key)
-    return _Value(str(spec["concept"]), op, param)
+    return _Value(str(spec["concept"]), op, param, advancing)
 
 
 def _recent_leaf(key: str, value: Any) -> Expr:

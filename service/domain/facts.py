@@ -73,6 +73,8 @@ class Matcher:
         systems = kb.valuesets.systems
         self._exact: dict[tuple[str, str], str] = {}
         self._prefix: dict[str, list[tuple[str, str]]] = {}
+        # codes that stand for a number (Z3A.20 = 20 weeks), read when the input has no value
+        self._values: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._concepts: dict[str, Concept] = dict(kb.valuesets.concepts)
         self._parents = _parents(kb.valuesets.concepts)
         for name, concept in kb.valuesets.concepts.items():
@@ -82,6 +84,8 @@ class Matcher:
                     self._prefix.setdefault(uri, []).append((entry.code, name))
                 else:
                     self._exact[(uri, entry.code)] = name
+                    if entry.value is not None:
+                        self._values[(uri, entry.code)] = (entry.value, entry.comparator)
         for prefixes in self._prefix.values():
             prefixes.sort(key=lambda pair: (-len(pair[0]), pair[0]))
         self._keywords = [
@@ -126,7 +130,10 @@ class Matcher:
         """
         item = self._read_value(item)
         found = {(name, code) for code in item.codes if (name := self.concept_of(code)) is not None}
-        facts = [Fact(name, item, code) for name, code in sorted(found, key=_order)]
+        facts = [
+            Fact(name, self._coded_value(item, code), code)
+            for name, code in sorted(found, key=_order)
+        ]
         if item.origin is Origin.MEDICATION:
             facts += self._by_ingredient(item)
         if not facts and (not item.codes or item.origin in _WORDS_FOR_UNKNOWN_CODES):
@@ -142,6 +149,13 @@ class Matcher:
             for parent in self._parents.get(fact.concept, ())
         ]
         return self._in_range(facts)
+
+    def _coded_value(self, item: Item, code: Code) -> Item:
+        """The item with the number its code stands for, when it carries no value itself."""
+        coded = self._values.get((code.system, code.code))
+        if coded is None or item.value is not None:
+            return item
+        return replace(item, value=coded[0], comparator=coded[1])
 
     def _by_ingredient(self, item: Item) -> list[Fact]:
         """Drug-class facts of a medication's ingredients: listed ingredient codes, else the

@@ -62,6 +62,14 @@ class CodeEntry(_Strict):
     status: str
     source: str
     match: Literal["exact", "prefix"] = "exact"
+    # the number a code stands for when the input carries none (ICD-10-CM Z3A.20 = 20 weeks of
+    # gestation), with a comparator when it is a bound (Z3A.01 "less than 8 weeks" = <8)
+    value: float | None = None
+    comparator: Literal["<", "<=", ">=", ">"] | None = None
+
+
+FACT_PREFIX = "fact:"  # a catalogue ``substitute_if`` key naming a derived fact, not a concept
+DRUGS_PLACEHOLDER = "{drugs}"  # in a rule's reason: the medications its evidence names
 
 
 class Concept(_Strict):
@@ -493,11 +501,34 @@ def _compile_rules(
             if expr is not None:
                 _check_refs(where, expr, names, facts, slots)
         _check_effect(where, spec.then, catalogue)
+        for proposal in spec.then.propose:
+            _check_substitutes(where, proposal.service, catalogue, names.concepts, facts)
         facts.update(spec.then.derive)
         slots.update(spec.then.set)
         source = f"{spec.source.guideline} {spec.source.section}".strip()
         compiled.append(Rule(spec, when, unless, RuleRef(spec.id, spec.version, source)))
     return tuple(compiled)
+
+
+def _check_substitutes(
+    where: str, service: str, catalogue: Catalogue, concepts: set[str], facts: set[str]
+) -> None:
+    """A service's ``substitute_if`` conditions must be concepts, or (``fact:``) facts derived
+    before the proposing rule, else the swap could never happen; substitutes must exist."""
+    definition = catalogue.services.get(service)
+    if definition is None:
+        return  # _check_effect reports the unknown service
+    for condition, target in definition.substitute_if.items():
+        if condition.startswith(FACT_PREFIX):
+            if condition.removeprefix(FACT_PREFIX) not in facts:
+                raise KnowledgeError(
+                    f"{where}: service {service}: substitute_if {condition!r} is not derived "
+                    "by an earlier rule"
+                )
+        elif condition not in concepts:
+            raise KnowledgeError(f"{where}: service {service}: substitute_if {condition!r}")
+        if target not in catalogue.services:
+            raise KnowledgeError(f"{where}: service {service}: unknown substitute {target}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ concepts of ``valuesets.toml`` that the rules name (``opioid``, ``benzodiazepine
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +62,24 @@ class MmeFactor(_Strict):
     source: str
 
 
+class RenalBand(_Strict):
+    """One renal-function band of a label's dosing table: the daily dose range that applies
+    from ``egfr_from`` up to (not including) ``egfr_below`` (``inf``: no upper bound)."""
+
+    egfr_from: float
+    egfr_below: float
+    daily_mg: tuple[float, float]
+
+
+class RenalDosing(_Strict):
+    """A drug's label dosing by renal function, with its verification grade and source."""
+
+    status: str
+    source: str
+    measure: str  # what the label's bands are in (creatinine clearance), and how PainPath reads it
+    bands: list[RenalBand]
+
+
 class Medications(_Strict):
     """``medications.toml``."""
 
@@ -67,6 +87,7 @@ class Medications(_Strict):
     opioid_class: str  # the class concept whose members' daily dose is counted in MME
     ingredients: dict[str, Ingredient]
     mme: dict[str, MmeFactor] = Field(default_factory=dict)
+    renal_dosing: dict[str, RenalDosing] = Field(default_factory=dict)
 
 
 def check_medications(
@@ -89,12 +110,32 @@ def check_medications(
             if key in seen:
                 raise KnowledgeError(f"{where}: code {key} is listed twice")
             seen.add(key)
+    _check_tables(medications, concepts)
+
+
+def _check_tables(medications: Medications, concepts: set[str]) -> None:
+    """The MME factors belong to opioid ingredients; the renal dosing tables are whole."""
     if medications.opioid_class not in concepts:
         raise KnowledgeError("medications.toml: opioid_class must be a valuesets.toml concept")
     for name in medications.mme:
         member = medications.ingredients.get(name)
         if member is None or medications.opioid_class not in member.classes:
             raise KnowledgeError(f"medications.toml mme.{name}: not an opioid ingredient")
+    for name, dosing in medications.renal_dosing.items():
+        _check_renal_dosing(name, dosing, medications)
+
+
+def _check_renal_dosing(name: str, dosing: RenalDosing, medications: Medications) -> None:
+    """A renal dosing table belongs to an ingredient and its bands tile every eGFR from 0 up."""
+    where = f"medications.toml renal_dosing.{name}"
+    if name not in medications.ingredients:
+        raise KnowledgeError(f"{where}: not an ingredient")
+    bands = sorted(dosing.bands, key=lambda band: band.egfr_from)
+    for low, high in pairwise(bands):
+        if low.egfr_below != high.egfr_from:
+            raise KnowledgeError(f"{where}: bands must meet without gap or overlap")
+    if not bands or bands[0].egfr_from != 0 or bands[-1].egfr_below != math.inf:
+        raise KnowledgeError(f"{where}: bands must cover every eGFR from 0 up")
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,6 +151,9 @@ NSAID_CONTRAINDICATIONS: list[Atom] = [
     ("severe-heart-failure", _condition),
     ("pregnancy-third-trimester", {}),
     ("egfr", {"value": 20}),
+    ("pregnancy", _condition),  # the gestational week unknown: no NSAID at any gestation
+    ("gestational-age-weeks", {"value": 24, "days_ago": 0}),
+    ("gestational-age-weeks", {"value": 18, "days_ago": 21}),  # 21 weeks on the evaluation date
 ]
 MECHANICAL: list[Atom] = [
     ("mechanical-back-pain", _condition),
@@ -175,6 +178,56 @@ def test_adding_a_contraindication_never_adds_an_nsaid(
     assert not (_nsaid(after) and not _nsaid(before))
     if after.in_scope:
         assert not _nsaid(after), "a contraindication in the record rules the NSAID out"
+
+
+PREGNANCY: list[Atom] = [
+    ("pregnancy", _condition),
+    ("pregnancy", {}),  # the PainPath boolean
+    ("gestational-age-weeks", {"value": 12, "days_ago": 0}),
+    ("gestational-age-weeks", {"value": 32, "days_ago": 7}),
+]
+ELECTIVE_INJECTIONS = {
+    "epidural-steroid-injection",
+    "medial-branch-block",
+    "radiofrequency-denervation",
+}
+
+
+def _services(a: Assessment) -> set[str]:
+    return {p.service for p in a.proposals}
+
+
+@FAST
+@given(records, st.sampled_from(PREGNANCY))
+def test_adding_pregnancy_never_adds_a_contrast_mri_or_an_elective_injection(
+    record: tuple[list[Atom], int | None, str], extra: Atom
+) -> None:
+    """RULES §4 and §6: no contrast MRI in pregnancy, no elective injection before review."""
+    atoms, age, profile = record
+    before = _run(atoms, age, profile)
+    after = _run([*atoms, extra], age, profile)
+    added = _services(after) - _services(before)
+    assert "mri-lumbar-contrast" not in added
+    assert not added & ELECTIVE_INJECTIONS
+    if after.in_scope:
+        assert "mri-lumbar-contrast" not in _services(after)
+        assert not _services(after) & ELECTIVE_INJECTIONS
+        assert after.value("stage:injection") != "eligible"
+
+
+def test_pregnancy_property_is_not_vacuous() -> None:
+    """Without pregnancy the same records do get a contrast MRI and an epidural."""
+    infection = [
+        ("low-back-pain", {**_condition, "days_ago": 20}),
+        ("spinal-infection", _condition),
+    ]
+    assert "mri-lumbar-contrast" in _services(_run(infection, 45, "nice-ng59"))
+    assert "mri-lumbar-contrast" not in _services(_run([*infection, PREGNANCY[0]], 45, "nice-ng59"))
+    sciatica = [("sciatica", {**_condition, "days_ago": 14}), ("pain-score", {"value": 8})]
+    assert "epidural-steroid-injection" in _services(_run(sciatica, 45, "nice-ng59"))
+    assert "epidural-steroid-injection" not in _services(
+        _run([*sciatica, PREGNANCY[0]], 45, "nice-ng59")
+    )
 
 
 @FAST

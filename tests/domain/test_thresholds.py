@@ -258,6 +258,40 @@ CASES = [
         (-1, 0),
     ),
     Threshold(
+        "nsaid_pregnancy_min_weeks",
+        lambda item, v: (
+            [item("mechanical-back-pain"), item("gestational-age-weeks", value=v, days_ago=0)],
+            30,
+        ),
+        _fired("medication.nsaid-pregnancy"),
+        (0, -1),
+    ),
+    Threshold(
+        # a reading taken 4 weeks ago advances: 40 then is 44 now (still current), 41 is 45
+        "gestation_current_max_weeks",
+        lambda item, v: ([item("gestational-age-weeks", value=v - 4, days_ago=28)], 30),
+        _derived("pregnant"),
+        (0, 1),
+    ),
+    Threshold(
+        "egfr_gabapentinoid_renal_max",
+        lambda item, v: (
+            [item("polyneuropathy", origin=Origin.CONDITION), item("egfr", value=v)],
+            45,
+        ),
+        _activity("gabapentinoid-renal-30-59"),
+        (-1, 0),
+    ),
+    Threshold(
+        "egfr_kidney_failure_max",
+        lambda item, v: (
+            [item("polyneuropathy", origin=Origin.CONDITION), item("egfr", value=v)],
+            45,
+        ),
+        _activity("gabapentinoid-renal-under-15"),
+        (-1, 0),
+    ),
+    Threshold(
         "adult_min_age",
         lambda item, v: ([item("low-back-pain")], int(v)),
         lambda a: not a.in_scope,

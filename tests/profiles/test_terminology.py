@@ -142,8 +142,12 @@ def test_value_set_membership_is_what_the_engine_matches(
 
 
 def test_coded_answers_value_set(package: dict[str, Json], kb: KnowledgeBase) -> None:
-    [include] = package["ValueSet/coded-answers"]["compose"]["include"]
-    assert [c["code"] for c in include["concept"]] == [a.code for a in kb.valuesets.answers]
+    # one include per code system (LOINC answer lists; SNOMED CT "Not pregnant", rule set 2027.1)
+    includes = package["ValueSet/coded-answers"]["compose"]["include"]
+    got = {(i["system"], c["code"]) for i in includes for c in i["concept"]}
+    systems = kb.valuesets.systems
+    assert got == {(systems[a.system], a.code) for a in kb.valuesets.answers}
+    assert len({i["system"] for i in includes}) == len(includes)
 
 
 # --- CodeSystems = what the code emits -----------------------------------------------------------
