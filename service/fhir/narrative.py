@@ -123,7 +123,7 @@ def _proposals(assessment: Assessment, kb: KnowledgeBase) -> str:
         else:
             care.append(escape(definition.title))
     if care:
-        lines.append("Self-management and care activities: " + "; ".join(care))
+        lines.append(f"Self-management and care activities{escape(held)}: " + "; ".join(care))
     return "<p><b>Proposals</b></p>" + _list(lines)
 
 
@@ -157,11 +157,12 @@ def _what_would_change(assessment: Assessment, kb: KnowledgeBase) -> str:
 
 
 def careplan_narrative(assessment: Assessment, kb: KnowledgeBase) -> dict[str, Any]:
-    """The CarePlan's narrative."""
+    """The CarePlan's narrative. Under a stat or urgent red flag (``assessment.hold``) the flag
+    is its headline and the pain type follows it (RULES §8): one decision, read first."""
+    head = [_header(assessment, kb), _flags(assessment, kb)]
     return _div(
         [
-            _header(assessment, kb),
-            _flags(assessment, kb),
+            *(reversed(head) if assessment.hold else head),
             _medication_safety(assessment, kb),
             _ladder(assessment, kb),
             _proposals(assessment, kb),

@@ -160,7 +160,10 @@ def _check_plan(bundle: Json, plan: Json) -> None:
     pain = _resources(bundle, "Observation")[0]
     pain_type = _code(pain["valueCodeableConcept"], "pain-type")
     certainty = _code(pain["component"][0]["valueCodeableConcept"], "neuropathic-certainty")
-    header = _text(root[0])
+    # a stat/urgent red flag holds the routine plan: the flags are then the headline and the
+    # pain type follows them (RULES §8); otherwise the pain type leads and the flags follow
+    held = any(a.get("detail", {}).get("status") == "on-hold" for a in plan.get("activity", []))
+    header = _text(root[2] if held else root[0])
     assert header.startswith(f"Pain type: {_display('pain-type', pain_type)}")
     assert _display("neuropathic-certainty", certainty) in header
     sections = _sections(root)
@@ -171,12 +174,14 @@ def _check_plan(bundle: Json, plan: Json) -> None:
         if any(c["system"] == f"{PP}/red-flag" for c in i["code"]["coding"])
     ]
     if flags:
-        # red flags come first, right after the header, each in bold
+        # red flags come first, each in bold: the very first line when they hold the plan
         assert headings[0] == "Red flags"
         assert len(sections["Red flags"]) == len(flags)
-        bold = {_text(b) for b in root[2].iter(f"{X}b")}
+        assert (_text(root[0]) == "Red flags") is held
+        bold = {_text(b) for b in root[1 if held else 2].iter(f"{X}b")}
         assert {_kb().catalogue.red_flags[f].title for f in flags} <= bold
     else:
+        assert not held
         assert _text(root[1]) == "No red flag found."
     ladder = sections["Treatment stages"]
     recommended = _code(plan["category"][0], "treatment-stage")
