@@ -69,14 +69,15 @@ typecheck: $(STAMP) $(SPARK_STAMP)
 	$(BIN)/mypy service tools
 
 # Coverage gate: the whole service must stay at or above COVERAGE_MIN percent (measured 96) and
-# the pure domain at or above DOMAIN_COVERAGE_MIN (measured 99; the aim is 100). Lines run only
-# in the subprocess servers of the integration tests do not count.
+# the pure domain (the engine, the rule language and the knowledge loader, domain/knowledge.py)
+# at DOMAIN_COVERAGE_MIN, 100: a missed domain line is named. Lines run only in the subprocess
+# servers of the integration tests do not count.
 COVERAGE_MIN ?= 96
-DOMAIN_COVERAGE_MIN ?= 99
+DOMAIN_COVERAGE_MIN ?= 100
 pytest: $(STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-fail-under=$(COVERAGE_MIN)
-	$(BIN)/coverage report --include='service/domain/*' --skip-covered \
+	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
 		--fail-under=$(DOMAIN_COVERAGE_MIN)
 
 test: lint typecheck audit pytest
