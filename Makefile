@@ -67,7 +67,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP) $(SPARK_STAMP)
-	$(BIN)/mypy service tools
+	$(BIN)/mypy service tools tests
 
 # Coverage gate: the whole service must stay at or above COVERAGE_MIN percent (measured 96) and
 # the pure domain (the engine, the rule language and the knowledge loader, domain/knowledge.py)

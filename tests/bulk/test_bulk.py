@@ -11,7 +11,9 @@ from types import ModuleType
 import orjson
 import pytest
 
+from service.app.pipeline import Pipeline
 from service.bulk import runner
+from service.bulk.evaluate import PartitionJob
 from service.bulk.runner import BulkOptions, run_bulk
 from service.cli.main import main
 
@@ -82,7 +84,7 @@ def test_a_run_resumes_after_a_crash_without_duplicates(
     original = runner._complete
     calls: list[str] = []
 
-    def crash_on_third(engine: runner.Pipeline, job: runner.PartitionJob) -> tuple[str, int]:
+    def crash_on_third(engine: Pipeline, job: PartitionJob) -> tuple[str, int]:
         calls.append(job.target.name)
         if len(calls) == 3:
             # half a partition written, then the process dies
