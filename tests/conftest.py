@@ -33,7 +33,7 @@ def pipeline(kb: KnowledgeBase) -> Pipeline:
 @pytest.fixture
 def settings() -> Settings:
     """Default settings, independent of the environment."""
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 @pytest.fixture

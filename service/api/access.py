@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from service.api.deps import get_auth_settings, get_jwt_verifier
 from service.api.jwt_verify import AuthError, JwtVerifier, has_scope
 from service.settings import Settings, check_bind
 
@@ -41,7 +42,7 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
 
 
 async def _claims(request: Request) -> dict[str, Any] | None:
-    verifier: JwtVerifier | None = getattr(request.app.state, "jwt_verifier", None)
+    verifier = get_jwt_verifier(request)
     if verifier is None:
         return None
     cached = request.scope.setdefault("state", {}).get("auth_claims")
@@ -62,6 +63,6 @@ async def require_read(request: Request) -> None:
 async def require_write(request: Request) -> None:
     """Called before a write-back: the configured PainPath write scope."""
     claims = await _claims(request)
-    settings: Settings = request.app.state.auth_settings
+    settings = get_auth_settings(request)
     if claims is not None and not has_scope(claims, settings.auth_write_scope):
         raise AuthError(403, "forbidden", f"Write-back needs the scope {settings.auth_write_scope}")

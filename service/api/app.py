@@ -40,9 +40,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings, hasher)
         check_bind(settings)
+        pipeline = Pipeline.from_settings(settings)
+        connection = connect(settings, pipeline, transport=fhir_transport)
         app.state.fhir_transport = fhir_transport
-        app.state.pipeline = Pipeline.from_settings(settings)
-        app.state.fhir_server = connect(settings, app.state.pipeline, transport=fhir_transport)
+        app.state.pipeline = pipeline
+        app.state.fhir_server = connection
         app.state.conformance = ConformanceStore.load(
             settings.profiles_dir or default_profiles_dir()
         )
@@ -50,8 +52,8 @@ def create_app(
         try:
             yield
         finally:
-            if app.state.fhir_server is not None:
-                await app.state.fhir_server.aclose()
+            if connection is not None:
+                await connection.aclose()
 
     app = FastAPI(
         title="PainPath",

@@ -1,29 +1,43 @@
 """Typed request dependencies: the app's shared objects as ``Annotated[..., Depends]`` aliases.
 
-Routes declare what they use (``pipeline: PipelineDep``) instead of reading ``request.app.state``;
-the lifespan in ``app.py`` is the one place that state is set.
+Routes declare what they use (``pipeline: PipelineDep``) and helpers call the accessors
+(``get_metrics(request)``) instead of reading ``request.app.state``: this module is the one place
+that state is read. The lifespan in ``app.py`` sets what it loads; ``install_auth`` and
+``install_observability`` set the verifier and the metrics when the app is created.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, Request
 
+from service.api.jwt_verify import JwtVerifier
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore
 from service.fhir.errors import InputError
+from service.server.http import Transport
 from service.settings import Settings
 from service.subscriptions.connection import ServerConnection
+
+if TYPE_CHECKING:  # observability's routes read state through this module: no runtime cycle
+    from service.api.observability.metrics import Metrics
 
 __all__ = [
     "FHIR_ID_PATTERN",
     "ConformanceDep",
     "PipelineDep",
     "SettingsDep",
+    "get_auth_settings",
     "get_conformance",
+    "get_fhir_transport",
+    "get_jwt_verifier",
+    "get_metrics",
     "get_pipeline",
     "get_settings",
+    "last_readiness_probe",
+    "loaded_pipeline",
+    "loaded_settings",
     "server_connection",
 ]
 
@@ -43,6 +57,41 @@ def get_settings(request: Request) -> Settings:
 def get_conformance(request: Request) -> ConformanceStore:
     """The conformance resources of ``fhir_profiles/``."""
     return cast(ConformanceStore, request.app.state.conformance)
+
+
+def loaded_pipeline(request: Request) -> Pipeline | None:
+    """The evaluation path, or None before the lifespan has loaded it (readiness)."""
+    return cast(Pipeline | None, getattr(request.app.state, "pipeline", None))
+
+
+def loaded_settings(request: Request) -> Settings | None:
+    """The settings, or None before the lifespan has set them (readiness)."""
+    return cast(Settings | None, getattr(request.app.state, "settings", None))
+
+
+def get_fhir_transport(request: Request) -> Transport | None:
+    """The transport the FHIR server client uses (tests inject one; None: httpx's default)."""
+    return cast(Transport | None, getattr(request.app.state, "fhir_transport", None))
+
+
+def last_readiness_probe(request: Request) -> tuple[float, str] | None:
+    """``/readyz``'s cached FHIR server probe: (monotonic time, result), or None before one."""
+    return cast(tuple[float, str] | None, getattr(request.app.state, "readiness_probe", None))
+
+
+def get_jwt_verifier(request: Request) -> JwtVerifier | None:
+    """The inbound token verifier (``PAINPATH_AUTH_MODE=jwt``); None when auth is off."""
+    return cast(JwtVerifier | None, request.app.state.jwt_verifier)
+
+
+def get_auth_settings(request: Request) -> Settings:
+    """The settings the auth checks were installed with (set when the app is created)."""
+    return cast(Settings, request.app.state.auth_settings)
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus collectors (set when the app is created)."""
+    return cast("Metrics", request.app.state.metrics)
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

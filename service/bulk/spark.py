@@ -24,7 +24,7 @@ import io
 import os
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,7 +34,10 @@ from service.app.pipeline import Pipeline
 from service.bulk.evaluate import evaluate_patient, with_medications
 from service.bulk.partition import input_files, is_medication, not_an_error, patient_of, rejection
 from service.domain.knowledge import load_knowledge
+from service.fhir.errors import InputError
+from service.fhir.outcome import from_error
 from service.fhir.types import Json
+from service.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -155,14 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.bulk.spark", description=__doc__)
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--as-of", required=True, help="evaluation date (ISO 8601, with offset)")
-    parser.add_argument("--profile", default="nice-ng59")
+    parser.add_argument("--as-of", required=True, help="evaluation date (FHIR dateTime)")
+    parser.add_argument("--profile", help="guideline profile; default: the configured one")
     parser.add_argument("--master", default="local[*]")
     args = parser.parse_args(argv)
+    # the options resolution of every other entry point (painpath bulk, $triage): the as-of in
+    # UTC, the profile checked and defaulted; refused before a Spark session starts
+    flags = {"asOf": args.as_of, "profile": args.profile}
+    try:
+        options = Pipeline.from_settings(get_settings()).options(flags, now=datetime.now(UTC))
+    except InputError as exc:
+        sys.stderr.write(orjson.dumps(from_error(exc), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 2
     spark = spark_session(args.master)
     try:
-        as_of = datetime.fromisoformat(args.as_of)
-        run_spark_bulk(spark, args.input, args.output, as_of=as_of, profile=args.profile)
+        run_spark_bulk(spark, args.input, args.output, as_of=options.as_of, profile=options.profile)
     finally:
         spark.stop()
     return 0

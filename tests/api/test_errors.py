@@ -20,7 +20,7 @@ from service.settings import Settings
 
 
 def _settings(**overrides: Any) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)
 
 
 @pytest.fixture
@@ -636,6 +636,7 @@ def test_bad_input_never_gets_a_5xx(client: TestClient) -> None:
         {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": []}]},
     ]
     for index in range(len(base["entry"])):
+        value: object
         for value in (None, [], {}, "x", 0, True):
             bundle = copy.deepcopy(base)
             bundle["entry"][index]["resource"]["subject" if index else "birthDate"] = value

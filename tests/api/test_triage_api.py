@@ -98,7 +98,7 @@ def _provenance_for(result: Json, subject: str) -> Json:
 
 
 def _urn_of(result: Json, resource: Json) -> str:
-    return next(e["fullUrl"] for e in result["entry"] if e["resource"] is resource)
+    return next(str(e["fullUrl"]) for e in result["entry"] if e["resource"] is resource)
 
 
 # ------------------------------------------------------------------ bundle types and bodies

@@ -167,7 +167,7 @@ def test_warnings_are_bounded_on_a_large_record() -> None:
 
 # --- contained resources: each checked as its own type ------------------------------------------
 def _claim_containing(contained: Json) -> Json:
-    claim = copy.deepcopy(CLAIM)
+    claim: Json = copy.deepcopy(CLAIM)
     claim["contained"] = [contained]
     claim["insurance"][0]["coverage"] = {"reference": f"#{contained['id']}"}
     return claim
@@ -214,4 +214,4 @@ def test_an_invalid_contained_medication_in_a_read_entry_is_400() -> None:
     bundle["entry"].append({"resource": request})
     with pytest.raises(InputError) as refused:
         _check(bundle)
-    assert any(".contained[0]" in p.expression for p in refused.value.problems)
+    assert any(".contained[0]" in (p.expression or "") for p in refused.value.problems)

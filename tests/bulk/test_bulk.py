@@ -11,8 +11,9 @@ from types import ModuleType
 import orjson
 import pytest
 
+from service.app.pipeline import Pipeline
 from service.bulk import runner
-from service.bulk.evaluate import with_medications
+from service.bulk.evaluate import PartitionJob, with_medications
 from service.bulk.runner import BulkOptions, run_bulk
 from service.cli.main import main
 from service.fhir.types import Json
@@ -85,7 +86,7 @@ def test_a_run_resumes_after_a_crash_without_duplicates(
     original = runner._complete
     calls: list[str] = []
 
-    def crash_on_third(engine: runner.Pipeline, job: runner.PartitionJob) -> tuple[str, int]:
+    def crash_on_third(engine: Pipeline, job: PartitionJob) -> tuple[str, int]:
         calls.append(job.target.name)
         if len(calls) == 3:
             # half a partition written, then the process dies
@@ -180,7 +181,9 @@ def test_a_medication_in_its_own_export_file_is_joined_to_the_requests_naming_it
     out = tmp_path / "out"
     info = run_bulk(export, out, BulkOptions(AS_OF, "nice-ng59", workers=0))
     assert info["medications"] == (1 if with_medication else 0)
-    assert "Medication" not in info["notUsed"]
+    not_used = info["notUsed"]
+    assert isinstance(not_used, dict)
+    assert "Medication" not in not_used
     assert (out / "errors.ndjson").read_bytes() == b""
     issues = [orjson.loads(x) for x in (out / "DetectedIssue.ndjson").read_bytes().splitlines()]
     codes = {c["code"] for i in issues for c in i["code"]["coding"]}

@@ -82,9 +82,7 @@ def _spark_lines(output: Path, name: str) -> list[bytes]:
     return sorted(lines)
 
 
-def test_spark_gives_the_lines_of_the_local_run(
-    spark: object, export: Path, tmp_path: Path
-) -> None:
+def test_spark_gives_the_lines_of_the_local_run(spark: Any, export: Path, tmp_path: Path) -> None:
     from service.bulk.spark import run_spark_bulk
 
     run_bulk(export, tmp_path / "local", BulkOptions(AS_OF, "nice-ng59", workers=0))

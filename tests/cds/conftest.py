@@ -44,7 +44,7 @@ def make_app(cds_client_keys: CdsClient) -> AppFactory:
         values: dict[str, Any] = {"cds_auth": auth}
         if auth:
             values |= {"cds_issuers": {ISSUER: JWKS_URL}, "cds_base_url": SERVICE_BASE}
-        settings = Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, **(values | overrides))
         app = create_app(settings, fhir_transport=fhir_transport)
         if app.state.cds.verifier is not None:
             app.state.cds.verifier.transport = cds_client_keys.transport()

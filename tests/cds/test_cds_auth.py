@@ -130,8 +130,8 @@ def test_unknown_kid_refreshes_the_jwks(make_app: Any, cds_client_keys: CdsClien
 
 
 def test_auth_is_on_by_default_off_loopback() -> None:
-    assert Settings(_env_file=None).cds_auth_required is False  # type: ignore[call-arg]
-    remote = Settings(_env_file=None, host="0.0.0.0")  # type: ignore[call-arg]  # noqa: S104
+    assert Settings(_env_file=None).cds_auth_required is False
+    remote = Settings(_env_file=None, host="0.0.0.0")  # noqa: S104
     assert remote.cds_auth_required is True
-    explicit = Settings(_env_file=None, host="0.0.0.0", cds_auth=False)  # type: ignore[call-arg]  # noqa: S104
+    explicit = Settings(_env_file=None, host="0.0.0.0", cds_auth=False)  # noqa: S104
     assert explicit.cds_auth_required is False

@@ -285,7 +285,7 @@ def test_engine_failure_is_500_not_an_empty_200(
         raise RuntimeError("boom")
 
     with make_app() as client:
-        monkeypatch.setattr(client.app.state.pipeline, "evaluate", broken)  # type: ignore[attr-defined]
+        monkeypatch.setattr(client.app.state.pipeline, "evaluate", broken)
         safe = TestClient(client.app, raise_server_exceptions=False)
         response = safe.post(PV, json=body)
         assert response.status_code == 500

@@ -354,7 +354,7 @@ def test_prefetch_next_link_escaping_fhir_server_is_not_followed(
 
 # --- settings --------------------------------------------------------------------------------
 def _settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.mark.parametrize(

@@ -166,16 +166,17 @@ def test_static_bearer_token_is_sent(server: FakeFhirServer) -> None:
 
 
 def test_auth_settings_are_checked_at_start_up(tmp_path: Any, keys: dict[str, Any]) -> None:
-    base = {"_env_file": None, "fhir_server": BASE}
+    def settings(**values: Any) -> Settings:
+        return Settings(_env_file=None, fhir_server=BASE, **values)
+
     with pytest.raises(ConfigurationError, match="PAINPATH_FHIR_TOKEN"):
-        auth_from_settings(Settings(**base, fhir_auth="bearer"))
+        auth_from_settings(settings(fhir_auth="bearer"))
     with pytest.raises(ConfigurationError, match="SMART_CLIENT_ID"):
-        auth_from_settings(Settings(**base, fhir_auth="smart-backend"))
+        auth_from_settings(settings(fhir_auth="smart-backend"))
     key = tmp_path / "key.pem"
     key.write_bytes(_pem(keys["ES384"]))
     auth = auth_from_settings(
-        Settings(
-            **base,
+        settings(
             fhir_auth="smart-backend",
             smart_client_id="c",
             smart_alg="ES384",

@@ -111,7 +111,7 @@ def _base_images() -> list[str]:
     images = []
     for from_args in _of("FROM"):
         parts = from_args.split()
-        image = re.sub(r"\$\{(\w+)\}", lambda m: arg_defaults[m.group(1)], parts[0])
+        image = re.sub(r"\$\{(\w+)\}", lambda m: arg_defaults[str(m.group(1))], parts[0])
         if image not in stages:
             images.append(image)
         if len(parts) == 3 and parts[1].upper() == "AS":

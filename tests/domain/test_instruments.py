@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -417,3 +418,79 @@ def test_unknown_system_alias_raises(kb: KnowledgeBase) -> None:
 def test_not_a_table_raises(kb: KnowledgeBase) -> None:
     with pytest.raises(KnowledgeError):
         check_instruments({"version": "x"}, set(kb.valuesets.concepts))
+
+
+def _edits(*edits: Callable[[Raw], None]) -> Callable[[Raw], None]:
+    """Several edits applied in turn."""
+
+    def edit(raw: Raw) -> None:
+        for one in edits:
+            one(raw)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        # odi may miss one item: an output over one item could be scored from nothing
+        (_set("odi.outputs.0.items", ["odi-1"]), "has no more items than max_missing"),
+        # a percent divides by the items' maxima: a yes/no item whose weight is negative ...
+        (
+            _edits(_set("dn4.aggregate", "percent"), _set("dn4.items.0.weight", -1)),
+            "percent needs every item's maximum above 0",
+        ),
+        # ... or a coded item whose every answer scores 0 has a maximum of 0
+        (
+            _edits(
+                _set("startback.aggregate", "percent"),
+                _set("startback.items.8.map", {"not-at-all": 0, "extremely": 0}),
+            ),
+            "percent needs every item's maximum above 0",
+        ),
+    ],
+)
+def test_inconsistent_instrument_raises_with_its_reason(
+    kb: KnowledgeBase, edit: Callable[[Raw], None], reason: str
+) -> None:
+    raw: Raw = copy.deepcopy(kb.instruments)
+    edit(raw)
+    with pytest.raises(KnowledgeError, match=rf"^instruments\.toml: .*{re.escape(reason)}"):
+        check_instruments(raw, set(kb.valuesets.concepts))
+
+
+def _percent_startback(kb: KnowledgeBase) -> Instruments:
+    """STarT Back as a percent (one item may be missing), item 1 weighing 3 and item 9 mapped to
+    0 or 2, with only its total as output."""
+    raw: Raw = copy.deepcopy(kb.instruments)
+    _set("startback.aggregate", "percent")(raw)
+    _set("startback.max_missing", 1)(raw)
+    _set("startback.items.0.weight", 3)(raw)
+    _set("startback.items.8.map", {"not-at-all": 0, "very-much": 2})(raw)
+    _set("startback.outputs", [raw["instruments"]["startback"]["outputs"][0]])(raw)
+    return check_instruments(raw, set(kb.valuesets.concepts), systems=kb.valuesets.systems)
+
+
+def test_percent_over_yes_no_and_coded_items(kb: KnowledgeBase) -> None:
+    """A percent divides by the answered items' maxima: a yes/no item's is its weight, a coded
+    item's its highest mapped score."""
+    instruments = _percent_startback(kb)
+    answers = _numbered("startback", [False, True, True, False, False, False, False, False])
+    answers["startback-9"] = "very-much"  # 2 of 2
+    totals = _totals(instruments, kb, _response("startback", answers))
+    # item 1 at most 3, items 2-8 at most 1 each, item 9 at most 2: (2 + 2) / (3 + 7 + 2)
+    assert totals == {f"{PP}|startback-total": round(4 / 12 * 100, 1)}
+    del answers["startback-1"]  # the one item that may be missing: its maximum leaves the divisor
+    totals = _totals(instruments, kb, _response("startback", answers))
+    assert totals == {f"{PP}|startback-total": round(4 / 9 * 100, 1)}
+
+
+def test_scoring_with_an_unknown_system_alias_raises(
+    instruments: Instruments, kb: KnowledgeBase
+) -> None:
+    """``score`` refuses a system table that lacks an output's alias rather than guess a URI."""
+    response = _response("dn4", _numbered("dn4", [True] * 10))
+    systems = {k: v for k, v in kb.valuesets.systems.items() if k != "painpath"}
+    with pytest.raises(KnowledgeError, match="unknown system alias painpath"):
+        score(instruments, [response], systems=systems)
+    assert _totals(instruments, kb, response) == {f"{PP}|dn4-total": 10.0}

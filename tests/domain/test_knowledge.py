@@ -71,6 +71,12 @@ def test_every_rule_cites_a_source(kb: KnowledgeBase) -> None:
         ("valuesets.toml", '"chronic-sciatica"]', '"chronic-sciatika"]', "includes unknown"),
         ("catalogue.toml", 'severity = "moderate"', 'severity = "medium"', "catalogue.toml"),
         ("instruments.toml", 'version = "2026.11.0"', 'versio = "2026.11.0"', "instruments.toml"),
+        (
+            "valuesets.toml",
+            '{ system = "loinc", code = "LA33-6"',
+            '{ system = "nosuch", code = "LA33-6"',
+            "answer LA33-6: unknown system alias",
+        ),
     ],
 )
 def test_defect_stops_start_up(
@@ -91,6 +97,18 @@ def test_rule_reading_a_later_fact_is_rejected(knowledge_dir: Path) -> None:
         ),
     )
     with pytest.raises(KnowledgeError, match="no earlier rule derives"):
+        load_knowledge(knowledge_dir)
+
+
+def test_rule_reading_a_later_slot_is_rejected(knowledge_dir: Path) -> None:
+    """A slot (pain type, certainty, a stage) may be read only after a rule above sets it: the
+    first rule reading ``certainty`` made to read ``esi``, which is set far below."""
+    _edit(
+        knowledge_dir,
+        "rules.toml",
+        lambda text: text.replace('slot = { name = "certainty"', 'slot = { name = "esi"', 1),
+    )
+    with pytest.raises(KnowledgeError, match=r"reads slot\(s\) no earlier rule sets: \['esi'\]"):
         load_knowledge(knowledge_dir)
 
 

@@ -217,13 +217,16 @@ def test_adding_pregnancy_never_adds_a_contrast_mri_or_an_elective_injection(
 
 def test_pregnancy_property_is_not_vacuous() -> None:
     """Without pregnancy the same records do get a contrast MRI and an epidural."""
-    infection = [
+    infection: list[Atom] = [
         ("low-back-pain", {**_condition, "days_ago": 20}),
         ("spinal-infection", _condition),
     ]
     assert "mri-lumbar-contrast" in _services(_run(infection, 45, "nice-ng59"))
     assert "mri-lumbar-contrast" not in _services(_run([*infection, PREGNANCY[0]], 45, "nice-ng59"))
-    sciatica = [("sciatica", {**_condition, "days_ago": 14}), ("pain-score", {"value": 8})]
+    sciatica: list[Atom] = [
+        ("sciatica", {**_condition, "days_ago": 14}),
+        ("pain-score", {"value": 8}),
+    ]
     assert "epidural-steroid-injection" in _services(_run(sciatica, 45, "nice-ng59"))
     assert "epidural-steroid-injection" not in _services(
         _run([*sciatica, PREGNANCY[0]], 45, "nice-ng59")

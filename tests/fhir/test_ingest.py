@@ -371,7 +371,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-ODD_VALUES = (5, "x", [], {}, None, True)
+ODD_VALUES: tuple[object, ...] = (5, "x", [], {}, None, True)
 SWEEP = [
     CAUDA,
     "nice-sciatica-active-pregabalin-advised-against",

@@ -18,9 +18,19 @@ from service.app.pipeline import Pipeline
 from service.app.view import trace_view
 from service.domain.knowledge import load_knowledge
 from service.fhir.ingest import ingest
+from service.fhir.relevance import Relevance
 from service.fhir.validate import validate_bundle
 
 PIPELINE = Pipeline(load_knowledge())
+
+
+class _Everything(Relevance):
+    """The relevance test that keeps every resource (no selection)."""
+
+    def __call__(self, resource: dict[str, Any]) -> bool:
+        return True
+
+
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
 NAMES = sorted(p.stem for p in CASES.glob("*.json"))
 
@@ -97,7 +107,7 @@ def _subject(bundle: Json) -> str | None:
 def _triage(bundle: Json, case: Json, *, select: bool, validated: bool = False) -> bytes:
     pipeline = copy.copy(PIPELINE)
     if not select:
-        pipeline.relevance = lambda resource: True  # type: ignore[assignment,method-assign]
+        pipeline.relevance = _Everything(pipeline.matcher)
     selected = None
     if validated:  # the selection made during validation, as the routes pass it on
         selected = validate_bundle(bundle, max_entries=10**6, relevant=pipeline.relevance).selected

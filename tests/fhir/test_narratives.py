@@ -96,7 +96,7 @@ def _resources(bundle: Json, rtype: str) -> list[Json]:
 
 
 def _code(concept: Json, system: str) -> str:
-    return next(c["code"] for c in concept["coding"] if c["system"] == f"{PP}/{system}")
+    return next(str(c["code"]) for c in concept["coding"] if c["system"] == f"{PP}/{system}")
 
 
 def _display(system: str, code: str) -> str:
@@ -143,11 +143,11 @@ def test_careplan_and_issue_narratives(path: Path) -> None:
     for issue in issues:
         root = _parse(issue)
         codes = {c["system"].rsplit("/", 1)[-1] for c in issue["code"]["coding"]}
+        catalogue = _kb().catalogue
         if "medication-issue" in codes:
-            title = _kb().catalogue.medication_issues[_code(issue["code"], "medication-issue")]
+            title = catalogue.medication_issues[_code(issue["code"], "medication-issue")].title
         else:
-            title = _kb().catalogue.red_flags[_code(issue["code"], "red-flag")]
-        title = title.title
+            title = catalogue.red_flags[_code(issue["code"], "red-flag")].title
         assert _text(root[0]) == title
         assert root[0][0].tag == f"{X}b"
         assert _text(root[1]).strip()

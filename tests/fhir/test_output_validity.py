@@ -47,7 +47,7 @@ MUST_COVER = {
 @pytest.fixture(scope="module")
 def api() -> Iterator[TestClient]:
     """One API client for the whole sweep (building an app per case costs more than the case)."""
-    with TestClient(create_app(Settings(_env_file=None))) as test_client:  # type: ignore[call-arg]
+    with TestClient(create_app(Settings(_env_file=None))) as test_client:
         yield test_client
 
 

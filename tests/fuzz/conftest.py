@@ -18,7 +18,7 @@ CASES: Counter[str] = Counter()
 @pytest.fixture(scope="session")
 def fuzz_client() -> Iterator[TestClient]:
     """PainPath with default limits, independent of the environment."""
-    settings = Settings(_env_file=None, fhir_server=None, log_level="WARNING")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, fhir_server=None, log_level="WARNING")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
 

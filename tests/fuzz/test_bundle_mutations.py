@@ -205,7 +205,7 @@ def _observation(index: int) -> Json:
 def test_ten_thousand_entries_answer_in_time_and_bounded_memory(
     fuzz_client: TestClient, fuzz_cases: Counter[str]
 ) -> None:
-    bundle = {"resourceType": "Bundle", "type": "collection"}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}
     bundle["entry"] = [_observation(i) for i in range(10_000)]
     body = orjson.dumps(bundle)
     tracemalloc.start()
@@ -223,8 +223,8 @@ def test_ten_thousand_entries_answer_in_time_and_bounded_memory(
 def test_too_many_entries_is_413_before_validation(
     fuzz_client: TestClient, fuzz_cases: Counter[str]
 ) -> None:
-    bundle = {"resourceType": "Bundle", "type": "collection"}
-    limit = Settings(_env_file=None).max_entries  # type: ignore[call-arg]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}
+    limit = Settings(_env_file=None).max_entries
     bundle["entry"] = [{"resource": {"resourceType": "Widget"}}] * (limit + 1)
     started = time.perf_counter()
     answer = _post(fuzz_client, orjson.dumps(bundle))
@@ -237,7 +237,7 @@ def test_too_many_entries_is_413_before_validation(
 def test_body_over_the_limit_is_413(
     fuzz_client: TestClient, fuzz_cases: Counter[str], declared: bool
 ) -> None:
-    size = Settings(_env_file=None).max_body_bytes  # type: ignore[call-arg]
+    size = Settings(_env_file=None).max_body_bytes
     body = b'{"resourceType":"Bundle","type":"collection","x":"' + b"A" * size + b'"}'
     headers = {"Content-Type": FHIR_JSON}
     if declared:

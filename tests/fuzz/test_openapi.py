@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from service.api.app import create_app
 from service.settings import Settings
 
-_APP = create_app(Settings(_env_file=None, fhir_server=None, log_level="WARNING"))  # type: ignore[call-arg]
+_APP = create_app(Settings(_env_file=None, fhir_server=None, log_level="WARNING"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
 
 

@@ -141,5 +141,5 @@ def fhir(fhir_server: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def painpath() -> Iterator[TestClient]:
     """PainPath in-process, with default settings independent of the environment."""
-    with TestClient(create_app(Settings(_env_file=None))) as client:  # type: ignore[call-arg]
+    with TestClient(create_app(Settings(_env_file=None))) as client:
         yield client

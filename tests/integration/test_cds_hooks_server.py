@@ -46,7 +46,7 @@ def cds_case(fhir: httpx.Client) -> Json:
 
 @pytest.fixture(scope="module")
 def cds_app() -> Iterator[TestClient]:
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app = create_app(Settings(_env_file=None))
     app.state.cds.clock = lambda: AS_OF
     with TestClient(app) as client:
         yield client
@@ -112,14 +112,17 @@ def _secured_call(keys: CdsClient, body: Json, **settings: Any) -> httpx.Respons
         "cds_base_url": SERVICE_BASE,
         "cds_tenants": ["hospital-a"],
     }
-    app = create_app(Settings(_env_file=None, **(values | settings)))  # type: ignore[call-arg]
+    app = create_app(Settings(_env_file=None, **(values | settings)))
     app.state.cds.clock = lambda: AS_OF
     assert app.state.cds.verifier is not None
     app.state.cds.verifier.transport = keys.transport()
     path = "/cds-services/painpath-patient-view"
     token = keys.token(SERVICE_BASE + path, claims={"tenant": "hospital-a"})
     with TestClient(app) as client:
-        return client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+        answer: httpx.Response = client.post(
+            path, json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        return answer
 
 
 def test_listed_fhir_server_is_read_with_auth_on(

@@ -31,6 +31,7 @@ from service.api.app import create_app
 from service.cli.main import main as painpath_cli
 from service.fhir.emit import IDENTIFIER_SYSTEM, KEY_SYSTEM
 from service.fhir.systems import cs
+from service.server.writeback import build_writeback
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,9 @@ def load_patient(fhir: httpx.Client, case: str, prefix: str) -> str:
     answer = fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
     assert answer.status_code == 200, answer.text
     return next(
-        e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+        str(e["resource"]["id"])
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Patient"
     )
 
 
@@ -151,7 +154,7 @@ def painpath_direct(fhir_server: str) -> Iterator[TestClient]:
 
 def triage(client: TestClient, patient: str, label: str, **params: str) -> httpx.Response:
     started = time.perf_counter()
-    answer = client.post(f"/fhir/Patient/{patient}/$triage", params=params)
+    answer: httpx.Response = client.post(f"/fhir/Patient/{patient}/$triage", params=params)
     _timed(label, started)
     return answer
 
@@ -306,7 +309,7 @@ def test_a_refused_transaction_leaves_nothing_behind(
     """sekmet rejects a conditional DetectedIssue write (it has no such search parameter): the
     whole transaction is rolled back, and PainPath answers 502 naming the server's reason."""
     patient = load_patient(fhir, SURGICAL, "i5f")
-    real = patient_triage_module.build_writeback
+    real = build_writeback  # what patient_triage imported, patched there below
 
     def with_a_bad_entry(*args: Any, **kwargs: Any) -> Any:
         plan = real(*args, **kwargs)

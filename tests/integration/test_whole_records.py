@@ -40,7 +40,7 @@ _COUNT = re.compile(r"(\d+) (\w+) entr(?:y|ies) with ")
 
 @pytest.fixture(scope="module")
 def service_url() -> Iterator[str]:
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app = create_app(Settings(_env_file=None))
     with serve_app(app) as url:
         yield url
 

@@ -35,7 +35,7 @@ def jwks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(jwks: Path) -> Iterator[TestClient]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         fhir_server=None,
         auth_mode="jwt",
@@ -105,16 +105,16 @@ def test_metadata_and_probes_stay_open(client: TestClient) -> None:
 
 
 def test_none_is_refused_off_loopback() -> None:
-    open_settings = Settings(_env_file=None, host="0.0.0.0")  # type: ignore[call-arg]  # noqa: S104
+    open_settings = Settings(_env_file=None, host="0.0.0.0")  # noqa: S104
     with pytest.raises(RuntimeError, match="only allowed on a loopback"):
         check_bind(open_settings)
     with pytest.raises(RuntimeError), TestClient(create_app(open_settings)):
         pass
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         check_bind(open_settings, host)
-    check_bind(Settings(_env_file=None, host="0.0.0.0", auth_allow_none_off_loopback=True))  # type: ignore[call-arg]  # noqa: S104
+    check_bind(Settings(_env_file=None, host="0.0.0.0", auth_allow_none_off_loopback=True))  # noqa: S104
     with pytest.raises(RuntimeError, match="AUTH_ISSUERS"):
-        check_bind(Settings(_env_file=None, auth_mode="jwt"))  # type: ignore[call-arg]
+        check_bind(Settings(_env_file=None, auth_mode="jwt"))
 
 
 def test_scope_grammar() -> None:

@@ -27,7 +27,7 @@ def server() -> FakeFhirServer:
 
 @pytest.fixture
 def client(server: FakeFhirServer) -> Iterator[TestClient]:
-    settings = Settings(_env_file=None, fhir_server=BASE, fhir_retries=2,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, fhir_server=BASE, fhir_retries=2,
                         fhir_backoff_seconds=0.0)  # fmt: skip
     with TestClient(create_app(settings, fhir_transport=server.transport())) as test_client:
         yield test_client

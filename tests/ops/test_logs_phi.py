@@ -33,7 +33,7 @@ PHI = {
 def phi_bundle() -> Json:
     bundle = case_bundle(CAUDA)
     text = json.dumps(bundle).replace("patient-1", PHI["patient"])
-    bundle = json.loads(text)
+    bundle = dict(json.loads(text))
     patient = bundle["entry"][0]["resource"]
     patient["name"] = [{"family": PHI["name"], "given": [PHI["given"]]}]
     patient["birthDate"] = PHI["birth"]
@@ -86,7 +86,7 @@ def json_log() -> Iterator[io.StringIO]:
 
 
 def _client() -> TestClient:
-    settings = Settings(_env_file=None, fhir_server=None, log_level="DEBUG", log_salt="test-salt")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, fhir_server=None, log_level="DEBUG", log_salt="test-salt")
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
 

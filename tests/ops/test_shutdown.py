@@ -6,6 +6,8 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 from fhir_testkit import CASES
@@ -21,12 +23,12 @@ def test_in_flight_request_completes_on_sigterm() -> None:
         bundle = json.loads((CASES / "cauda-equina-saddle-anaesthesia.json").read_text())
         body = json.dumps(bundle.get("bundle", bundle)).encode()
 
-        def trickle() -> object:
+        def trickle() -> Iterator[bytes]:
             for start in range(0, len(body), 256):
                 yield body[start : start + 256]
                 time.sleep(0.1)
 
-        result: dict[str, object] = {}
+        result: dict[str, Any] = {}
 
         def call() -> None:
             with httpx.Client(timeout=30) as client:

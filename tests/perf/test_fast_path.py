@@ -23,6 +23,7 @@ from service.app import pipeline as pipeline_module
 from service.app.pipeline import Pipeline
 from service.fhir import validate
 from service.fhir.errors import InputError
+from service.fhir.ingest import Ingested, ingest
 
 CASES = sorted((Path(__file__).parents[1] / "golden" / "cases").glob("*.json"))
 _INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -145,10 +146,12 @@ def test_each_entry_is_read_once_per_request(client: Any, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(pipeline, "relevance", counting)
     ingests: list[int] = []
-    real_ingest = pipeline_module.ingest
-    monkeypatch.setattr(
-        pipeline_module, "ingest", lambda *a, **k: ingests.append(1) or real_ingest(*a, **k)
-    )
+
+    def counting_ingest(*args: Any, **kwargs: Any) -> Ingested:
+        ingests.append(1)
+        return ingest(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "ingest", counting_ingest)
     case = orjson.loads(CASES[0].read_bytes())
     body = orjson.dumps(case["bundle"])
     headers = {"Content-Type": "application/fhir+json"}

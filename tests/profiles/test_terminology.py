@@ -187,12 +187,13 @@ def test_cds_override_reasons_are_the_published_code_system(
 
 
 def _detail_literals(path: Path) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if (
             isinstance(node, ast.keyword)
             and node.arg == "detail"
             and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
         ):
             found.add(node.value.value)
     return found

@@ -190,11 +190,12 @@ def test_every_painpath_code_emitted_is_in_its_code_system(
 # --- broken samples: the validator must reject each ---------------------------------------------
 
 
-def _coding(resource: Json, *path: str | int) -> Json:
+def _coding(resource: Json, *path: str | int) -> Any:
+    """The node at ``path`` (an object or a list: the last step indexes it)."""
     node: Any = resource
     for step in path:
         node = node[step]
-    return node  # type: ignore[no-any-return]
+    return node
 
 
 def _set(path: tuple[str | int, ...], value: object) -> Callable[[Json], None]:

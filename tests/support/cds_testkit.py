@@ -148,7 +148,10 @@ class CdsClient:
         self.jwks_url = jwks_url
         self.ec_key = ec.generate_private_key(ec.SECP384R1())
         self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.published = {"ec-1": self.ec_key.public_key(), "rsa-1": self.rsa_key.public_key()}
+        self.published: dict[str, ec.EllipticCurvePublicKey | rsa.RSAPublicKey] = {
+            "ec-1": self.ec_key.public_key(),
+            "rsa-1": self.rsa_key.public_key(),
+        }
         self.jwks_requests = 0
 
     def jwks(self) -> Json:

@@ -119,7 +119,7 @@ class FakeFhirServer:
             for r in page:
                 ref = (r.get("medicationReference") or {}).get("reference")
                 if ref and tuple(ref.split("/")) in self.store:
-                    med = self.store[tuple(ref.split("/"))]  # type: ignore[index]
+                    med = self.store[tuple(ref.split("/"))]
                     entries.append({"resource": med, "search": {"mode": "include"}})
         bundle: Json = {"resourceType": "Bundle", "type": "searchset", "total": len(hits)}
         bundle["entry"] = entries

@@ -114,7 +114,8 @@ def post_triage(
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"content-type": content_type} if content_type else {}
     query = {"asOf": AS_OF, **(params or {})}
-    return client.post("/fhir/$triage", content=data, params=query, headers=headers)
+    answer: Response = client.post("/fhir/$triage", content=data, params=query, headers=headers)
+    return answer
 
 
 def resources(bundle: Json, rtype: str | None = None) -> list[Json]:

@@ -64,7 +64,7 @@ def ensure_driver() -> None:
 @pytest.fixture(scope="session")
 def base_url() -> Iterator[str]:
     """PainPath under uvicorn on a free 127.0.0.1 port."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     with serve_app(create_app(settings)) as url:
         yield url
 

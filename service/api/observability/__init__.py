@@ -32,9 +32,10 @@ def install_observability(app: FastAPI, settings: Settings) -> PatientHasher:
     """Metrics registry, request middleware and the /metrics and /readyz routes."""
     salt = settings.log_salt.get_secret_value().encode() if settings.log_salt else None
     hasher = PatientHasher(salt)
-    app.state.metrics = Metrics()
+    registry = Metrics()
+    app.state.metrics = registry
     app.state.patient_hasher = hasher
-    app.add_middleware(RequestObserver, metrics=app.state.metrics, hasher=hasher)
+    app.add_middleware(RequestObserver, metrics=registry, hasher=hasher)
     app.include_router(metrics.router)
     app.include_router(health.router)
     return hasher

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -18,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from service.api.deps import get_metrics
 
 __all__ = ["Metrics", "observe_triage", "router"]
 
@@ -78,12 +80,10 @@ class Metrics:
 
 def observe_triage(request: Request, assessments: Iterable[Any]) -> None:
     """Count one request's evaluations and red flags, and note its patients for the log line."""
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    metrics = get_metrics(request)
     patients: list[str] = request.scope.setdefault("state", {}).setdefault("patients", [])
     for assessment in assessments:
         patients.append(str(assessment.subject))
-        if metrics is None:
-            continue
         pain_type = assessment.value("pain-type") or "none"
         stage = assessment.value("recommended-stage") or "none"
         if not assessment.in_scope:
@@ -96,5 +96,4 @@ def observe_triage(request: Request, assessments: Iterable[Any]) -> None:
 @router.get("/metrics", tags=["operations"])
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
-    found = cast(Metrics, request.app.state.metrics)
-    return Response(found.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(get_metrics(request).exposition(), media_type=CONTENT_TYPE_LATEST)
