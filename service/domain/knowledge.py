@@ -515,9 +515,7 @@ def _check_substitutes(
 ) -> None:
     """A service's ``substitute_if`` conditions must be concepts, or (``fact:``) facts derived
     before the proposing rule, else the swap could never happen; substitutes must exist."""
-    definition = catalogue.services.get(service)
-    if definition is None:
-        return  # _check_effect reports the unknown service
+    definition = catalogue.services[service]  # _check_effect has refused an unknown one
     for condition, target in definition.substitute_if.items():
         if condition.startswith(FACT_PREFIX):
             if condition.removeprefix(FACT_PREFIX) not in facts:
