@@ -21,6 +21,7 @@ from service.fhir.validate import (
     known_resource_type,
     validate_bundle,
     validate_resource,
+    without_resources,
 )
 
 __all__ = [
@@ -259,10 +260,7 @@ def _from_parameters(
     parts = parameters.get("parameter", [])
     shallow = dict(parameters)
     if isinstance(parts, list):
-        shallow["parameter"] = [
-            {k: v for k, v in p.items() if k != "resource"} if isinstance(p, dict) else p
-            for p in parts
-        ]
+        shallow["parameter"] = without_resources(parts)
     check_depth(shallow, max_depth)
     problems = validate_resource(shallow, "Parameters")
     if problems:

@@ -36,6 +36,7 @@ from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
 
 __all__ = [
     "STRICT_TYPES", "BundleCheck", "known_resource_type", "validate_bundle", "validate_resource",
+    "without_resources",
 ]  # fmt: skip
 
 _MAX_PROBLEMS = 20
@@ -257,16 +258,22 @@ def _every_resource(resource: dict[str, Any]) -> bool:
     return True
 
 
+def without_resources(items: list[Any]) -> list[Any]:
+    """The items (Bundle entries, Parameters parts) with their ``resource`` left out: what is
+    checked as the container's own structure, each resource being checked on its own."""
+    return [
+        {k: v for k, v in item.items() if k != "resource"} if isinstance(item, dict) else item
+        for item in items
+    ]
+
+
 def _skeleton_problems(
     bundle: dict[str, Any], entries: Any, prefix: str, max_depth: int
 ) -> list[Problem]:
     """Problems of the Bundle without its entries' resources (always fatal)."""
     skeleton = dict(bundle)
     if isinstance(entries, list):
-        skeleton["entry"] = [
-            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-            for e in entries
-        ]
+        skeleton["entry"] = without_resources(entries)
     check_depth(skeleton, max_depth)
     problems = []
     if not _fast_validator("Bundle").is_valid(skeleton):
@@ -348,9 +355,8 @@ def validate_bundle(  # noqa: PLR0913 - the limits and the validation policy, by
             f"{prefix}.entry",
         )
     problems = _skeleton_problems(bundle, entries, prefix, max_depth)
-    if not isinstance(entries, list):
-        _raise_if(problems)
-        return BundleCheck(frozenset() if relevant is not None else None)
+    if not isinstance(entries, list):  # the schema has said why (an array of objects)
+        raise InputError("invalid", problems[:_MAX_PROBLEMS])
     resource_depth = max_depth - 3  # Bundle, entry list, entry: the resource's own levels
     found, warnings, invalid = _entry_problems(
         entries, prefix, strict=strict, max_depth=resource_depth

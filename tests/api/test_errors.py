@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import CAUDA, FHIR_JSON, Json, case_bundle, post_triage
+from fhir_testkit import CAUDA, CLAIM, FHIR_JSON, Json, case_bundle, post_triage
 from httpx import Response
 
 from service.api.app import create_app
@@ -679,18 +679,6 @@ def test_input_at_the_highest_depth_limit_is_evaluated_not_a_5xx(
     assert refused.status_code == 413
 
 
-_CLAIM = {
-    "resourceType": "Claim", "id": "claim-deep", "status": "active",
-    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                         "code": "professional"}]},
-    "use": "claim", "patient": {"reference": "Patient/patient-1"},
-    "created": "2026-11-20T10:00:00Z", "provider": {"display": "Clinic"},
-    "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority",
-                             "code": "normal"}]},
-    "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare"}}],
-}  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("where", "levels", "invalid", "status"),
     [
@@ -713,7 +701,7 @@ def test_the_depth_limit_holds_where_the_service_recurses(
     if where == "read":  # the Condition: resource 1 + extension list/object pairs
         bundle["entry"][1]["resource"]["extension"] = [_deep_extension(levels)]
     else:
-        claim = copy.deepcopy(_CLAIM) | {"extension": [_deep_extension(levels)]}
+        claim = copy.deepcopy(CLAIM) | {"extension": [_deep_extension(levels)]}
         if invalid:
             claim["colour"] = "red"
         bundle["entry"].append({"resource": claim})

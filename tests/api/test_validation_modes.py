@@ -9,22 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import AS_OF, CAUDA, FHIR_JSON, Json, case_bundle, cs, issues, post_triage
+from fhir_testkit import AS_OF, CAUDA, CLAIM, FHIR_JSON, Json, case_bundle, cs, issues, post_triage
 
 from service.app.pipeline import Pipeline
 from service.fhir.errors import InputError
 from service.fhir.validate import STRICT_TYPES, validate_bundle
-
-CLAIM = {
-    "resourceType": "Claim", "id": "claim-1", "status": "active",
-    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                         "code": "professional"}]},
-    "use": "claim", "patient": {"reference": "Patient/patient-1"},
-    "created": "2026-11-20T10:00:00Z", "provider": {"display": "Clinic"},
-    "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority",
-                             "code": "normal"}]},
-    "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare"}}],
-}  # fmt: skip
 
 
 def _with(entry: Json, *, bad: bool) -> Json:
@@ -215,3 +204,22 @@ def test_an_invalid_contained_medication_in_a_read_entry_is_400() -> None:
     with pytest.raises(InputError) as refused:
         _check(bundle)
     assert any(".contained[0]" in (p.expression or "") for p in refused.value.problems)
+
+
+def test_entry_that_is_not_an_array_is_400() -> None:
+    bundle = case_bundle(CAUDA)
+    bundle["entry"] = {"resource": bundle["entry"][0]["resource"]}
+    with pytest.raises(InputError) as refused:
+        _check(bundle)
+    assert any(p.expression == "Bundle.entry" for p in refused.value.problems)
+
+
+def test_problems_of_read_entries_stop_at_twenty() -> None:
+    """A record of hundreds of broken Conditions: a bounded 400, not hundreds of lines."""
+    bundle = case_bundle(CAUDA)
+    bad = {"resourceType": "Condition", "subject": {"reference": "Patient/patient-1"},
+           "onsetDateTime": "last tuesday"}  # fmt: skip
+    bundle["entry"] += [{"resource": bad}] * 30
+    with pytest.raises(InputError) as refused:
+        _check(bundle)
+    assert len(refused.value.problems) == 20

@@ -28,6 +28,17 @@ FHIR_JSON = "application/fhir+json"
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 CAUDA = "cauda-equina-saddle-anaesthesia"
+# a valid R4 Claim for the cauda-equina case's patient: an entry of a type no rule reads
+CLAIM: Json = {
+    "resourceType": "Claim", "id": "claim-1", "status": "active",
+    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                         "code": "professional"}]},
+    "use": "claim", "patient": {"reference": "Patient/patient-1"},
+    "created": "2026-11-20T10:00:00Z", "provider": {"display": "Clinic"},
+    "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                             "code": "normal"}]},
+    "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare"}}],
+}  # fmt: skip
 MECHANICAL = "mechanical-low-back-pain-screen-not-documented"
 MULTI_FLAG = "multi-flag-infection-malignancy"
 OUT_OF_SCOPE = "age-15-out-of-scope"
