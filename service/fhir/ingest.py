@@ -263,25 +263,17 @@ def _procedure(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
 def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
     """The medication as one CodeableConcept: inline, or the Medication it references (a Bundle
     entry, or a resource ``contained`` in this one: ``#id``) with its code and the codings and
-    texts of its ingredients (``Medication.ingredient.itemCodeableConcept``)."""
+    texts of its ingredients (``Medication.ingredient.itemCodeableConcept``); when the reference
+    names nothing in the request, its ``display`` read as text ("Tramadol 50 mg capsules")."""
     concept = res.get("medicationCodeableConcept")
     if concept is not None:
         return concept
-    reference = (res.get("medicationReference") or {}).get("reference")
-    if not isinstance(reference, str):
-        return None
-    found: Any = None
-    if reference.startswith("#"):
-        for inner in res.get("contained", ()):
-            if (
-                isinstance(inner, dict)
-                and inner.get("resourceType") == "Medication"
-                and inner.get("id") == reference[1:]
-            ):
-                found = inner
-    else:
-        found = medication_of(reference, medications)
-    return _with_ingredients(found) if isinstance(found, dict) else None
+    found = referenced_medication(res, medications)
+    if found is not None:
+        return _with_ingredients(found)
+    holder = res.get("medicationReference")
+    display = holder.get("display") if isinstance(holder, dict) else None
+    return {"text": display} if isinstance(display, str) and display.strip() else None
 
 
 def _with_ingredients(medication: Json) -> Any:
@@ -326,7 +318,11 @@ def referenced_medication(res: Json, medications: dict[str, Json]) -> Json | Non
         return None
     if reference.startswith("#"):
         for inner in res.get("contained", ()):
-            if isinstance(inner, dict) and inner.get("id") == reference[1:]:
+            if (
+                isinstance(inner, dict)
+                and inner.get("resourceType") == "Medication"
+                and inner.get("id") == reference[1:]
+            ):
                 return inner
         return None
     return medication_of(reference, medications)

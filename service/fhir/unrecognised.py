@@ -89,10 +89,12 @@ def _medication_label(resource: Json, medications: dict[str, Json]) -> tuple[str
     if medication is not None:
         return _label(medication.get("code")), False
     holder = resource.get("medicationReference")
-    reference = holder.get("reference") if isinstance(holder, dict) else None
+    holder = holder if isinstance(holder, dict) else {}
+    reference, display = holder.get("reference"), holder.get("display")
+    named = f" (named {display[:200]!r})" if isinstance(display, str) and display.strip() else ""
     if not isinstance(reference, str):
-        return "no medication", True
-    return f"a reference to {reference[:200]!r}, which is not in the request", True
+        return f"a medication given by no reference{named}", True
+    return f"a reference to {reference[:200]!r}{named}, which is not in the request", True
 
 
 def _label(concept: object) -> str:

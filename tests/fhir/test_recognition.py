@@ -383,3 +383,26 @@ def test_careplan_activity_not_given_is_not_treatment(
     pipeline: Pipeline, status: str, detail_status: str
 ) -> None:
     assert "physiotherapy-procedure" not in _facts(pipeline, _plan(status, detail_status))
+
+
+@pytest.mark.parametrize("reference", [None, "Medication/absent"])
+def test_a_medication_reference_display_is_read_as_text(
+    pipeline: Pipeline, reference: str | None
+) -> None:
+    """A reference that names nothing in the request still carries the drug's name: read it
+    (lower certainty), never drop a tramadol because the Medication was not sent."""
+    holder = {"display": "Tramadol 50 mg capsules"}
+    if reference:
+        holder["reference"] = reference
+    request = _med("m1", {}) | {"medicationReference": holder}
+    del request["medicationCodeableConcept"]
+    assert "opioid" in _facts(pipeline, request)
+    assert _issues(_run(pipeline, LBP, request), "code-not-recognised") == []
+
+
+def test_an_unreadable_medication_display_is_a_warning_naming_it(pipeline: Pipeline) -> None:
+    request = _med("m1", {}) | {"medicationReference": {"display": "Compound X 30/500"}}
+    del request["medicationCodeableConcept"]
+    [reported] = _issues(_run(pipeline, LBP, request), "code-not-recognised")
+    assert reported["severity"] == "warning"
+    assert "no reference (named 'Compound X 30/500')" in reported["diagnostics"]
