@@ -13,7 +13,7 @@ import pytest
 
 from service.app.pipeline import Pipeline
 from service.bulk import runner
-from service.bulk.evaluate import PartitionJob, with_medications
+from service.bulk.evaluate import PartitionJob, load_medications, with_medications
 from service.bulk.runner import BulkOptions, run_bulk
 from service.cli.main import main
 from service.fhir.types import Json
@@ -212,6 +212,15 @@ def test_with_medications_adds_each_named_medication_once() -> None:
     assert joined == [*requests, catalogue["Medication/a"]]
     # already among the patient's lines: not added again
     assert len(with_medications([*requests, catalogue["Medication/a"]], catalogue)) == 5
+
+
+def test_a_run_without_a_medication_file_has_no_catalogue(tmp_path: Path) -> None:
+    assert load_medications(None) == {}
+    assert load_medications(tmp_path / "medications.ndjson") == {}
+    (tmp_path / "medications.ndjson").write_bytes(b'{"resourceType":"Medication","id":"a"}\n')
+    assert load_medications(tmp_path / "medications.ndjson") == {
+        "Medication/a": {"resourceType": "Medication", "id": "a"}
+    }
 
 
 def test_a_resource_nested_past_the_limit_is_an_error_line_not_a_crash(tmp_path: Path) -> None:

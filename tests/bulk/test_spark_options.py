@@ -88,3 +88,31 @@ def test_main_defaults_the_profile_as_painpath_bulk_does(
     monkeypatch.setattr(module, "get_settings", Settings)
     assert main(["in", "out", "--as-of", "2026-11-24"]) == 0
     assert no_spark.calls[1]["profile"] == load_knowledge().catalogue.default_profile
+
+
+def test_the_worker_functions_join_the_export_medications(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Spark runs in its Python workers, run here on pandas frames: the Medication lines
+    are picked out of the export, and a patient's request naming one is read with its drug."""
+    import orjson
+    import pandas as pd
+    from fhir_testkit import load_case
+
+    case = load_case("med-opioid-benzodiazepine")
+    resources = [entry["resource"] for entry in case["bundle"]["entry"]]
+    request = next(r for r in resources if r.get("id") == "med-dzp")
+    medication = {"resourceType": "Medication", "id": "dzp-5",
+                  "code": request.pop("medicationCodeableConcept")}  # fmt: skip
+    request["medicationReference"] = {"reference": "Medication/dzp-5"}
+    lines = [orjson.dumps(r).decode() for r in resources]
+    export = pd.DataFrame({"value": [*lines, orjson.dumps(medication).decode(), "{not json"]})
+    [picked] = list(module._medication_lines(iter([export])))
+    assert list(picked["line"]) == [orjson.dumps(medication).decode()]
+
+    monkeypatch.setattr(module, "_PIPELINE", None)  # a fresh worker builds its pipeline
+    patient = pd.DataFrame({"patient": ["patient-1"] * len(lines), "line": lines})
+    out = module._evaluate(
+        patient, as_of=AS_OF, profile="nice-ng59", medications={"Medication/dzp-5": medication}
+    )
+    issues = [orjson.loads(x) for t, x in zip(out["type"], out["line"], strict=True)
+              if t == "DetectedIssue"]  # fmt: skip
+    assert "opioid-benzodiazepine" in {c["code"] for i in issues for c in i["code"]["coding"]}

@@ -47,8 +47,10 @@ def client(jwks: Path) -> Iterator[TestClient]:
 
 
 def token(scope: str, *, key: Any = KEY, alg: str = "RS384", **claims: Any) -> str:
+    # the parametrised tokens are made when pytest collects, which may be many minutes before
+    # they are sent on a loaded 2-core CI machine: a day of validity, not five minutes
     now = int(time.time())
-    body = {"iss": ISSUER, "aud": "https://painpath.test", "exp": now + 300, "iat": now,
+    body = {"iss": ISSUER, "aud": "https://painpath.test", "exp": now + 86_400, "iat": now,
             "sub": "engine-1", "scope": scope, **claims}  # fmt: skip
     return jwt.encode(body, key, algorithm=alg, headers={"kid": "k1"})
 
