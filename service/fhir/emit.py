@@ -356,7 +356,7 @@ class Emitter:
 
     def explanation(self, assessment: Assessment, plan_ref: str) -> Json | None:
         """The patient explanation as a preliminary DocumentReference (docs/interface.md, result
-        Bundle item 7; docs/patient-explanation.md says why this resource): the plain-language
+        Bundle item 6; docs/patient-explanation.md says why this resource): the plain-language
         text as a UTF-8 text/plain attachment and as the narrative, in the context of the plan."""
         found = patient_explanation(self.kb, assessment)
         if found is None:
@@ -390,7 +390,7 @@ class Emitter:
 
     def provenance(self, assessment: Assessment, targets: list[str]) -> Json:
         """Provenance naming the rule-set version and the profile (docs/interface.md, result
-        Bundle item 6)."""
+        Bundle item 7)."""
         profile = self.kb.catalogue.profiles[assessment.profile]
         resource = self._base(assessment, "Provenance", "provenance")
         del resource["identifier"]
