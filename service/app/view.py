@@ -9,10 +9,12 @@ evidence item names its input resource by reference and by its place in the inpu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from service.app.pipeline import Pipeline, TriageResult
 from service.domain.assessment import Assessment, Conclusion, Finding, ProposedService
+from service.domain.explanation import patient_explanation
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord, Polarity
@@ -34,7 +36,7 @@ def _label(kb: KnowledgeBase, system: str, code: str | None) -> str:
 
 
 def _rule(rule: RuleRef) -> Json:
-    return {"id": rule.id, "version": rule.version, "source": rule.source}
+    return {"id": rule.id, "version": rule.version, "source": rule.source, "url": rule.url}
 
 
 def _evidence(kb: KnowledgeBase, items: tuple[Evidence, ...]) -> list[Json]:
@@ -183,6 +185,7 @@ def _patient(
             for f in assessment.firings
         ],
     }
+    out["explanation"] = _explanation(kb, assessment)  # None out of scope
     if not assessment.in_scope:
         return out
     flags = kb.catalogue.red_flags
@@ -190,6 +193,8 @@ def _patient(
         painType=_conclusion(kb, "pain-type", assessment.slots.get("pain-type")),
         certainty=_conclusion(kb, "neuropathic-certainty", assessment.slots.get("certainty")),
         headline=_headline(kb, assessment),
+        # RULES §8: a stat/urgent red flag leads every view; routine care waits behind it
+        urgent=assessment.hold is not None and bool(assessment.red_flags),
         whatWouldChange=[
             {
                 "about": entry.about,
@@ -236,6 +241,130 @@ def _patient(
     return out
 
 
+def _explanation(kb: KnowledgeBase, assessment: Assessment) -> Json | None:
+    found = patient_explanation(kb, assessment)
+    if found is None:
+        return None
+    return {
+        "title": found.title,
+        "sections": [
+            {
+                "key": s.key,
+                "heading": s.heading,
+                "paragraphs": list(s.paragraphs),
+                "items": list(s.items),
+            }
+            for s in found.sections
+        ],
+        "draftNote": found.draft_note,
+        "text": found.text(),
+    }
+
+
+def _age(birth: date | None, as_of: datetime) -> int | None:
+    if birth is None:
+        return None
+    day = as_of.date()
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _name(patient: Json) -> str | None:
+    """The patient's name as the record gives it: the official (else first) HumanName's text,
+    else its prefix, given and family names."""
+    names = [n for n in patient.get("name") or [] if isinstance(n, dict)]
+    if not names:
+        return None
+    chosen = next((n for n in names if n.get("use") == "official"), names[0])
+    if chosen.get("text"):
+        return str(chosen["text"])
+    parts = [*chosen.get("prefix", []), *chosen.get("given", []), chosen.get("family")]
+    joined = " ".join(str(p) for p in parts if p)
+    return joined or None
+
+
+def _identifiers(patient: Json) -> list[Json]:
+    """Each identifier as given: its type's text (or display) and value, with its system."""
+    out = []
+    for ident in patient.get("identifier") or []:
+        if not isinstance(ident, dict) or not ident.get("value"):
+            continue
+        kind = ident.get("type") or {}
+        label = kind.get("text") or next(
+            (c.get("display") or c.get("code") for c in kind.get("coding") or []), None
+        )
+        out.append({"label": label, "value": ident["value"], "system": ident.get("system")})
+    return out
+
+
+def _person(record: PatientRecord | None, patients: dict[str, Json], as_of: datetime) -> Json:
+    """Who the patient is, only as the record says: name, age, sex, identifiers."""
+    demographics = record.demographics if record else None
+    patient = patients.get(demographics.ref or "", {}) if demographics else {}
+    return {
+        "ref": demographics.ref if demographics else None,
+        "name": _name(patient),
+        "age": _age(demographics.birth_date if demographics else None, as_of),
+        "birthDate": patient.get("birthDate"),
+        "sex": patient.get("gender"),
+        "identifiers": _identifiers(patient),
+    }
+
+
+def _codings(node: Any) -> list[Json]:
+    """Every Coding (a dict with a ``code``) in a resource, depth first, in document order."""
+    found: list[Json] = []
+    if isinstance(node, dict):
+        if "code" in node and isinstance(node["code"], str) and "system" in node:
+            found.append(node)
+        for value in node.values():
+            found += _codings(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _codings(value)
+    return found
+
+
+def _display(resource: Any, code: str | None) -> str | None:
+    """The input's own text for the coded element that matched: the display of the Coding with
+    that code, else the text of the resource's ``code`` (or ``medicationCodeableConcept``)."""
+    if not isinstance(resource, dict):
+        return None
+    system, _, bare = (code or "").rpartition("|")
+    for coding in _codings(resource):
+        same = coding["code"] == bare and (not system or coding.get("system") == system)
+        if bare and same and coding.get("display"):
+            return str(coding["display"])
+    for key in ("code", "medicationCodeableConcept", "valueCodeableConcept"):
+        element = resource.get(key)
+        if isinstance(element, dict):
+            if element.get("text"):
+                return str(element["text"])
+            first = next((c for c in element.get("coding") or [] if c.get("display")), None)
+            if first:
+                return str(first["display"])
+    return None
+
+
+def _label_evidence(node: Any, inputs: Json, labels: dict[str, str]) -> None:
+    """Give every evidence item of the view the input's own display text (``display``; the
+    value-set title when the input has none) and the type of resource it came from; the value-set
+    title stays as ``title``. ``labels`` collects each cited input's first label."""
+    if isinstance(node, dict):
+        if "ref" in node and "concept" in node and "fromText" in node:
+            found = inputs.get(node["ref"]) or {}
+            resource = found.get("resource")
+            node["display"] = _display(resource, node.get("code")) or node["title"]
+            node["resourceType"] = (
+                resource.get("resourceType") if isinstance(resource, dict) else None
+            )
+            labels.setdefault(node["ref"], node["display"])
+        for value in node.values():
+            _label_evidence(value, inputs, labels)
+    elif isinstance(node, list):
+        for value in node:
+            _label_evidence(value, inputs, labels)
+
+
 def trace_view(pipeline: Pipeline, result: TriageResult) -> Json:
     """The assessments of one evaluation as JSON, with the input resources they cite (the run's
     own reading of the input and the pipeline's compiled matcher: nothing is read twice)."""
@@ -248,7 +377,25 @@ def trace_view(pipeline: Pipeline, result: TriageResult) -> Json:
         index = int(path.rsplit("[", 1)[1].rstrip("]"))
         if 0 <= index < len(entries):
             inputs[ref] = {"path": path, "resource": entries[index].get("resource")}
-    return {
-        "patients": [_patient(kb, matcher, a, records.get(a.subject)) for a in assessments],
-        "inputs": inputs,
-    }
+    people: dict[str, Json] = {}
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            people[f"Patient/{resource.get('id')}"] = resource
+            if entry.get("fullUrl"):
+                people[str(entry["fullUrl"])] = resource
+    patients = []
+    for assessment in assessments:
+        record = records.get(assessment.subject)
+        patient = _patient(kb, matcher, assessment, record)
+        patient["person"] = _person(record, people, assessment.as_of)
+        patients.append(patient)
+    cited: dict[str, str] = {}
+    _label_evidence(patients, inputs, cited)
+    for ref, item in inputs.items():
+        resource = item.get("resource")
+        if isinstance(resource, dict):
+            item["type"] = resource.get("resourceType")
+            label = _name(resource) if item["type"] == "Patient" else _display(resource, None)
+            item["label"] = label or cited.get(ref) or item["type"]
+    return {"patients": patients, "inputs": inputs}

@@ -39,7 +39,8 @@ SUMMARY_HEADER = ["patient", "in_scope", "pain_type", "certainty", "red_flags", 
 _MAX_ENTRIES = 100_000
 # What $triage emits per patient; OperationOutcome carries the per-patient notes (out of scope...).
 OUTPUT_TYPES = (
-    "CarePlan", "ServiceRequest", "Observation", "DetectedIssue", "Provenance", "OperationOutcome",
+    "CarePlan", "ServiceRequest", "Observation", "DetectedIssue", "DocumentReference", "Provenance",
+    "OperationOutcome",
 )  # fmt: skip
 
 

@@ -94,11 +94,18 @@ def _complete(pipeline: Pipeline, job: PartitionJob) -> tuple[str, int]:
 
 
 class Progress:
-    """``patients done/total, rate, ETA`` on one stderr line."""
+    """``patients done/total, rate, ETA`` on stderr: redrawn in place (``\\r`` frames) on a
+    terminal; elsewhere (a log file, CI) a plain line at most every ``PLAIN_EVERY_S`` seconds and
+    at the end, so a captured stderr holds no control characters."""
+
+    PLAIN_EVERY_S = 10.0
 
     def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         self.total, self.done, self.stream = total, 0, stream
         self.start = time.monotonic()
+        isatty = getattr(stream, "isatty", None)
+        self.terminal = bool(isatty and isatty())
+        self.last_plain: float | None = None
 
     def advance(self, patients: int) -> None:
         """Count finished patients and redraw."""
@@ -107,10 +114,23 @@ class Progress:
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate else 0.0
         share = self.done / self.total if self.total else 1.0
-        bar = "#" * int(share * 30)
-        self.stream.write(
-            f"\rbulk [{bar:<30}] {self.done}/{self.total} patients {rate:,.0f}/s ETA {eta:,.0f}s "
-        )
+        if self.terminal:
+            bar = "#" * int(share * 30)
+            self.stream.write(
+                f"\rbulk [{bar:<30}] {self.done}/{self.total} patients {rate:,.0f}/s "
+                f"ETA {eta:,.0f}s "
+            )
+        else:
+            now = time.monotonic()
+            finished = self.done >= self.total
+            due = self.last_plain is None or now - self.last_plain >= self.PLAIN_EVERY_S
+            if not (due or finished):
+                return
+            self.last_plain = now
+            self.stream.write(
+                f"bulk: {self.done}/{self.total} patients ({share:.0%}), {rate:,.0f}/s, "
+                f"ETA {eta:,.0f}s\n"
+            )
         self.stream.flush()
 
 

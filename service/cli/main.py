@@ -1,5 +1,6 @@
 """``painpath`` command line: ``triage FILE`` (coloured one-screen summary + result Bundle),
-``explain FILE`` (the full decision trace as a tree; ``--json``: the trace as JSON), ``serve`` and
+``explain FILE`` (the full decision trace as a tree; ``--json``: the trace as JSON;
+``--for-patient``: the plain-language patient explanation), ``serve`` and
 ``subscribe`` (create PainPath's Subscriptions on a FHIR server, see ``service.cli.subscribe``).
 
 Exit codes: 0 success, 2 bad input (the OperationOutcome is printed to stderr), 1 start-up
@@ -20,7 +21,7 @@ from rich.console import Console
 from service.app.pipeline import Pipeline
 from service.app.view import trace_view
 from service.bulk.runner import BulkOptions, run_bulk
-from service.cli.render import print_summary, print_tree
+from service.cli.render import print_explanation, print_summary, print_tree
 from service.cli.subscribe import add_parser as add_subscribe_parser
 from service.cli.subscribe import run_subscribe
 from service.domain.errors import EvaluationError, KnowledgeError
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--profile", help="guideline profile: nice-ng59 (default) or neupsig")
     explain.add_argument("--all-rules", action="store_true", help="list rules that did not fire")
     explain.add_argument("--json", action="store_true", help="print the trace as JSON")
+    explain.add_argument(
+        "--for-patient", action="store_true", help="print the plain-language patient explanation"
+    )
     add_subscribe_parser(commands)
     bulk = commands.add_parser("bulk", help="evaluate a Bulk Data $export (NDJSON) population")
     bulk.add_argument("input", type=Path, help="export directory (<Type>.ndjson) or one NDJSON")
@@ -70,6 +74,8 @@ def _triage(args: argparse.Namespace) -> int:
         view = trace_view(pipeline, result)
         if args.json:
             sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
+        elif args.for_patient:
+            print_explanation(Console(), view)
         else:
             print_tree(Console(), view, all_rules=args.all_rules)
         return 0

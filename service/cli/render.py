@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from service.fhir.types import Json
 
-__all__ = ["print_summary", "print_tree"]
+__all__ = ["patient_line", "print_explanation", "print_summary", "print_tree"]
 
 _ELIGIBILITY = {
     "eligible": "green", "not-eligible": "dim", "insufficient-data": "yellow", "deferred": "red",
@@ -30,36 +30,47 @@ def _line(*parts: tuple[str, str] | str) -> Text:
     return text
 
 
+def patient_line(p: Json) -> str:
+    """Who the patient is, as the record gives it: name, age, sex, birth date, identifiers."""
+    who = p.get("person") or {}
+    facts = [f"{who['age']} years" if who.get("age") is not None else None, who.get("sex")]
+    facts.append(f"born {who['birthDate']}" if who.get("birthDate") else None)
+    facts += [f"{i.get('label') or 'ID'} {i['value']}" for i in who.get("identifiers") or []]
+    known = ", ".join(f for f in facts if f)
+    name = who.get("name") or "Name not recorded"
+    return f"{name} ({known})" if known else name
+
+
 def _summary_lines(p: Json) -> list[Text]:
     head = _line(
-        (f"Patient {p['subject']}", "bold"),
-        f"  (as of {p['asOf'][:10]}, profile {p['profile']}, rules {p['ruleset']})",
+        (patient_line(p), "bold"),
+        f"  evaluated {p['asOf'][:10]}, profile {p['profile']}, rules {p['ruleset']}",
     )
     if not p["inScope"]:
-        notes = ", ".join(n["code"] for n in p["notes"])
-        return [_line((f"{p['subject']}: out of scope ({notes})", "yellow"))]
+        notes = " ".join(n["text"] for n in p["notes"])
+        return [head, _line(("  Out of PainPath's scope: ", "yellow"), notes)]
     flags = p["redFlags"]
     stages: list[tuple[str, str] | str] = ["  Stages:    "]
     for i, stage in enumerate(p["stages"]):
-        stages += [", " if i else "", f"{stage['stage']}="]
-        stages.append((stage["code"], _ELIGIBILITY.get(stage["code"], "")))
-    recommended = p["recommended"]["code"]
+        stages += ["; " if i else "", f"{stage['title']}: "]
+        stages.append((stage["display"], _ELIGIBILITY.get(stage["code"], "")))
+    recommended = p["recommended"]["display"]
     stages += ["  -> recommended: ", (recommended, "bold red" if flags else "bold cyan")]
     proposals: list[tuple[str, str] | str] = ["  Proposals: "]
-    for i, item in enumerate(sorted(p["proposals"], key=lambda x: x["service"])):
-        proposals += [", " if i else "", f"{item['service']} ("]
+    for i, item in enumerate(p["proposals"]):
+        proposals += ["; " if i else "", f"{item['title']} ("]
         proposals += [(item["priority"], _PRIORITY.get(item["priority"], ""))]
-        proposals += [", held)" if item.get("held") else ")"]
+        proposals += [", after urgent assessment)" if item.get("held") else ")"]
     if not p["proposals"]:
         proposals.append("none")
     pain = _line(
         "  Pain type: ",
-        (p["painType"]["code"], "bold magenta"),
-        f"  (neuropathic component: {p['certainty']['code']})",
+        (p["painType"]["display"], "bold magenta"),
+        f" (neuropathic component: {p['certainty']['display'].lower()})",
     )
     red = _line(
         "  Red flags: ",
-        (", ".join(f["code"] for f in flags), "bold white on red") if flags else ("none", "green"),
+        ("; ".join(f["title"] for f in flags), "bold white on red") if flags else ("none", "green"),
     )
     urgent = str(p.get("headline", "")).startswith("Red flag")  # the flag leads (RULES §8)
     lines = [
@@ -68,7 +79,7 @@ def _summary_lines(p: Json) -> list[Text]:
         _line(*stages),
         _line(*proposals),
     ]
-    lines += [_line("  Note: ", (n["code"], "yellow")) for n in p["notes"]]
+    lines += [_line(("  Note:      ", "yellow"), n["text"]) for n in p["notes"]]
     t = p["timeline"]
     if t["durationWeeks"] is not None:
         tried = ", ".join(x["title"] for x in t["treatments"]) or "no treatment documented"
@@ -80,6 +91,9 @@ def _summary_lines(p: Json) -> list[Text]:
     for stage in p["stages"]:
         if stage["code"] == "insufficient-data":
             lines.append(_line(("  Missing:   ", "yellow"), f"{stage['title']}: {stage['reason']}"))
+    for entry in p.get("whatWouldChange") or []:
+        lines.append(_line(("  To decide: ", "yellow"), entry["about"]))
+        lines += [_line("    - ", prompt["text"]) for prompt in entry["prompts"]]
     return lines
 
 
@@ -103,7 +117,7 @@ def _evidence(node: Tree, items: list[Json]) -> None:
         value = f" = {e['value']}" if e["value"] not in (None, "true") else ""
         weak = " (from free text)" if e["fromText"] else ""
         node.add(
-            _line(("evidence ", "dim"), f"{e['title']}{value}{weak} ", (f"[{e['ref']}]", "blue"))
+            _line(("evidence ", "dim"), f"{e['display']}{value}{weak} ", (f"[{e['ref']}]", "blue"))
         )
 
 
@@ -167,17 +181,24 @@ def _firings(tree: Tree, p: Json, all_rules: bool) -> None:
 
 
 def _tree(p: Json, all_rules: bool) -> Tree:
-    meta = f"  as of {p['asOf']}, profile {p['profile']}, rules {p['ruleset']}"
-    tree = Tree(_line((f"Patient {p['subject']}", "bold"), meta))
+    meta = f"  evaluated {p['asOf']}, profile {p['profile']}, rules {p['ruleset']}"
+    tree = Tree(_line((patient_line(p), "bold"), meta))
     if p["inScope"]:
         _conclusion(tree, "Pain type", p["painType"], "bold magenta")
         _conclusion(tree, "Neuropathic component", p["certainty"])
         _flags(tree, p)
         _stages(tree, p)
         _proposals(tree, p)
-    notes = tree.add("Notes")
-    for note in p["notes"]:
-        notes.add(_line((f"{note['severity']} ", "yellow"), f"{note['code']}: {note['text']}"))
+    if p["notes"]:  # no empty node
+        notes = tree.add("Notes")
+        for note in p["notes"]:
+            notes.add(_line((f"{note['severity']}: ", "yellow"), note["text"]))
+    if p.get("whatWouldChange"):
+        change = tree.add("What would change the decision")
+        for entry in p["whatWouldChange"]:
+            node = change.add(entry["about"])
+            for prompt in entry["prompts"]:
+                node.add(prompt["text"])
     _firings(tree, p, all_rules)
     return tree
 
@@ -186,3 +207,15 @@ def print_tree(console: Console, view: Json, *, all_rules: bool = False) -> None
     """The full decision trace of every patient as a tree."""
     for patient in view["patients"]:
         console.print(_tree(patient, all_rules))
+
+
+def print_explanation(console: Console, view: Json) -> None:
+    """The patient explanation of every patient, as plain text (the DocumentReference's)."""
+    for i, patient in enumerate(view["patients"]):
+        if i:
+            console.print()
+        explanation = patient.get("explanation")
+        if explanation is None:
+            console.print(f"{patient_line(patient)}: outside PainPath's scope, no explanation.")
+            continue
+        console.print(explanation["text"], end="", soft_wrap=True, markup=False, highlight=False)

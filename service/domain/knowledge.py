@@ -9,6 +9,7 @@ The clinical content lives in ``service/knowledge/*.toml`` (data only):
 - ``instruments.toml`` questionnaire scoring (items -> totals)
 - ``medications.toml`` ingredients (codes, names, brands) -> drug classes (concepts)
 - ``orders.toml``      CDS order checks: what a draft order is, which findings contradict it
+- ``explanation.toml`` the patient explanation's plain-language text
 
 Each file is validated with ``extra="forbid"`` models, then cross-checked (every concept,
 parameter, derived fact, slot, service and activity a rule names must exist, and a rule may only
@@ -238,11 +239,11 @@ class Catalogue(_Strict):
 
 
 class Source(_Strict):
-    """Where a rule comes from."""
+    """Where a rule comes from; ``url`` the guideline's public text (the pages link to it)."""
 
     guideline: str
     section: str
-    url: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https://[^\s]+$")
     grade: str | None = None
 
 
@@ -320,6 +321,42 @@ class Rule:
         return self.spec.id
 
 
+class ExplanationHeadings(_Strict):
+    """The section headings of the patient explanation."""
+
+    pain_type: str
+    plan: str
+    steps: str
+    avoid: str
+    later: str
+    urgent_help: str
+    same_day: str
+
+
+class UrgentHelp(_Strict):
+    """The red-flag symptoms every patient explanation lists."""
+
+    intro: str
+    symptoms: list[str] = Field(min_length=1)
+    also_intro: str
+    also: list[str] = Field(min_length=1)
+
+
+class ExplanationText(_Strict):
+    """``explanation.toml``: the plain-language text of the patient explanation."""
+
+    version: str
+    title: str
+    draft_note: str
+    headings: ExplanationHeadings
+    pain_type: dict[str, str]
+    plan: dict[str, str]
+    red_flags: dict[str, str]
+    services: dict[str, str]
+    activities: dict[str, str]
+    urgent_help: UrgentHelp
+
+
 @dataclass(frozen=True, slots=True)
 class KnowledgeBase:
     """Everything the engine needs, validated and compiled."""
@@ -334,6 +371,7 @@ class KnowledgeBase:
     orders: OrderChecks
     medications: Medications
     order_texts: tuple[tuple[re.Pattern[str], str], ...]  # the kinds' free-text fallbacks
+    explanation: ExplanationText
 
     @property
     def version(self) -> str:
@@ -397,7 +435,28 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
         orders,
         medications,
         compile_kind_texts(orders),
+        _explanation(directory, catalogue),
     )
+
+
+def _explanation(directory: Path, catalogue: Catalogue) -> ExplanationText:
+    """``explanation.toml``, with a text for everything the explanation may have to explain."""
+    name = "explanation.toml"
+    text = _model(ExplanationText, _read_toml(directory, name), name)
+    needed = {
+        "pain_type": set(catalogue.displays.get("pain-type", {})),
+        "plan": set(catalogue.displays.get("treatment-stage", {})) | {"unknown"},
+        "red_flags": set(catalogue.red_flags),
+        "services": set(catalogue.services),
+        "activities": set(catalogue.activities),
+    }
+    for table, keys in needed.items():
+        have = set(getattr(text, table))
+        if keys - have:
+            raise KnowledgeError(f"{name} [{table}]: no text for {', '.join(sorted(keys - have))}")
+        if have - keys:
+            raise KnowledgeError(f"{name} [{table}]: {', '.join(sorted(have - keys))} unknown")
+    return text
 
 
 def _known_names(valuesets: ValueSets, catalogue: Catalogue, rules: tuple[Rule, ...]) -> KnownNames:
@@ -506,7 +565,8 @@ def _compile_rules(
         facts.update(spec.then.derive)
         slots.update(spec.then.set)
         source = f"{spec.source.guideline} {spec.source.section}".strip()
-        compiled.append(Rule(spec, when, unless, RuleRef(spec.id, spec.version, source)))
+        ref = RuleRef(spec.id, spec.version, source, spec.source.url)
+        compiled.append(Rule(spec, when, unless, ref))
     return tuple(compiled)
 
 

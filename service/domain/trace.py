@@ -7,7 +7,7 @@ objects, and the CLI prints them. Nothing here is logged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Evidence", "RuleFiring", "RuleRef"]
 
@@ -31,6 +31,7 @@ class RuleRef:
     id: str
     version: str
     source: str
+    url: str | None = field(default=None, compare=False)  # the guideline's public text
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,19 @@ Provenance https://hl7.org/fhir/R4/provenance.html, narrative https://hl7.org/fh
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from service import __version__
 from service.domain.assessment import Assessment, Finding, ProposedService
+from service.domain.explanation import patient_explanation
 from service.domain.knowledge import Coding, KnowledgeBase
 from service.domain.trace import Evidence
 from service.domain.vocabulary import STAGES
 from service.fhir import canonicals as cn
-from service.fhir.narrative import careplan_narrative, issue_narrative
+from service.fhir.narrative import careplan_narrative, explanation_narrative, issue_narrative
 from service.fhir.systems import ACT_CODE, BASE, cs
 from service.fhir.types import Json
 
@@ -352,9 +354,43 @@ class Emitter:
             detail["description"] = f"{held.prefix} {detail['description']}"
         return {"detail": detail}
 
+    def explanation(self, assessment: Assessment, plan_ref: str) -> Json | None:
+        """The patient explanation as a preliminary DocumentReference (docs/interface.md, result
+        Bundle item 6; docs/patient-explanation.md says why this resource): the plain-language
+        text as a UTF-8 text/plain attachment and as the narrative, in the context of the plan."""
+        found = patient_explanation(self.kb, assessment)
+        if found is None:
+            return None
+        text = found.text()
+        resource = self._base(assessment, "DocumentReference", "patient-explanation")
+        resource.update(
+            text=explanation_narrative(found),
+            status="current",
+            docStatus="preliminary",
+            type={
+                "coding": [self._display("painpath", "patient-explanation")],
+                "text": "Patient explanation",
+            },
+            subject={"reference": assessment.subject},
+            date=assessment.as_of.isoformat(),
+            description=found.title,
+            content=[
+                {
+                    "attachment": {
+                        "contentType": "text/plain;charset=utf-8",
+                        "language": "en",
+                        "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+                        "title": found.title,
+                    }
+                }
+            ],
+            context={"related": [{"reference": plan_ref}]},
+        )
+        return resource
+
     def provenance(self, assessment: Assessment, targets: list[str]) -> Json:
         """Provenance naming the rule-set version and the profile (docs/interface.md, result
-        Bundle item 6)."""
+        Bundle item 7)."""
         profile = self.kb.catalogue.profiles[assessment.profile]
         resource = self._base(assessment, "Provenance", "provenance")
         del resource["identifier"]

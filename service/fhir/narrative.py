@@ -12,11 +12,12 @@ from html import escape
 from typing import Any
 
 from service.domain.assessment import Assessment, Finding
+from service.domain.explanation import PatientExplanation
 from service.domain.knowledge import KnowledgeBase, Prompt, WhatWouldChange
 from service.domain.open_questions import open_questions
 from service.domain.vocabulary import STAGES, urgency_rank
 
-__all__ = ["careplan_narrative", "issue_narrative"]
+__all__ = ["careplan_narrative", "explanation_narrative", "issue_narrative"]
 
 _XHTML = "http://www.w3.org/1999/xhtml"
 
@@ -183,3 +184,15 @@ def issue_narrative(title: str, flag: Finding) -> dict[str, Any]:
             _list(evidence),
         ]
     )
+
+
+def explanation_narrative(explanation: PatientExplanation) -> dict[str, Any]:
+    """The patient explanation as narrative: title, then each section's heading, paragraphs and
+    list, as the patient reads it."""
+    parts = [f"<p><b>{escape(explanation.title)}</b></p>"]
+    for section in explanation.sections:
+        parts.append(f"<p><b>{escape(section.heading)}</b></p>")
+        parts += [f"<p>{escape(text)}</p>" for text in section.paragraphs]
+        parts.append(_list([escape(item) for item in section.items]))
+    parts.append(f"<p>{escape(explanation.draft_note)}</p>")
+    return _div(parts)

@@ -56,6 +56,9 @@ def patient_entries(
         issues = [emitter.detected_issue(assessment, flag) for flag in assessment.red_flags]
         issues += [emitter.medication_issue(assessment, f) for f in assessment.medication_issues]
         resources = [pain, stages, plan, *requests, *issues]
+        explanation = emitter.explanation(assessment, _urn(plan))
+        if explanation is not None:
+            resources.append(explanation)
     outcome = _patient_outcome(emitter, assessment, found, problems)
     if resources:
         # the Provenance covers everything produced for the patient, its OperationOutcome too

@@ -46,6 +46,7 @@ SUPERSEDED_STATUS = {
     "ServiceRequest": "revoked",
     "DetectedIssue": "cancelled",
     "Observation": "cancelled",
+    "DocumentReference": "superseded",
 }
 _CLINICAL_LIVE = frozenset({"registered", "preliminary", "final", "amended", "corrected"})
 LIVE_STATUSES = {
@@ -53,6 +54,7 @@ LIVE_STATUSES = {
     "ServiceRequest": frozenset({"draft", "active", "on-hold"}),
     "DetectedIssue": _CLINICAL_LIVE,
     "Observation": _CLINICAL_LIVE,
+    "DocumentReference": frozenset({"current"}),
 }
 
 

@@ -324,7 +324,7 @@ def test_result_is_a_collection_bundle(cauda: Json) -> None:
     assert cauda["timestamp"] == "2026-11-24T09:00:00+00:00"
     assert [r["resourceType"] for r in resources(cauda)] == [
         "Observation", "Observation", "CarePlan", "ServiceRequest", "ServiceRequest",
-        "DetectedIssue", "Provenance",
+        "DetectedIssue", "DocumentReference", "Provenance",
     ]  # fmt: skip
 
 

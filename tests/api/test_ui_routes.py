@@ -23,7 +23,7 @@ def test_page_and_assets(client: TestClient) -> None:
 
 def test_samples_are_golden_inputs(client: TestClient) -> None:
     index = client.get("/ui/samples/index.json").json()["samples"]
-    assert 4 <= len(index) <= 6
+    assert 4 <= len(index) <= 7
     for sample in index:
         case = json.loads((CASES / f"{sample['id']}.json").read_text(encoding="utf-8"))
         assert client.get(f"/ui/samples/{sample['id']}.json").json() == case["bundle"]

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.spark
 
 AS_OF = datetime(2026, 11, 24, 9, tzinfo=UTC)
 FILES = [
-    "CarePlan", "ServiceRequest", "Observation", "DetectedIssue", "Provenance",
+    "CarePlan", "ServiceRequest", "Observation", "DetectedIssue", "DocumentReference", "Provenance",
     "OperationOutcome", "errors",
 ]  # fmt: skip
 

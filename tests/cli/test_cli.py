@@ -29,24 +29,27 @@ def test_triage_prints_the_summary_and_writes_the_bundle(
     printed = capsys.readouterr()
     assert printed.err == ""
     lines = printed.out.splitlines()
-    assert (
-        lines[0]
-        == "Patient Patient/patient-1  (as of 2026-11-24, profile nice-ng59, rules "
-        + lines[0].rsplit(" ", 1)[1]
+    # who the patient is, as the record gives it (this sample carries no name)
+    assert lines[0] == (
+        "Name not recorded (45 years, female, born 1981-05-12, ID MRN-patient-1)  evaluated "
+        "2026-11-24, profile nice-ng59, rules " + lines[0].rsplit(" ", 1)[1]
     )
-    assert "  Pain type: neuropathic  (neuropathic component: probable)" in lines
-    assert "  Red flags: cauda-equina" in lines
+    # sentences and displays, never outcome codes; the red flag leads (RULES §8)
+    assert lines[1] == "  Red flags: Suspected cauda equina syndrome"
+    assert lines[2] == "  Pain type: Neuropathic pain (neuropathic component: probable)"
     assert any(
         line.startswith(
-            "  Stages:    conservative=deferred, injection=not-eligible, surgical-referral=eligible"
+            "  Stages:    Conservative care: Deferred (red flag); Injection: Not eligible; "
+            "Surgical referral: Eligible"
         )
-        and line.endswith("-> recommended: urgent-referral")
+        and line.endswith("-> recommended: Urgent referral")
         for line in lines
     )
     assert (
-        "  Proposals: mri-lumbar (stat), physiotherapy (routine, held), "
-        "spine-surgery-referral (stat)" in lines
+        "  Proposals: MRI lumbar spine without contrast (stat); Referral to a spinal surgeon "
+        "(stat); Physiotherapy (exercise programme) (routine, after urgent assessment)" in lines
     )
+    assert not any("-" in line.split(":", 1)[0] for line in lines[1:] if ":" in line)
     assert lines[-1] == f"Result Bundle written to {out}"
     written = out.read_bytes()
     assert written.endswith(b"\n")
@@ -96,7 +99,9 @@ def test_json_prints_the_bundle_only(
 def test_out_of_scope_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, case_bundle(OUT_OF_SCOPE))
     assert main(["triage", str(path), "--as-of", AS_OF]) == 0
-    assert capsys.readouterr().out.strip() == "Patient/patient-1: out of scope (out-of-scope-age)"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("  Out of PainPath's scope: ")
+    assert "out-of-scope-age" not in lines[1]  # the note's sentence, not its code
 
 
 def test_invalid_fhir_file_exits_2_with_an_outcome(

@@ -3,6 +3,7 @@ evidence), ``--json`` for scripts; ``painpath triage`` adds duration and missing
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -17,7 +18,7 @@ INSUFFICIENT = SAMPLES / "surgical-insufficient-data-no-imaging.json"
 def test_explain_prints_the_tree(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", str(INSUFFICIENT), "--as-of", AS_OF]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Patient Patient/patient-1")
+    assert out.startswith("Anna Fletcher (45 years, female, born 1981-05-12, ID MRN-patient-1)")
     assert "Pain type: Neuropathic pain" in out
     assert "rule pain-type.neuropathic v1 PainPath RULES §2 pain type" in out
     assert "[Condition/cond-sciatica]" in out
@@ -50,3 +51,37 @@ def test_triage_summary_names_duration_and_missing_data(
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("  Duration:  ") and "Physiotherapy" in line for line in lines)
     assert any(line.startswith("  Missing:   Surgical referral:") for line in lines)
+
+
+def test_explain_tree_has_no_empty_notes_node_and_says_what_would_change(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    routine = SAMPLES / "mechanical-low-back-pain-fever-screened-absent.json"
+    assert main(["explain", str(routine), "--as-of", AS_OF]) == 0
+    out = capsys.readouterr().out
+    assert "Notes" not in out  # this patient has no note: no node for it
+    assert main(["explain", str(INSUFFICIENT), "--as-of", AS_OF]) == 0
+    out = capsys.readouterr().out
+    assert "What would change the decision" in out
+    assert "Surgical referral undecided: concordant lumbar imaging is needed" in out
+    assert "Notes" in out
+    assert "information: Red-flag screen not documented" in out  # a sentence, not a code
+    assert "red-flag-screen-not-documented" not in out
+
+
+def test_explain_for_patient_is_the_bundles_explanation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cauda = SAMPLES / "cauda-equina-saddle-anaesthesia.json"
+    assert main(["explain", str(cauda), "--as-of", AS_OF, "--for-patient"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Your back pain: what we found and what happens next\n")
+    assert "Get help straight away" in out
+    assert main(["triage", str(cauda), "--as-of", AS_OF, "--json"]) == 0
+    bundle = json.loads(capsys.readouterr().out)
+    (document,) = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "DocumentReference"
+    ]
+    assert base64.b64decode(document["content"][0]["attachment"]["data"]).decode() == out

@@ -32,7 +32,9 @@ CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"
 FHIR_JSON = "application/fhir+json"
 SURGICAL_CASE = "surgical-insufficient-data-no-imaging"
 RED_FLAG_CASE = "cauda-equina-saddle-anaesthesia"
-RESULT_TYPES = ("Observation", "CarePlan", "ServiceRequest", "DetectedIssue", "Provenance")
+RESULT_TYPES = (
+    "Observation", "CarePlan", "ServiceRequest", "DetectedIssue", "DocumentReference", "Provenance",
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- helpers
