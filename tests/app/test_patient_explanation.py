@@ -24,7 +24,7 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 @cache
 def _pipeline() -> Pipeline:
-    return Pipeline.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    return Pipeline.from_settings(Settings(_env_file=None))
 
 
 def _run(path: Path) -> TriageResult:

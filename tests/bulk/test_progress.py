@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
-from service.bulk import runner
 from service.bulk.runner import Progress
 
 
@@ -28,7 +28,7 @@ def test_a_terminal_gets_frames_redrawn_in_place() -> None:
 
 def test_a_file_gets_plain_lines_now_and_then(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     stream = io.StringIO()
     progress = Progress(5, stream)  # started at 0 s
     for moment in (1.0, 2.0, 3.0, 15.0, 16.0):
