@@ -22,8 +22,10 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 # README.md is referenced by pyproject.toml; the wildcard keeps the build working while it is
 # absent (BuildKit allows an empty wildcard match as long as another source matches).
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml setup.py MANIFEST.in README.md* ./
 COPY service ./service
+# the conformance package: setup.py puts it into the wheel as service/fhir_profiles
+COPY fhir_profiles ./fhir_profiles
 
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/venv/bin/pip install /wheels/painpath-*.whl
@@ -45,9 +47,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PAINPATH_PORT=8080
 
 WORKDIR /app
-# Conformance resources served at GET /fhir/{type}/{id} (docs/interface.md, Routes).
-COPY fhir_profiles /app/fhir_profiles
-ENV PAINPATH_PROFILES_DIR=/app/fhir_profiles
+# The conformance resources served at GET /fhir/{type}/{id} (docs/interface.md, Routes) are in
+# the installed package (service/fhir_profiles); PAINPATH_PROFILES_DIR may point elsewhere.
 USER 10001:10001
 
 EXPOSE 8080

@@ -1,9 +1,11 @@
 # PainPath: two commands do all set-up on a fresh machine.
-#   make run   - create .venv if missing, install, serve on 127.0.0.1:8080
-#   make test  - create/update .venv, the profile validator and the browser-test tools (Debian
-#                chromium, playwright-core), then ruff, mypy and the whole
-#                pytest suite (which also fails if fhir_profiles/ is not what the generator makes)
-#                under the coverage gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
+#   make run   - create .venv if missing, install the runtime set only (no dev extra), serve on
+#                127.0.0.1:8080
+#   make test  - say what it needs (`make needs`), then create/update .venv with the dev and
+#                spark extras, the profile validator and the browser-test tools (Debian chromium,
+#                playwright-core), then ruff, mypy, pip-audit and the whole pytest suite (which
+#                also fails if fhir_profiles/ is not what the generator makes) under the coverage
+#                gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
 #   make package - regenerate fhir_profiles/ from the knowledge files
 PYTHON ?= python3
 VENV := .venv
@@ -18,24 +20,30 @@ VALIDATOR_STAMP := $(VALIDATOR)/node_modules/.package-lock.json
 WEBDRIVER := tests/web/driver
 WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck pytest install clean package validator webdriver
-.PHONY: lock audit install-locked load soak new-lines
+.PHONY: run test lint typecheck pytest install clean package validator webdriver needs
+.PHONY: lock audit audit-report install-locked load soak new-lines
 .PHONY: bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# the runtime set (make run) and, on top, the dev extra (tests, linters, audit, lock)
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+DEV_STAMP := $(VENV)/.installed-dev
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(DEV_STAMP)
+
+install: $(DEV_STAMP)
 
 # the spark extra (pyspark, pandas, pyarrow: ~30 s, ~520 MB) for tests/bulk/test_spark.py; the test
-# also needs Java 17+ (`java` on PATH) and fails, not skips, without it
+# also needs Java 17+ (`java` on PATH) and is skipped, with the reason, without it
 SPARK_STAMP := $(VENV)/.spark-installed
-$(SPARK_STAMP): pyproject.toml | $(STAMP)
+$(SPARK_STAMP): pyproject.toml | $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $(SPARK_STAMP)
 
@@ -55,18 +63,18 @@ $(WEB_STAMP): $(WEBDRIVER)/package.json $(WEBDRIVER)/package-lock.json | /usr/bi
 
 webdriver: $(WEB_STAMP)
 
-package: $(STAMP)
+package: $(DEV_STAMP)
 	$(BIN)/python -m tools.conformance_package build
 
 run: $(STAMP)
 	$(BIN)/painpath serve --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP) $(SPARK_STAMP)
+typecheck: $(DEV_STAMP) $(SPARK_STAMP)
 	$(BIN)/mypy service tools tests
 
 # Coverage gate: the whole service must stay at or above COVERAGE_MIN percent (measured 96) and
@@ -76,7 +84,7 @@ typecheck: $(STAMP) $(SPARK_STAMP)
 COVERAGE_MIN ?= 96
 DOMAIN_COVERAGE_MIN ?= 100
 COVERAGE_XML := coverage.xml
-pytest: $(STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
+pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-report=xml:$(COVERAGE_XML) --cov-fail-under=$(COVERAGE_MIN)
 	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
@@ -90,7 +98,7 @@ pytest: $(STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
 # failed: `git fetch --unshallow` brings the history back.
 COVERAGE_BASE ?= 53e7559711c62667237a365660660ecd6e410edb
 NEW_LINES_MIN ?= 100
-new-lines: $(STAMP)
+new-lines: $(DEV_STAMP)
 	@if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 		echo "new-lines coverage: SKIPPED, no git work tree here to diff against"; \
 	elif ! git merge-base --is-ancestor '$(COVERAGE_BASE)' HEAD >/dev/null 2>&1; then \
@@ -103,37 +111,62 @@ new-lines: $(STAMP)
 			--fail-under=$(NEW_LINES_MIN); \
 	fi
 
-test: lint typecheck audit pytest
+# What make test needs, said before it starts: Python 3.11 and network access to PyPI and npm on
+# the first run; node 20+ with npm (the profile validator and playwright-core); Debian's chromium
+# (installed with apt-get, which needs root, when missing); Java 17+ for tests/bulk/test_spark.py
+# (skipped with the reason when missing).
+needs:
+	@echo "make test needs: python3.11 (.venv), PyPI and npm reachable on the first run, node 20+ and npm,"
+	@echo "  /usr/bin/chromium (apt-get install chromium: root), Java 17+ for the Spark test (else skipped)"
+	@for tool in node npm java; do \
+	  if command -v $$tool >/dev/null 2>&1; then echo "  $$tool: $$(command -v $$tool)"; \
+	  else echo "  $$tool: MISSING"; fi; done
+	@if [ -x /usr/bin/chromium ]; then echo "  chromium: /usr/bin/chromium"; \
+	  else echo "  chromium: MISSING (make webdriver installs it with apt-get; needs root)"; fi
+
+test: needs lint typecheck audit-report pytest
 
 # Issue 8 benchmarks, not part of make test: in-process, HTTP, scaling and bulk, each printing
 # ratios measured in the same run (bench/run_all.py). BENCH_ARGS=--quick for a short run.
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	cd bench && PYTHONPATH=.. ../$(BIN)/python run_all.py $(BENCH_ARGS)
 
 # requirements.lock: every dependency (and the dev extra) pinned with hashes; regenerate after a
 # pyproject.toml dependency change. install-locked installs exactly that set.
 LOCK := requirements.lock
-lock: $(STAMP)
+lock: $(DEV_STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--universal --quiet -o $(LOCK)
 
 install-locked: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	touch $(STAMP) $(DEV_STAMP)
 
-# pip-audit on the locked set (PyPI's vulnerability data, so it needs the network): a known
-# vulnerability fails the build; a timeout (no network) is reported and skipped.
-audit: $(STAMP)
-	@timeout 300 $(BIN)/pip-audit -r $(LOCK) --disable-pip --no-deps --require-hashes \
-		--progress-spinner off --timeout 20; rc=$$?; \
-	if [ $$rc -eq 124 ]; then echo "pip-audit: timed out, not audited"; else exit $$rc; fi
+# pip-audit on the locked set through tools/audit.py, which reads pip-audit's JSON report instead
+# of trusting its summary (pip-audit says "No known vulnerabilities found" even when it could look
+# up no package). tools.audit exits 0 only when every package was looked up and none has a known
+# vulnerability; 1 on a finding; 3 with "NOT AUDITED: <reason>" when the vulnerability database
+# (PyPI's JSON API) cannot be reached or pip-audit fails; make audit succeeds only on 0 (make
+# shows "Error 3" / "Error 1"). make test fails on a finding and, when not audited, prints a loud
+# NOT AUDITED banner and goes on: an unreachable database must not block the build, and it is
+# never reported as a clean audit.
+audit: $(DEV_STAMP)
+	@$(BIN)/python -m tools.audit $(LOCK)
+
+audit-report: $(DEV_STAMP)
+	@$(BIN)/python -m tools.audit $(LOCK); rc=$$?; \
+	if [ $$rc -eq 3 ]; then \
+	  echo "********************************************************************"; \
+	  echo "* make test: the dependency set was NOT AUDITED (make audit exits 3) *"; \
+	  echo "********************************************************************"; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 # Load (50 clients, 60 s) and soak (longer, lower rate, memory sampled) against `painpath serve`
 # with production settings (2 uvicorn workers); results: README "Operations".
-load: $(STAMP)
+load: $(DEV_STAMP)
 	$(BIN)/python bench/load.py --clients 50 --seconds 60 --workers 2
-soak: $(STAMP)
+soak: $(DEV_STAMP)
 	$(BIN)/python bench/load.py --clients 5 --seconds 600 --rate 20 --workers 2 --sample-memory
 
 clean:

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SELF = Path(__file__).resolve().relative_to(ROOT)
 _OUTSIDE = re.compile(
-    r"\.\./shared|shared/clinical|\b(?:CONTRACT|RULES|REFERENCE|HOUSE_STYLE|INTEROP|TOOLS)\.md\b"
+    r"\.\./shared|/work/shared|shared/(?:clinical|reference)\b"
+    r"|\b(?:CONTRACT|RULES|REFERENCE|HOUSE_STYLE|INTEROP|TOOLS)\.md\b"
 )
 _EXEMPT_DIRS = {"node_modules", ".ci"}
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
@@ -81,12 +82,15 @@ def test_the_scan_finds_each_kind_of_outside_reference(tmp_path: Path) -> None:
         "d.txt": "HOUSE_STYLE.md says so\n",
         "e.txt": "see INTEROP.md and TOOLS.md\n",
         "f.json": '{"x": "../shared"}\n',
+        "g.py": "# the spec lives in /work/shared\n",
+        "h.md": "see shared/reference for the interop notes\n",
     }
     for name, text in planted.items():
         (tmp_path / name).write_text(text)
     found = outside_references(tmp_path, [Path(name) for name in planted])
     assert {line.split(":")[0] for line in found} == set(planted)
-    assert len(found) == 9  # two each in a.py, b.md and e.txt, one each in c, d and f
+    # two each in a.py, b.md and e.txt, one each in c, d, f, g and h
+    assert len(found) == 11
 
 
 def test_the_scan_exempts_binaries_node_modules_and_near_misses(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from service import __version__
 from service.api import subscriptions, ui
 from service.api.access import check_bind, install_auth
 from service.api.cds_hooks import install_cds_hooks
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.observability import configure_logging, install_observability
 from service.api.routes import fhir_router, router
@@ -60,6 +61,8 @@ def create_app(
         version=__version__,
         description="FHIR R4 clinical decision support for back pain.",
         lifespan=lifespan,
+        docs_url=None,  # service.api.docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     hasher = install_observability(app, settings)
@@ -69,4 +72,5 @@ def create_app(
     app.include_router(subscriptions.router)
     app.include_router(ui.router)
     install_cds_hooks(app, settings, fhir_transport=fhir_transport)
+    install_docs(app)
     return app

@@ -18,13 +18,16 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from service import __version__
 from service.app.pipeline import Pipeline
 from service.app.view import trace_view
 from service.bulk.runner import BulkOptions, run_bulk
 from service.cli.render import print_explanation, print_summary, print_tree
 from service.cli.subscribe import add_parser as add_subscribe_parser
 from service.cli.subscribe import run_subscribe
+from service.conformance.store import ConformanceStore, default_profiles_dir
 from service.domain.errors import EvaluationError, KnowledgeError
+from service.domain.knowledge import load_knowledge
 from service.fhir.errors import InputError
 from service.fhir.outcome import from_error
 from service.server.errors import UpstreamError
@@ -33,35 +36,71 @@ from service.settings import check_bind, get_settings
 __all__ = ["main"]
 
 
+_PROFILE_HELP = "guideline profile: nice-ng59 (default) or neupsig"
+_AS_OF_HELP = "evaluation date and time (FHIR dateTime, e.g. 2026-03-01); default: now"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="painpath", description="PainPath back pain CDS")
-    commands = parser.add_subparsers(dest="command", required=True)
-    triage = commands.add_parser("triage", help="evaluate a FHIR Bundle file")
-    triage.add_argument("file", type=Path)
-    triage.add_argument("--as-of", help="evaluation date (FHIR dateTime); default now")
-    triage.add_argument("--profile", help="guideline profile: nice-ng59 (default) or neupsig")
-    triage.add_argument("--return", dest="return_mode", choices=["collection", "transaction"])
+    parser = argparse.ArgumentParser(
+        prog="painpath",
+        description="PainPath: FHIR R4 clinical decision support for back pain. Settings come "
+        "from PAINPATH_* environment variables and a .env file in the working directory "
+        "(docs/configuration.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"painpath {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    triage = commands.add_parser(
+        "triage",
+        help="evaluate a FHIR Bundle file",
+        description="Evaluate one patient's FHIR Bundle (or $triage Parameters) from a file and "
+        "print a one-screen summary (--json: the result Bundle).",
+    )
+    triage.add_argument("file", type=Path, help="FHIR R4 Bundle or Parameters, as JSON")
+    triage.add_argument("--as-of", help=_AS_OF_HELP)
+    triage.add_argument("--profile", help=_PROFILE_HELP)
+    triage.add_argument(
+        "--return",
+        dest="return_mode",
+        choices=["collection", "transaction"],
+        help="result Bundle type (default: collection)",
+    )
     triage.add_argument("-o", "--output", type=Path, help="write the result Bundle here")
     triage.add_argument("--json", action="store_true", help="print the result Bundle as JSON")
-    explain = commands.add_parser("explain", help="print the full decision trace as a tree")
-    explain.add_argument("file", type=Path)
-    explain.add_argument("--as-of", help="evaluation date (FHIR dateTime); default now")
-    explain.add_argument("--profile", help="guideline profile: nice-ng59 (default) or neupsig")
+    explain = commands.add_parser(
+        "explain",
+        help="print the full decision trace as a tree",
+        description="Evaluate a FHIR Bundle file and print every rule that fired, with the "
+        "evidence it used, as a tree (--json: the trace as JSON).",
+    )
+    explain.add_argument("file", type=Path, help="FHIR R4 Bundle or Parameters, as JSON")
+    explain.add_argument("--as-of", help=_AS_OF_HELP)
+    explain.add_argument("--profile", help=_PROFILE_HELP)
     explain.add_argument("--all-rules", action="store_true", help="list rules that did not fire")
     explain.add_argument("--json", action="store_true", help="print the trace as JSON")
     explain.add_argument(
         "--for-patient", action="store_true", help="print the plain-language patient explanation"
     )
     add_subscribe_parser(commands)
-    bulk = commands.add_parser("bulk", help="evaluate a Bulk Data $export (NDJSON) population")
+    bulk = commands.add_parser(
+        "bulk",
+        help="evaluate a Bulk Data $export (NDJSON) population",
+        description="Evaluate every patient of a Bulk Data $export (NDJSON files) and write one "
+        "result per patient; a re-run resumes where the last one stopped.",
+    )
     bulk.add_argument("input", type=Path, help="export directory (<Type>.ndjson) or one NDJSON")
     bulk.add_argument("output", type=Path, help="result directory (a re-run resumes)")
-    bulk.add_argument("--as-of", help="evaluation date (FHIR dateTime); default now")
-    bulk.add_argument("--profile", help="guideline profile: nice-ng59 (default) or neupsig")
+    bulk.add_argument("--as-of", help=_AS_OF_HELP)
+    bulk.add_argument("--profile", help=_PROFILE_HELP)
     bulk.add_argument("--workers", type=int, help="processes (default: all cores; 0: inline)")
-    serve = commands.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API",
+        description="Serve the FHIR API, CDS Hooks, the web page (/) and the API docs (/docs) "
+        "under uvicorn. Refuses to start when the conformance package or the knowledge files "
+        "cannot be loaded.",
+    )
+    serve.add_argument("--host", help="interface to bind (default: PAINPATH_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: PAINPATH_PORT, 8080)")
     return parser
 
 
@@ -115,6 +154,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     host = args.host or settings.host
     check_bind(settings, host)  # no unauthenticated API off loopback
+    # what the app's start-up loads, checked here so that a missing directory is one clear line
+    # (exit 1) instead of a worker's traceback
+    load_knowledge()
+    ConformanceStore.load(settings.profiles_dir or default_profiles_dir())
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,

@@ -34,14 +34,23 @@ _ACTIVATION_WAIT_S = 10.0
 
 def add_parser(commands: Any) -> None:
     """Register the ``subscribe`` sub-command."""
-    parser = commands.add_parser("subscribe", help="create PainPath's Subscriptions on a server")
+    parser = commands.add_parser(
+        "subscribe",
+        help="create PainPath's Subscriptions on a server",
+        description="Create (or update) PainPath's Subscriptions on a FHIR server so that it "
+        "notifies PainPath of new and changed records; PainPath then re-evaluates the patient.",
+    )
     parser.add_argument("--server", help="FHIR base URL (default PAINPATH_FHIR_SERVER)")
     parser.add_argument(
         "--endpoint",
         help="PainPath's URL as the FHIR server reaches it, e.g. http://painpath:8080 "
         "(/hooks/fhir is appended; default PAINPATH_SUBSCRIPTION_ENDPOINT)",
     )
-    parser.add_argument("--types", default=",".join(WATCHED_TYPES), help="comma-separated")
+    parser.add_argument(
+        "--types",
+        default=",".join(WATCHED_TYPES),
+        help="comma-separated resource types to watch (default: %(default)s)",
+    )
     parser.add_argument("--topic", action="store_true", help="topic-based (Backport IG) instead")
 
 

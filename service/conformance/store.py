@@ -18,8 +18,12 @@ __all__ = ["ConformanceStore", "default_profiles_dir"]
 
 
 def default_profiles_dir() -> Path:
-    """``fhir_profiles/`` beside the ``service`` package."""
-    return Path(__file__).resolve().parents[2] / "fhir_profiles"
+    """The conformance package: ``service/fhir_profiles`` in an installed wheel (``setup.py``
+    copies it there at build time), else ``fhir_profiles/`` beside the ``service`` package (the
+    source tree and an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "fhir_profiles"
+    return installed if installed.is_dir() else package.parent / "fhir_profiles"
 
 
 @dataclass(slots=True)
@@ -30,10 +34,20 @@ class ConformanceStore:
 
     @classmethod
     def load(cls, directory: Path) -> ConformanceStore:
-        """Load every ``*.json`` resource under ``directory`` (missing directory: empty)."""
+        """Load every ``*.json`` resource under ``directory``; a missing directory, or one that is
+        not a FHIR package (no ``package.json``), stops start-up (KnowledgeError) rather than
+        serving half the interface."""
         store = cls()
         if not directory.is_dir():
-            return store
+            raise KnowledgeError(
+                f"conformance package directory {directory} does not exist (set "
+                "PAINPATH_PROFILES_DIR to the fhir_profiles directory, or unset it to use the "
+                "packaged one)"
+            )
+        if not (directory / "package.json").is_file():
+            raise KnowledgeError(
+                f"{directory} is not the conformance package: it has no package.json"
+            )
         for path in sorted(directory.rglob("*.json")):
             if path.name == "package.json":
                 continue

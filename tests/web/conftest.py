@@ -90,3 +90,25 @@ def shown(base_url: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(done.stdout)
     (ARTIFACTS / "web-shown.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+@pytest.fixture(scope="session")
+def docs_page(base_url: str) -> dict[str, Any]:
+    """What ``/docs`` shows with the network outside PainPath cut off (``driver/docs.mjs``)."""
+    ensure_chromium()
+    ensure_driver()
+    ARTIFACTS.mkdir(exist_ok=True)
+    node = shutil.which("node")
+    assert node is not None, "node (20) is needed for the browser tests"
+    done = subprocess.run(
+        [node, "docs.mjs", base_url, str(ARTIFACTS)],
+        cwd=DRIVER,
+        capture_output=True,
+        text=True,
+        timeout=DRIVE_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    (ARTIFACTS / "docs-shown.json").write_text(json.dumps(result, indent=2))
+    return result
