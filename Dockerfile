@@ -33,7 +33,7 @@ COPY pyproject.toml ${CA_BUNDLE} /tmp/pip-ca/
 
 WORKDIR /src
 # README.md is referenced by pyproject.toml; the wildcard keeps the build working while it is
-# absent (an empty wildcard match is allowed as long as another source matches).
+# absent (BuildKit allows an empty wildcard match as long as another source matches).
 COPY pyproject.toml README.md* ./
 COPY service ./service
 
