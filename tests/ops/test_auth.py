@@ -47,8 +47,10 @@ def client(jwks: Path) -> Iterator[TestClient]:
 
 
 def token(scope: str, *, key: Any = KEY, alg: str = "RS384", **claims: Any) -> str:
+    # valid for an hour: the parametrized tokens below are minted at collection, and on a loaded
+    # machine the suite reaches this module more than 5 minutes later
     now = int(time.time())
-    body = {"iss": ISSUER, "aud": "https://painpath.test", "exp": now + 300, "iat": now,
+    body = {"iss": ISSUER, "aud": "https://painpath.test", "exp": now + 3600, "iat": now,
             "sub": "engine-1", "scope": scope, **claims}  # fmt: skip
     return jwt.encode(body, key, algorithm=alg, headers={"kid": "k1"})
 
