@@ -234,7 +234,15 @@ def private_engine() -> Iterator[Engine]:
             yield engine
         finally:
             _stop(process)
+            _unmount_under(exec_root)
             shutil.rmtree(exec_root, ignore_errors=True)
+
+
+def _unmount_under(root: Path) -> None:
+    """Unmount what dockerd left mounted below ``root`` (it keeps exec-root/netns/default)."""
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", mount], capture_output=True, check=False, timeout=30)
 
 
 def ensure_base_image(engine: Engine) -> float | None:
