@@ -1,23 +1,35 @@
-# syntax=docker/dockerfile:1
+# Builds with BuildKit and with the classic builder (DOCKER_BUILDKIT=0); no syntax directive, so
+# no frontend image has to be pulled.
 # PainPath container image: FastAPI CDS service served by uvicorn via `painpath serve`.
 #
 # Two stages:
 #   builder  builds the painpath wheel and installs it (and its dependencies) into /opt/venv
 #   runtime  copies only /opt/venv, so no compilers, pip caches or sources end up in the image
-# Both stages use the same base image, so the venv's interpreter path (/usr/local/bin/python3.11)
-# exists in the runtime stage.
+# Both stages use the same base image, so the venv's interpreter (python3 of the base, e.g.
+# /usr/local/bin/python3.11 or /usr/bin/python3.11) exists in the runtime stage.
 
-# Pinned to a full patch tag (not the moving `3.11-slim`) so rebuilds are reproducible;
-# bump deliberately. For stricter pinning append `@sha256:<index digest>` here.
-ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+# BASE_IMAGE: any Debian-like image with Python 3.11 (`python3` and its venv module; a `python`
+# command is not needed). The default is a public one, pinned to a full patch tag (not the moving
+# `3.11-slim`) so rebuilds are reproducible; bump deliberately. For stricter pinning append
+# `@sha256:<index digest>`. Where no registry is reachable, a base made with debootstrap works
+# the same way (docs/container.md).
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${BASE_IMAGE} AS builder
+
+# CA_BUNDLE: path (inside the build context) of a CA file for pip, for networks that present their
+# own certificate chain. Empty by default. It is used by pip in this stage only; the runtime stage
+# copies nothing but /opt/venv, so the file never reaches the final image. pyproject.toml is listed
+# too so that the COPY has a source when CA_BUNDLE is empty.
+ARG CA_BUNDLE=""
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
+
+COPY pyproject.toml ${CA_BUNDLE} /tmp/pip-ca/
 
 WORKDIR /src
 # README.md is referenced by pyproject.toml; the wildcard keeps the build working while it is
@@ -27,11 +39,12 @@ COPY service ./service
 # the conformance package: setup.py puts it into the wheel as service/fhir_profiles
 COPY fhir_profiles ./fhir_profiles
 
-RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="/tmp/pip-ca/${CA_BUNDLE##*/}"; fi \
+ && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/venv/bin/pip install /wheels/painpath-*.whl
 
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 # Numeric uid/gid so orchestrators (e.g. Kubernetes runAsNonRoot) can verify "not root".
 RUN groupadd --system --gid 10001 painpath \

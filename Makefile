@@ -22,7 +22,7 @@ WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
 
 .PHONY: run test lint typecheck pytest install clean package validator webdriver needs
 .PHONY: lock audit audit-report install-locked load soak new-lines
-.PHONY: bench
+.PHONY: bench test-container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -124,7 +124,19 @@ needs:
 	@if [ -x /usr/bin/chromium ]; then echo "  chromium: /usr/bin/chromium"; \
 	  else echo "  chromium: MISSING (make webdriver installs it with apt-get; needs root)"; fi
 
-test: needs lint typecheck audit-report pytest
+test: needs lint typecheck audit-report pytest test-container
+# The image and the compose stack, built and run for real (tests/container, marker `container`;
+# make pytest leaves them out). Needs root: installs Debian's docker.io and debootstrap when
+# missing; the tests start and stop their own dockerd over a cached data root ($PAINPATH_CACHE,
+# default ~/.cache/painpath: the debootstrapped base image and the layer cache). Measurements:
+# test-artifacts/container-report.json.
+/usr/sbin/dockerd /usr/sbin/debootstrap:
+	apt-get install -y --no-install-recommends docker.io debootstrap || \
+	  (apt-get update && apt-get install -y --no-install-recommends docker.io debootstrap)
+
+test-container: $(DEV_STAMP) /usr/sbin/dockerd /usr/sbin/debootstrap
+	$(BIN)/python -m pytest -p no:cacheprovider -m container tests/container
+	@cat test-artifacts/container-report.json
 
 # Issue 8 benchmarks, not part of make test: in-process, HTTP, scaling and bulk, each printing
 # ratios measured in the same run (bench/run_all.py). BENCH_ARGS=--quick for a short run.

@@ -296,6 +296,15 @@ def test_dockerfile_base_images_are_pinned_python_311_slim() -> None:
         assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", image), image
 
 
+def test_dockerfile_takes_base_image_and_ca_bundle_build_arguments() -> None:
+    """BASE_IMAGE for a locally made base, CA_BUNDLE (empty by default) for pip behind a network
+    with its own certificate chain; a base with only ``python3`` (no ``python``) must work."""
+    arg_defaults = dict(arg.split("=", 1) for arg in _of("ARG") if "=" in arg)
+    assert arg_defaults["CA_BUNDLE"] == '""'
+    assert all(args.split()[0] == "${BASE_IMAGE}" for args in _of("FROM"))
+    assert not [run for run in _of("RUN") if re.search(r"(^|[\s/])python\s", run)]
+
+
 def test_dockerfile_is_multi_stage_and_copies_the_venv() -> None:
     assert len(_of("FROM")) >= 2
     assert any(args.startswith("--from=builder") and "/opt/venv" in args for args in _of("COPY"))
@@ -333,7 +342,7 @@ def test_dockerfile_copy_sources_exist_and_are_not_dockerignored() -> None:
         for args in _of("COPY")
         if not args.startswith("--from=")
         for source in args.split()[:-1]
-        if not source.endswith("*")
+        if not source.endswith("*") and "$" not in source  # ${CA_BUNDLE}: a build argument
     ]
     assert sources
     for source in sources:

@@ -7,6 +7,7 @@ unknown fields, so a misspelt key fails here rather than being dropped by the AP
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,11 @@ def test_the_service_and_autoscaler_target_the_deployment() -> None:
     assert config["data"]["PAINPATH_AUTH_MODE"] == "jwt"
     (source,) = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
     assert source["configMapRef"]["name"] == config["metadata"]["name"]
+
+
+def test_the_deployment_names_the_image_the_container_tests_build() -> None:
+    """tests/container builds the Dockerfile under this tag (painpath:<project version>)."""
+    project = tomllib.loads((MANIFESTS.parents[1] / "pyproject.toml").read_text())["project"]
+    (container,) = _by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"painpath:{project['version']}"
+    assert container["imagePullPolicy"] == "IfNotPresent"  # a locally built image is used as is
