@@ -46,16 +46,6 @@ class PatientExplanation:
         lines.append(self.draft_note)
         return "\n".join(lines) + "\n"
 
-    def prose(self) -> str:
-        """The running text only (headings and list items as sentences), for readability."""
-        parts = [self.title + "."]
-        for section in self.sections:
-            parts.append(section.heading + ".")
-            parts.extend(section.paragraphs)
-            parts.extend(item.rstrip(".") + "." for item in section.items)
-        parts.append(self.draft_note)
-        return " ".join(parts)
-
 
 def patient_explanation(kb: KnowledgeBase, assessment: Assessment) -> PatientExplanation | None:
     """The explanation of an in-scope assessment (None for a patient out of scope)."""
