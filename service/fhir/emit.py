@@ -30,6 +30,14 @@ from service.fhir.types import Json
 __all__ = ["IDENTIFIER_SYSTEM", "KEY_SYSTEM", "Emitter", "make_id", "result_key"]
 
 _NAMESPACE = uuid.UUID("6f1d8d4e-2b7a-5c43-9a1e-0b5f3c2d7e11")
+# R4 Observation.derivedFrom may point only at these types (observation-definitions.html)
+DERIVED_FROM_TYPES = frozenset(
+    {"DocumentReference", "ImagingStudy", "Media", "QuestionnaireResponse", "Observation",
+     "MolecularSequence"}
+)  # fmt: skip
+# R4 core extension (Reference(Any), context Observation): "Other resources from the patient
+# record ... used to create the instance"; carries the inputs derivedFrom may not name
+SUPPORTING_INFO_EXTENSION = "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
 IDENTIFIER_SYSTEM = f"{BASE}/identifier/result"
 KEY_SYSTEM = f"{BASE}/identifier/result-key"
 
@@ -103,6 +111,21 @@ class Emitter:
         refs = sorted({e.ref for e in evidence if self.ref_types.get(e.ref) in types})
         return [{"reference": ref} for ref in refs]
 
+    def _derived(self, resource: Json, evidence: tuple[Evidence, ...], *first: str) -> None:
+        """``derivedFrom`` the inputs R4 allows there (``first``: result Observations); every
+        other input used (Conditions, Procedures, ...) in the ``workflow-supportingInfo``
+        extension, so the trace stays whole on the resource (and in the Provenance entities)."""
+        refs = sorted({e.ref for e in evidence})
+        allowed = [*first, *(r for r in refs if self.ref_types.get(r) in DERIVED_FROM_TYPES)]
+        other = [r for r in refs if self.ref_types.get(r) not in DERIVED_FROM_TYPES]
+        if other:
+            resource["extension"] = [
+                {"url": SUPPORTING_INFO_EXTENSION, "valueReference": {"reference": r}}
+                for r in other
+            ]
+        if allowed:
+            resource["derivedFrom"] = [{"reference": r} for r in allowed]
+
     def _base(
         self, assessment: Assessment, rtype: str, role: str, *, profile: str | None = None
     ) -> Json:
@@ -135,8 +158,7 @@ class Emitter:
             ],
             note=[{"text": self._why(pain) + " " + self._why(certainty)}],
         )
-        if evidence:
-            resource["derivedFrom"] = _refs(evidence)
+        self._derived(resource, evidence)
         return resource
 
     def _why(self, conclusion: Any) -> str:
@@ -171,8 +193,8 @@ class Emitter:
                 {"text": f"{stage}: {self._why(c)}"}
                 for stage, c in zip(STAGES, conclusions, strict=True)
             ],
-            derivedFrom=[{"reference": pain_ref}, *_refs(evidence)],
         )
+        self._derived(resource, evidence, pain_ref)
         return resource
 
     def service_request(self, assessment: Assessment, proposal: ProposedService) -> Json:
