@@ -23,7 +23,7 @@ from service.domain.knowledge import Coding, KnowledgeBase
 from service.domain.trace import Evidence
 from service.domain.vocabulary import STAGES
 from service.fhir import canonicals as cn
-from service.fhir.narrative import careplan_narrative, issue_narrative
+from service.fhir.narrative import careplan_narrative, issue_narrative, summary_narrative
 from service.fhir.systems import ACT_CODE, BASE, cs
 from service.fhir.types import Json
 
@@ -104,6 +104,9 @@ class Emitter:
         key = result_key(assessment.subject, assessment.ruleset_version, role)
         return [{"system": IDENTIFIER_SYSTEM, "value": rid}, {"system": KEY_SYSTEM, "value": key}]
 
+    def _label(self, system: str, code: str) -> str:
+        return self.kb.catalogue.displays.get(system, {}).get(code) or code
+
     def _display(self, system: str, code: str) -> Json:
         return _coding(cs(system), code, self.kb.catalogue.displays.get(system, {}).get(code))
 
@@ -142,7 +145,13 @@ class Emitter:
         certainty = assessment.slots["certainty"]
         evidence = tuple(sorted({*pain.evidence, *certainty.evidence}))
         resource = self._base(assessment, "Observation", "pain-type", profile=cn.PAIN_TYPE_PROFILE)
+        why = [self._why(pain), self._why(certainty)]
+        heading = (
+            f"Pain type: {self._label('pain-type', pain.value)} (neuropathic component: "
+            f"{self._label('neuropathic-certainty', certainty.value)})"
+        )
         resource.update(
+            text=summary_narrative(heading, why),
             status="final",
             code={"coding": [self._display("painpath", "pain-type")], "text": "Pain type"},
             subject={"reference": assessment.subject},
@@ -156,7 +165,7 @@ class Emitter:
                     },
                 }
             ],
-            note=[{"text": self._why(pain) + " " + self._why(certainty)}],
+            note=[{"text": " ".join(why)}],
         )
         self._derived(resource, evidence)
         return resource
@@ -175,7 +184,13 @@ class Emitter:
         resource = self._base(
             assessment, "Observation", "stage-eligibility", profile=cn.STAGE_ELIGIBILITY_PROFILE
         )
+        lines = [
+            f"{self._label('treatment-stage', stage)}: {self._label('eligibility', c.value)} - "
+            f"{self._why(c)}"
+            for stage, c in zip(STAGES, conclusions, strict=True)
+        ]
         resource.update(
+            text=summary_narrative("Treatment-stage eligibility", lines),
             status="final",
             code={"coding": [self._display("painpath", "treatment-stage-eligibility")]},
             subject={"reference": assessment.subject},
@@ -210,7 +225,10 @@ class Emitter:
             f"service:{proposal.service}",
             profile=cn.SERVICE_REQUEST_PROFILE,
         )
+        why = self._reasons(proposal.reasons, proposal.rules, proposal.evidence)
+        heading = f"Proposed: {definition.title} ({proposal.priority}); a clinician decides"
         resource.update(
+            text=summary_narrative(heading, [why]),
             instantiatesCanonical=[cn.service_definition(proposal.service)],
             instantiatesUri=[self.kb.catalogue.profiles[assessment.profile].url],
             status="draft",
@@ -220,7 +238,7 @@ class Emitter:
             code={"coding": code, "text": definition.title},
             subject={"reference": assessment.subject},
             authoredOn=assessment.as_of.isoformat(),
-            note=[{"text": self._reasons(proposal.reasons, proposal.rules, proposal.evidence)}],
+            note=[{"text": why}],
         )
         # a proposal resting on Observations alone (a red flag) is still for the patient's back
         # pain: fall back on the Conditions the assessment used, as the CarePlan addresses them
@@ -380,7 +398,18 @@ class Emitter:
         profile = self.kb.catalogue.profiles[assessment.profile]
         resource = self._base(assessment, "Provenance", "provenance")
         del resource["identifier"]
+        who = (
+            f"PainPath {__version__} (rule set {assessment.ruleset_version}, profile "
+            f"{assessment.profile})"
+        )
+        inputs = assessment.evidence_refs()
+        lines = [
+            f"Guideline: {profile.url}",
+            f"Produced {len(targets)} resource(s) for {assessment.subject}",
+            f"From {len(inputs)} input resource(s)" + (f": {', '.join(inputs)}" if inputs else ""),
+        ]
         resource.update(
+            text=summary_narrative(f"Recorded by {who} on {assessment.as_of.isoformat()}", lines),
             target=[{"reference": ref} for ref in targets],
             recorded=assessment.as_of.isoformat(),
             policy=[
@@ -406,15 +435,10 @@ class Emitter:
                             )
                         ]
                     },
-                    "who": {
-                        "display": f"PainPath {__version__} (rule set "
-                        f"{assessment.ruleset_version}, profile {assessment.profile})"
-                    },
+                    "who": {"display": who},
                 }
             ],
-            entity=[
-                {"role": "source", "what": {"reference": ref}} for ref in assessment.evidence_refs()
-            ],
+            entity=[{"role": "source", "what": {"reference": ref}} for ref in inputs],
         )
         if not resource["entity"]:
             del resource["entity"]
