@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from fhir_testkit import is_produced
 
 from service.api.app import create_app
 from service.app.pipeline import Pipeline
@@ -48,7 +49,7 @@ def _codes(concept: Json | None, system: str) -> list[str]:
 
 
 def _summary(bundle: Json, subject: str | None = None) -> Json:
-    resources = [e["resource"] for e in bundle.get("entry", [])]
+    resources = [e["resource"] for e in bundle.get("entry", []) if is_produced(e)]
     if subject is not None:
         resources = [
             r

@@ -41,7 +41,13 @@ from service.fhir.ingest import Ingested, ingest
 from service.fhir.limits import DEFAULT_MAX_DEPTH
 from service.fhir.relevance import Relevance
 from service.fhir.request import TriageRequest, read_triage_request, validation_mode
-from service.fhir.result import general_outcome, no_patient_reason, patient_entries, result_bundle
+from service.fhir.result import (
+    carried_inputs,
+    general_outcome,
+    no_patient_reason,
+    patient_entries,
+    result_bundle,
+)  # fmt: skip
 from service.fhir.types import Json
 from service.settings import Settings
 
@@ -193,6 +199,7 @@ class Pipeline:
             as_of=options.as_of,
             profile=options.profile,
             transaction=options.return_mode == "transaction",
+            carried=carried_inputs(entries, found, digest),
         )
         return TriageResult(result, tuple(assessments), found, options, bundle)
 

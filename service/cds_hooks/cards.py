@@ -33,7 +33,7 @@ from service.domain.model import Code, Polarity
 from service.domain.open_questions import open_questions
 from service.domain.orders import OrderCheck, OrderKind, When
 from service.domain.vocabulary import STAGES, URGENT, most_urgent, urgency_rank
-from service.fhir.emit import make_id
+from service.fhir.emit import IDENTIFIER_SYSTEM, make_id
 from service.fhir.systems import cs, normalise_code, normalise_system
 from service.fhir.types import Json
 
@@ -299,7 +299,8 @@ def _plan_resources(bundle: Json, subject: str) -> list[Json]:
         for e in bundle.get("entry", [])
         if e["resource"]["resourceType"] in wanted
         and (e["resource"].get("subject") or {}).get("reference") == subject
-    ]
+        and any(i.get("system") == IDENTIFIER_SYSTEM for i in e["resource"].get("identifier", ()))
+    ]  # results only: an input carried along under its urn:uuid is not suggested
 
 
 def _create(ctx: _Ctx, resource: Json) -> Json:

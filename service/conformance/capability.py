@@ -9,6 +9,7 @@ from __future__ import annotations
 from service import __version__
 from service.domain.knowledge import KnowledgeBase
 from service.fhir.canonicals import IMPLEMENTATION_GUIDE, PROFILES, TRIAGE_OPERATION
+from service.fhir.narrative import narrated
 from service.fhir.systems import BASE
 from service.fhir.types import Json
 
@@ -56,43 +57,46 @@ def _profiles(kb: KnowledgeBase) -> str:
 
 def capability_statement(kb: KnowledgeBase, conformance_types: list[str]) -> Json:
     """The service's CapabilityStatement."""
-    patient = {
-        "type": "Patient",
-        "operation": [{"name": "triage", "definition": PATIENT_TRIAGE}],
-    }
-    return {
-        "resourceType": "CapabilityStatement",
-        "id": "painpath",
-        "url": f"{BASE}/CapabilityStatement/painpath",
-        "version": __version__,
-        "name": "PainPath",
-        "title": "PainPath back pain clinical decision support",
-        "status": "active",
-        "date": PUBLISHED,
-        "publisher": "PainPath",
-        "description": (
-            "Infers back pain type, screens red flags and proposes treatment-stage CarePlans and "
-            f"ServiceRequests (rule set {kb.version}). Proposals only: a clinician decides."
-        ),
-        "kind": "instance",
-        "software": {"name": "PainPath", "version": __version__},
-        "implementation": {"description": "PainPath FHIR API"},
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
-        "implementationGuide": [IMPLEMENTATION_GUIDE],
-        "rest": [
-            {
-                "mode": "server",
-                "resource": [
-                    patient,
-                    *(
-                        _resource(t, served=t in conformance_types)
-                        for t in sorted(set(conformance_types) | set(PROFILES))
-                    ),
-                ],
-                "operation": [
-                    {"name": "triage", "definition": TRIAGE, "documentation": _profiles(kb)}
-                ],
-            }
-        ],
-    }
+    patient: Json = {"type": "Patient"}
+    if "Patient" in conformance_types:  # the examples' input patients (fhir_profiles/examples)
+        patient["interaction"] = [{"code": "read"}, {"code": "search-type"}]
+    patient["operation"] = [{"name": "triage", "definition": PATIENT_TRIAGE}]
+    return narrated(
+        {
+            "resourceType": "CapabilityStatement",
+            "id": "painpath",
+            "url": f"{BASE}/CapabilityStatement/painpath",
+            "version": __version__,
+            "name": "PainPath",
+            "title": "PainPath back pain clinical decision support",
+            "status": "active",
+            "date": PUBLISHED,
+            "publisher": "PainPath",
+            "description": (
+                "Infers back pain type, screens red flags and proposes treatment-stage CarePlans "
+                f"and ServiceRequests (rule set {kb.version}). Proposals only: a clinician "
+                "decides."
+            ),
+            "kind": "instance",
+            "software": {"name": "PainPath", "version": __version__},
+            "implementation": {"description": "PainPath FHIR API"},
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json", "json"],
+            "implementationGuide": [IMPLEMENTATION_GUIDE],
+            "rest": [
+                {
+                    "mode": "server",
+                    "resource": [
+                        patient,
+                        *(
+                            _resource(t, served=t in conformance_types)
+                            for t in sorted((set(conformance_types) | set(PROFILES)) - {"Patient"})
+                        ),
+                    ],
+                    "operation": [
+                        {"name": "triage", "definition": TRIAGE, "documentation": _profiles(kb)}
+                    ],
+                }
+            ],
+        }
+    )

@@ -25,13 +25,26 @@ from service.domain.knowledge import Coding, KnowledgeBase
 from service.domain.trace import Evidence
 from service.domain.vocabulary import STAGES
 from service.fhir import canonicals as cn
-from service.fhir.narrative import careplan_narrative, explanation_narrative, issue_narrative
+from service.fhir.narrative import (
+    careplan_narrative,
+    explanation_narrative,
+    issue_narrative,
+    summary_narrative,
+)
 from service.fhir.systems import ACT_CODE, BASE, cs
 from service.fhir.types import Json
 
 __all__ = ["IDENTIFIER_SYSTEM", "KEY_SYSTEM", "Emitter", "make_id", "result_key"]
 
 _NAMESPACE = uuid.UUID("6f1d8d4e-2b7a-5c43-9a1e-0b5f3c2d7e11")
+# R4 Observation.derivedFrom may point only at these types (observation-definitions.html)
+DERIVED_FROM_TYPES = frozenset(
+    {"DocumentReference", "ImagingStudy", "Media", "QuestionnaireResponse", "Observation",
+     "MolecularSequence"}
+)  # fmt: skip
+# R4 core extension (Reference(Any), context Observation): "Other resources from the patient
+# record ... used to create the instance"; carries the inputs derivedFrom may not name
+SUPPORTING_INFO_EXTENSION = "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
 IDENTIFIER_SYSTEM = f"{BASE}/identifier/result"
 KEY_SYSTEM = f"{BASE}/identifier/result-key"
 
@@ -98,12 +111,30 @@ class Emitter:
         key = result_key(assessment.subject, assessment.ruleset_version, role)
         return [{"system": IDENTIFIER_SYSTEM, "value": rid}, {"system": KEY_SYSTEM, "value": key}]
 
+    def _label(self, system: str, code: str) -> str:
+        return self.kb.catalogue.displays.get(system, {}).get(code) or code
+
     def _display(self, system: str, code: str) -> Json:
         return _coding(cs(system), code, self.kb.catalogue.displays.get(system, {}).get(code))
 
     def _of_type(self, evidence: tuple[Evidence, ...], *types: str) -> list[Json]:
         refs = sorted({e.ref for e in evidence if self.ref_types.get(e.ref) in types})
         return [{"reference": ref} for ref in refs]
+
+    def _derived(self, resource: Json, evidence: tuple[Evidence, ...], *first: str) -> None:
+        """``derivedFrom`` the inputs R4 allows there (``first``: result Observations); every
+        other input used (Conditions, Procedures, ...) in the ``workflow-supportingInfo``
+        extension, so the trace stays whole on the resource (and in the Provenance entities)."""
+        refs = sorted({e.ref for e in evidence})
+        allowed = [*first, *(r for r in refs if self.ref_types.get(r) in DERIVED_FROM_TYPES)]
+        other = [r for r in refs if self.ref_types.get(r) not in DERIVED_FROM_TYPES]
+        if other:
+            resource["extension"] = [
+                {"url": SUPPORTING_INFO_EXTENSION, "valueReference": {"reference": r}}
+                for r in other
+            ]
+        if allowed:
+            resource["derivedFrom"] = [{"reference": r} for r in allowed]
 
     def _base(
         self, assessment: Assessment, rtype: str, role: str, *, profile: str | None = None
@@ -121,7 +152,13 @@ class Emitter:
         certainty = assessment.slots["certainty"]
         evidence = tuple(sorted({*pain.evidence, *certainty.evidence}))
         resource = self._base(assessment, "Observation", "pain-type", profile=cn.PAIN_TYPE_PROFILE)
+        why = [self._why(pain), self._why(certainty)]
+        heading = (
+            f"Pain type: {self._label('pain-type', pain.value)} (neuropathic component: "
+            f"{self._label('neuropathic-certainty', certainty.value)})"
+        )
         resource.update(
+            text=summary_narrative(heading, why),
             status="final",
             code={"coding": [self._display("painpath", "pain-type")], "text": "Pain type"},
             subject={"reference": assessment.subject},
@@ -135,10 +172,9 @@ class Emitter:
                     },
                 }
             ],
-            note=[{"text": self._why(pain) + " " + self._why(certainty)}],
+            note=[{"text": " ".join(why)}],
         )
-        if evidence:
-            resource["derivedFrom"] = _refs(evidence)
+        self._derived(resource, evidence)
         return resource
 
     def _why(self, conclusion: Any) -> str:
@@ -155,7 +191,13 @@ class Emitter:
         resource = self._base(
             assessment, "Observation", "stage-eligibility", profile=cn.STAGE_ELIGIBILITY_PROFILE
         )
+        lines = [
+            f"{self._label('treatment-stage', stage)}: {self._label('eligibility', c.value)} - "
+            f"{self._why(c)}"
+            for stage, c in zip(STAGES, conclusions, strict=True)
+        ]
         resource.update(
+            text=summary_narrative("Treatment-stage eligibility", lines),
             status="final",
             code={"coding": [self._display("painpath", "treatment-stage-eligibility")]},
             subject={"reference": assessment.subject},
@@ -173,8 +215,8 @@ class Emitter:
                 {"text": f"{stage}: {self._why(c)}"}
                 for stage, c in zip(STAGES, conclusions, strict=True)
             ],
-            derivedFrom=[{"reference": pain_ref}, *_refs(evidence)],
         )
+        self._derived(resource, evidence, pain_ref)
         return resource
 
     def service_request(self, assessment: Assessment, proposal: ProposedService) -> Json:
@@ -190,7 +232,10 @@ class Emitter:
             f"service:{proposal.service}",
             profile=cn.SERVICE_REQUEST_PROFILE,
         )
+        why = self._reasons(proposal.reasons, proposal.rules, proposal.evidence)
+        heading = f"Proposed: {definition.title} ({proposal.priority}); a clinician decides"
         resource.update(
+            text=summary_narrative(heading, [why]),
             instantiatesCanonical=[cn.service_definition(proposal.service)],
             instantiatesUri=[self.kb.catalogue.profiles[assessment.profile].url],
             status="draft",
@@ -200,7 +245,7 @@ class Emitter:
             code={"coding": code, "text": definition.title},
             subject={"reference": assessment.subject},
             authoredOn=assessment.as_of.isoformat(),
-            note=[{"text": self._reasons(proposal.reasons, proposal.rules, proposal.evidence)}],
+            note=[{"text": why}],
         )
         # a proposal resting on Observations alone (a red flag) is still for the patient's back
         # pain: fall back on the Conditions the assessment used, as the CarePlan addresses them
@@ -394,7 +439,18 @@ class Emitter:
         profile = self.kb.catalogue.profiles[assessment.profile]
         resource = self._base(assessment, "Provenance", "provenance")
         del resource["identifier"]
+        who = (
+            f"PainPath {__version__} (rule set {assessment.ruleset_version}, profile "
+            f"{assessment.profile})"
+        )
+        inputs = assessment.evidence_refs()
+        lines = [
+            f"Guideline: {profile.url}",
+            f"Produced {len(targets)} resource(s) for {assessment.subject}",
+            f"From {len(inputs)} input resource(s)" + (f": {', '.join(inputs)}" if inputs else ""),
+        ]
         resource.update(
+            text=summary_narrative(f"Recorded by {who} on {assessment.as_of.isoformat()}", lines),
             target=[{"reference": ref} for ref in targets],
             recorded=assessment.as_of.isoformat(),
             policy=[
@@ -420,15 +476,10 @@ class Emitter:
                             )
                         ]
                     },
-                    "who": {
-                        "display": f"PainPath {__version__} (rule set "
-                        f"{assessment.ruleset_version}, profile {assessment.profile})"
-                    },
+                    "who": {"display": who},
                 }
             ],
-            entity=[
-                {"role": "source", "what": {"reference": ref}} for ref in assessment.evidence_refs()
-            ],
+            entity=[{"role": "source", "what": {"reference": ref}} for ref in inputs],
         )
         if not resource["entity"]:
             del resource["entity"]

@@ -1,4 +1,6 @@
-"""Human-readable narratives (FHIR XHTML) for the CarePlan and DetectedIssues.
+"""Human-readable narratives (FHIR XHTML) for every resource of the result Bundle: the CarePlan
+and DetectedIssues in full, the Observations, ServiceRequests, Provenance and OperationOutcomes
+as a heading and the lines their own elements carry (the same trace, in words).
 
 Only elements the R4 narrative rules allow are used (div, p, b, ul, li), all text is escaped, and
 the layout is built for a ten-second read: pain type and certainty, red flags first in bold, the
@@ -17,7 +19,10 @@ from service.domain.knowledge import KnowledgeBase, Prompt, WhatWouldChange
 from service.domain.open_questions import open_questions
 from service.domain.vocabulary import STAGES, urgency_rank
 
-__all__ = ["careplan_narrative", "explanation_narrative", "issue_narrative"]
+__all__ = [
+    "careplan_narrative", "explanation_narrative", "issue_narrative", "narrated",
+    "summary_narrative",
+]  # fmt: skip
 
 _XHTML = "http://www.w3.org/1999/xhtml"
 
@@ -196,3 +201,33 @@ def explanation_narrative(explanation: PatientExplanation) -> dict[str, Any]:
         parts.append(_list([escape(item) for item in section.items]))
     parts.append(f"<p>{escape(explanation.draft_note)}</p>")
     return _div(parts)
+
+
+def summary_narrative(heading: str, lines: list[str]) -> dict[str, Any]:
+    """A narrative of a bold heading and a list of lines (all text escaped here)."""
+    return _div([f"<p><b>{escape(heading)}</b></p>", _list([escape(line) for line in lines])])
+
+
+_BEFORE_TEXT = ("resourceType", "id", "meta", "implicitRules", "language")
+
+
+def narrated(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with a generated narrative if it has none (dom-6), placed where R4 puts
+    ``text``: the heading is its title (or name, or type and id), the line its description or
+    the words of its code."""
+    if "text" in resource:
+        return resource
+    heading = resource.get("title") or resource.get("name")
+    if not isinstance(heading, str):
+        heading = f"{resource['resourceType']} {resource.get('id', '')}".strip()
+    lines = [resource["description"]] if isinstance(resource.get("description"), str) else []
+    code = resource.get("code")
+    if not lines and isinstance(code, dict):
+        words = code.get("text") or next(
+            (c.get("display") for c in code.get("coding", []) if c.get("display")), None
+        )
+        lines = [words] if isinstance(words, str) else []
+    out = {k: resource[k] for k in _BEFORE_TEXT if k in resource}
+    out["text"] = summary_narrative(heading, lines)
+    out.update((k, v) for k, v in resource.items() if k not in out)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.fhir.errors import InputError
+from service.fhir.narrative import summary_narrative
 from service.fhir.systems import cs
 from service.fhir.types import Json
 
@@ -27,10 +28,12 @@ def issue(
 
 
 def operation_outcome(rid: str | None, issues: list[Json]) -> Json:
-    """An OperationOutcome resource."""
+    """An OperationOutcome resource; with an id (a result entry) it carries a narrative too."""
     outcome: Json = {"resourceType": "OperationOutcome"}
     if rid:
         outcome["id"] = rid
+        lines = [f"{i['severity']}: {i['diagnostics']}" for i in issues]
+        outcome["text"] = summary_narrative("PainPath messages about this evaluation", lines)
     outcome["issue"] = issues
     return outcome
 

@@ -9,8 +9,11 @@ path computes, so the same input and evaluation date give the same Bundle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import re
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from urllib.parse import quote
 
 from service.domain.assessment import Assessment
 from service.domain.facts import OutOfRange
@@ -25,7 +28,9 @@ from service.fhir.systems import BASE
 from service.fhir.types import Json
 from service.fhir.unrecognised import MAX_PATHS, Group, Unrecognised, unrecognised
 
-__all__ = ["general_outcome", "no_patient_reason", "patient_entries", "result_bundle"]
+__all__ = [
+    "carried_inputs", "general_outcome", "no_patient_reason", "patient_entries", "result_bundle",
+]  # fmt: skip
 
 
 def no_patient_reason(skipped: Sequence[Skip]) -> str:
@@ -190,25 +195,91 @@ def general_outcome(
     return {"fullUrl": _urn(outcome), "resource": outcome}
 
 
-def result_bundle(
-    entries: list[Json], digest: str, *, as_of: datetime, profile: str, transaction: bool
+_ENTRY_REF = re.compile(r"^Bundle\.entry\[(\d+)\]$")
+
+
+def _references(node: object) -> Iterator[Json]:
+    """Every Reference (a dict with a string ``reference``) in a JSON tree."""
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            yield node
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def carried_inputs(entries: list[Json], found: Ingested, digest: str) -> list[Json]:
+    """The input entries the result names only by a Bundle-local reference, to carry along.
+
+    A ``urn:uuid`` (or ``urn:oid``) resolves only inside its own Bundle, so a result that refers
+    to an input resource (the patient, the evidence) by such a fullUrl carries that input entry
+    under the same fullUrl, and so on for what the carried resources refer to in the same way.
+    An input with neither id nor fullUrl (named ``Bundle.entry[i]`` in the trace) gets a
+    deterministic ``urn:uuid`` fullUrl here and the result's references are rewritten to it.
+    References that already dangled in the input stay as they were (docs/interface.md).
+    """
+    by_url: dict[str, tuple[int, Json]] = {}
+    for index, entry in enumerate(found.entries):
+        url = entry.get("fullUrl")
+        if (
+            isinstance(url, str)
+            and url.startswith("urn:")
+            and isinstance(entry.get("resource"), dict)
+        ):
+            by_url.setdefault(url, (index, entry["resource"]))
+    local: dict[str, str] = {}
+    for index, entry in enumerate(found.entries):
+        if isinstance(entry.get("resource"), dict) and not entry.get("fullUrl"):
+            url = f"urn:uuid:{make_id(digest, 'entry', str(index))}"
+            local[f"Bundle.entry[{index}]"] = url
+            by_url[url] = (index, entry["resource"])
+    present = {e["fullUrl"] for e in entries}
+    carried: dict[int, Json] = {}
+    pending = [r for e in entries for r in _references(e["resource"])]
+    while pending:
+        ref = pending.pop()
+        target = ref["reference"]
+        if _ENTRY_REF.match(target) and target in local:
+            target = ref["reference"] = local[target]
+        if target in present or target not in by_url:
+            continue
+        index, resource = by_url[target]
+        present.add(target)
+        carried[index] = {"fullUrl": target, "resource": copy.deepcopy(resource)}
+        pending += _references(carried[index]["resource"])
+    return [carried[index] for index in sorted(carried)]
+
+
+def result_bundle(  # noqa: PLR0913 - the options of the answer, by keyword
+    entries: list[Json],
+    digest: str,
+    *,
+    as_of: datetime,
+    profile: str,
+    transaction: bool,
+    carried: Sequence[Json] = (),
 ) -> Json:
-    """The result Bundle: a collection, or a transaction of conditional creates."""
+    """The result Bundle: a collection, or a transaction of conditional creates; ``carried``
+    (:func:`carried_inputs`) come last, so every reference in it resolves in it."""
     bundle: Json = {
         "resourceType": "Bundle",
         "id": make_id(digest, as_of.isoformat(), "bundle"),
         "meta": {"tag": [{"system": f"{BASE}/CodeSystem/painpath-meta", "code": profile}]},
         "type": "collection",
         "timestamp": as_of.isoformat(),
-        "entry": entries,
+        "entry": [*entries, *carried],
     }
     if transaction:
-        _to_transaction(bundle)
+        _to_transaction(bundle, {e["fullUrl"] for e in carried})
     return bundle
 
 
-def _to_transaction(bundle: Json) -> None:
-    """Make the Bundle a transaction of conditional creates keyed on the result identifiers."""
+def _to_transaction(bundle: Json, carried: set[str]) -> None:
+    """Make the Bundle a transaction of conditional creates keyed on the result identifiers;
+    the carried inputs are created too, conditionally on their own identifier when they have
+    one."""
     bundle["type"] = "transaction"
     del bundle["timestamp"]
     # OperationOutcome is not a storable resource: it stays in the default (collection) answer,
@@ -221,18 +292,28 @@ def _to_transaction(bundle: Json) -> None:
         resource = entry["resource"]
         if resource["resourceType"] == "Provenance":
             resource["target"] = [t for t in resource["target"] if t["reference"] not in dropped]
-        entry["request"] = _write_request(resource)
+        if entry["fullUrl"] in carried:
+            entry["request"] = _carry_request(resource)
+        else:
+            entry["request"] = _write_request(resource)
     if not bundle["entry"]:
         del bundle["entry"]  # nothing to write (out of scope); FHIR JSON has no empty arrays
 
 
+# Written by PUT at their deterministic id, not by a conditional create: a DetectedIssue
+# identifier search is optional on servers (sekmet-fhir 0.1.1 has none and refuses the whole
+# transaction), and the id already keys this result.
+_PUT_TYPES = frozenset({"DetectedIssue"})
+
+
 def _write_request(resource: Json) -> Json:
-    """Conditional create on the result identifier; Provenance (no identifier) by PUT at its id.
+    """Conditional create on the result identifier; Provenance (no identifier) and DetectedIssue
+    (``_PUT_TYPES``) by PUT at their id.
 
     Both make a re-post of the same transaction idempotent.
     """
     identifiers = resource.get("identifier")
-    if not identifiers:
+    if not identifiers or resource["resourceType"] in _PUT_TYPES:
         return {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
     ident = identifiers[0]
     return {
@@ -240,3 +321,15 @@ def _write_request(resource: Json) -> Json:
         "url": resource["resourceType"],
         "ifNoneExist": f"identifier={ident['system']}|{ident['value']}",
     }
+
+
+def _carry_request(resource: Json) -> Json:
+    """A carried input (named only by ``urn:uuid``, so not on any server yet): a create,
+    conditional on its first identifier with a system and a value, so a re-post matches it."""
+    request: Json = {"method": "POST", "url": resource["resourceType"]}
+    for ident in resource.get("identifier") or ():
+        if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
+            key = f"{ident['system']}|{ident['value']}"
+            request["ifNoneExist"] = f"identifier={quote(key, safe=':/|.-_~')}"
+            break
+    return request

@@ -29,6 +29,7 @@ from fhir_testkit import (
     issues,
     observation,
     post_triage,
+    produced,
     resources,
     subject_of,
     walk_references,
@@ -81,6 +82,35 @@ def _output_urns(result: Json) -> set[str]:
 
 def _refs(items: list[Json] | None) -> list[str]:
     return [i["reference"] for i in items or []]
+
+
+def _supporting(resource: Json) -> list[str]:
+    """The inputs in the R4 core workflow-supportingInfo extension (those derivedFrom may not
+    name)."""
+    url = "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
+    return [
+        e["valueReference"]["reference"] for e in resource.get("extension", []) if e["url"] == url
+    ]
+
+
+def _dangling(bundle: Json) -> list[str]:
+    """``urn:`` references that name no entry of the Bundle."""
+    urls = {e["fullUrl"] for e in bundle.get("entry", [])}
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref.startswith("urn:") and ref not in urls:
+                found.append(ref)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(bundle)
+    return found
 
 
 def _patient_resources(result: Json, subject: str) -> list[Json]:
@@ -187,10 +217,10 @@ def test_every_accepted_bundle_type_is_evaluated(
     assert got["redFlags"] == ["cauda-equina"]
     assert got["recommendedStage"] == "urgent-referral"
     assert got["services"]["mri-lumbar"] == "stat"
-    produced = [
-        r for r in resources(result) if r["resourceType"] not in {"Provenance", "OperationOutcome"}
+    made = [
+        r for r in produced(result) if r["resourceType"] not in {"Provenance", "OperationOutcome"}
     ]
-    assert {subject_of(r) for r in produced} == {subject}
+    assert {subject_of(r) for r in made} == {subject}
 
 
 def test_transaction_input_urns_are_the_references_the_results_use(client: TestClient) -> None:
@@ -203,6 +233,32 @@ def test_transaction_input_urns_are_the_references_the_results_use(client: TestC
     assert _refs(issue["implicated"]) == [urns["Observation/obs-saddle"]]
 
 
+@pytest.mark.parametrize("mode", ["collection", "transaction"])
+def test_urn_uuid_inputs_are_carried_so_nothing_dangles(client: TestClient, mode: str) -> None:
+    """A urn:uuid resolves only inside its own Bundle: the inputs the result names that way (the
+    patient, the evidence, what they refer to) come along under the same fullUrl."""
+    bundle, urns = with_urn_uuids(case_bundle(CAUDA))
+    for entry in bundle["entry"]:
+        entry["resource"].pop("id", None)  # named only by its urn:uuid
+    response = client.post("/fhir/$triage", params={"return": mode}, json=bundle)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert _dangling(result) == []
+    carried = {e["fullUrl"]: e for e in result["entry"] if e["fullUrl"] in urns.values()}
+    assert urns[PATIENT] in carried
+    assert carried[urns[PATIENT]]["resource"]["resourceType"] == "Patient"
+    provenance = resources(result, "Provenance")[0]
+    assert {e["what"]["reference"] for e in provenance["entity"]} <= set(carried)
+    assert not {t["reference"] for t in provenance["target"]} & set(carried)
+    if mode == "transaction":
+        for entry in carried.values():
+            assert entry["request"]["method"] == "POST"
+            assert entry["request"]["url"] == entry["resource"]["resourceType"]
+    # without the carried entries, the same result would dangle: the check can fail
+    trimmed = {**result, "entry": [e for e in result["entry"] if e["fullUrl"] not in carried]}
+    assert urns[PATIENT] in _dangling(trimmed)
+
+
 def test_transaction_mixing_urn_and_literal_full_urls(client: TestClient) -> None:
     """Some entries new (urn:uuid, POST), some existing (server URL, PUT): each is cited the way
     the transaction names it."""
@@ -213,7 +269,8 @@ def test_transaction_mixing_urn_and_literal_full_urls(client: TestClient) -> Non
     result = _ok(client, bundle)
     pain = observation(result, "pain-type")
     assert pain["subject"] == {"reference": urns[PATIENT]}
-    assert _refs(pain["derivedFrom"]) == ["Condition/cond-sciatica", urns["Observation/obs-slr"]]
+    assert _refs(pain["derivedFrom"]) == [urns["Observation/obs-slr"]]
+    assert _supporting(pain) == ["Condition/cond-sciatica"]
     assert _refs(resources(result, "CarePlan")[0]["addresses"]) == ["Condition/cond-sciatica"]
 
 
@@ -338,7 +395,10 @@ def test_pain_type_observation(cauda: Json) -> None:
     [component] = pain["component"]
     assert codes(component["code"], cs("painpath")) == ["neuropathic-certainty"]
     assert codes(component["valueCodeableConcept"], cs("neuropathic-certainty")) == ["probable"]
-    assert _refs(pain["derivedFrom"]) == ["Condition/cond-sciatica", "Observation/obs-slr"]
+    # R4 derivedFrom takes Observations (not Conditions): the Condition is in the R4 core
+    # workflow-supportingInfo extension
+    assert _refs(pain["derivedFrom"]) == ["Observation/obs-slr"]
+    assert _supporting(pain) == ["Condition/cond-sciatica"]
     assert pain["subject"] == {"reference": PATIENT}
     assert pain["effectiveDateTime"] == "2026-11-24T09:00:00+00:00"
 
@@ -782,9 +842,11 @@ def test_transaction_entries_are_conditional_creates(client: TestClient, name: s
     assert "OperationOutcome" not in {r["resourceType"] for r in resources(result)}
     for entry in result["entry"]:
         resource, request = entry["resource"], entry["request"]
-        if resource["resourceType"] == "Provenance":
-            # R4 Provenance has no identifier: PUT at its deterministic id (idempotent re-post)
-            assert request == {"method": "PUT", "url": f"Provenance/{resource['id']}"}
+        if resource["resourceType"] in {"Provenance", "DetectedIssue"}:
+            # R4 Provenance has no identifier, and servers need not search DetectedIssue by
+            # identifier: PUT at the deterministic id (idempotent re-post)
+            url = f"{resource['resourceType']}/{resource['id']}"
+            assert request == {"method": "PUT", "url": url}
             continue
         identifier, key = resource["identifier"]
         assert identifier["system"] == f"{PP}/identifier/result"
@@ -814,16 +876,16 @@ def test_transaction_urn_references_resolve_inside_the_bundle(
     assert set(_refs(provenance["target"])) == full_urls - {_urn_of(result, provenance)}
 
 
-def test_transaction_keeps_input_urns_for_a_combined_post(client: TestClient) -> None:
-    """Results of a urn:uuid input point at the input's urns: they resolve once both are POSTed
-    in one transaction; every other urn resolves inside the result."""
+def test_transaction_of_a_urn_input_is_self_contained(client: TestClient) -> None:
+    """Results of a urn:uuid input point at the input's urns, and the inputs so named come along
+    under the same fullUrls: every urn resolves inside the result."""
     bundle, urns = with_urn_uuids(case_bundle(CAUDA))
     result = _transaction(client, bundle)
     urn_refs = {
         r["reference"] for r in walk_references(result) if r["reference"].startswith("urn:")
     }
-    assert urn_refs <= _output_urns(result) | set(urns.values())
     assert urns[PATIENT] in urn_refs
+    assert urn_refs <= {e["fullUrl"] for e in result["entry"]}
 
 
 # ------------------------------------------------------------------ logging

@@ -83,3 +83,32 @@ def validate(package: dict[str, Json], validation_timings: list[Json]) -> Valida
         return {result["key"]: result for result in answer["results"]}
 
     return run
+
+
+Gate = Callable[[list[Item]], Json]
+
+
+@pytest.fixture(scope="session")
+def conformance_gate() -> Gate:
+    """Run ``validator/conformance.mjs`` (fhirpath.js over HL7's R4 definitions) on a batch of
+    items ``{"key", "resource", "known"?}``; answers ``{"results": {key: result}, "totals"}``."""
+    _ensure_validator()
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node (20 or later) is needed to run the conformance gate")
+
+    def run(items: list[Item]) -> Json:
+        done = subprocess.run(
+            [node, "conformance.mjs"],
+            cwd=VALIDATOR,
+            input=json.dumps({"items": items}).encode(),
+            capture_output=True,
+            check=False,
+            timeout=NODE_TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        answer: Json = json.loads(done.stdout)
+        answer["results"] = {r["key"]: r for r in answer["results"]}
+        return answer
+
+    return run

@@ -23,14 +23,13 @@ from tools.conformance_package.pathway import service_categories
 Validate = Callable[[list[dict[str, Any]]], dict[str, Json]]
 CAUDA = ROOT / "tests" / "golden" / "cases" / "cauda-equina-saddle-anaesthesia.json"
 # R4 allows Observation.derivedFrom to point at DocumentReference, ImagingStudy, Media,
-# QuestionnaireResponse, Observation and MolecularSequence only; the emitter also lists the
-# Conditions and Procedures used (docs/interface.md, Known gaps 3). Reported to the lead;
-# test_derived_from_targets_are_r4 keeps it visible.
-KNOWN_DEVIATION = re.compile(r"^\[profile\] Observation\.derivedFrom(\[\d+\])?: reference to a ")
+# QuestionnaireResponse, Observation and MolecularSequence only; the validator reports any other
+# target as below (test_derived_from_targets_are_r4).
+TARGET_ERROR = re.compile(r"^\[profile\] Observation\.derivedFrom(\[\d+\])?: reference to a ")
 
 
 def _errors(result: Json) -> list[str]:
-    return [e for e in result["errors"] if not KNOWN_DEVIATION.match(e)]
+    return list(result["errors"])
 
 
 def _skeleton(bundle: Json) -> Json:
@@ -110,13 +109,9 @@ def test_golden_outputs_validate_against_the_painpath_profiles(
     assert not failed, json.dumps(failed, indent=1)[:4000]
 
 
-@pytest.mark.xfail(strict=True, reason="emitter lists Conditions/Procedures in derivedFrom")
 def test_derived_from_targets_are_r4(golden_results: dict[str, Json]) -> None:
     deviations = [
-        e
-        for result in golden_results.values()
-        for e in result["errors"]
-        if KNOWN_DEVIATION.match(e)
+        e for result in golden_results.values() for e in result["errors"] if TARGET_ERROR.match(e)
     ]
     assert not deviations, deviations[:5]
 

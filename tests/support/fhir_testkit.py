@@ -135,6 +135,22 @@ def resources(bundle: Json, rtype: str | None = None) -> list[Json]:
     return [r for r in found if rtype is None or r["resourceType"] == rtype]
 
 
+def is_produced(entry: Json) -> bool:
+    """A resource PainPath produced (not an input carried along under its urn:uuid fullUrl):
+    it carries the result identifier, or is a Provenance/OperationOutcome at its own id."""
+    r = entry["resource"]
+    system = "https://painpath.dev/fhir/identifier/result"
+    if any(i.get("system") == system for i in r.get("identifier", [])):
+        return True
+    own = entry.get("fullUrl") == f"urn:uuid:{r.get('id')}"
+    return own and r["resourceType"] in {"Provenance", "OperationOutcome"}
+
+
+def produced(bundle: Json) -> list[Json]:
+    """The resources PainPath produced in a result Bundle (:func:`is_produced`)."""
+    return [e["resource"] for e in bundle.get("entry", []) if is_produced(e)]
+
+
 def subject_of(resource: Json) -> str | None:
     """``subject.reference`` (``patient.reference`` for a DetectedIssue)."""
     holder = resource.get("subject") or resource.get("patient") or {}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from service.conformance.capability import capability_statement
 from service.domain.knowledge import KnowledgeBase
+from service.fhir.narrative import narrated
 from tools.conformance_package.codesystems import code_systems
 from tools.conformance_package.common import Json, Meta
 from tools.conformance_package.conceptmaps import concept_maps
@@ -70,14 +71,15 @@ def build_package(kb: KnowledgeBase, *, root: Path, samples: Path) -> Files:
         ("pathway", plan_definition(meta)),
         *(("pathway", r) for r in activity_definitions(meta)),
     ]
-    samples_out = [resource for _, resource in examples(kb, samples)]
+    placed = [(folder, narrated(r)) for folder, r in placed]  # dom-6: a narrative on each
+    samples_out = [narrated(resource) for _, resource in examples(kb, samples)]
     listed_types = {r["resourceType"] for r in [*(r for _, r in placed), *samples_out]}
     types = listed_types | {"CapabilityStatement", "ImplementationGuide"}
     if questionnaires:
         types.add("Questionnaire")
     capability = capability_statement(kb, sorted(types))
     listed = [capability, *(r for _, r in placed), *questionnaires]
-    guide = implementation_guide(meta, listed, samples_out)
+    guide = narrated(implementation_guide(meta, listed, samples_out))
     files = {_name(folder, r): render(r) for folder, r in placed}
     files |= {_name("examples", r): render(r) for r in samples_out}
     files |= {_name("", capability): render(capability), _name("", guide): render(guide)}
