@@ -259,6 +259,31 @@ def test_urn_uuid_inputs_are_carried_so_nothing_dangles(client: TestClient, mode
     assert urns[PATIENT] in _dangling(trimmed)
 
 
+@pytest.mark.parametrize("mode", ["collection", "transaction"])
+def test_evidence_with_neither_id_nor_full_url_is_carried_under_a_urn(
+    client: TestClient, mode: str
+) -> None:
+    """An input entry nothing can name (no id, no fullUrl) is traced as ``Bundle.entry[i]``; the
+    result names it by a deterministic urn:uuid and carries it, so nothing dangles."""
+    bundle = case_bundle(CAUDA)
+    evidence = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
+    for entry in evidence:
+        entry.pop("fullUrl", None)
+        entry["resource"].pop("id", None)
+    params = {"return": mode, "asOf": "2026-11-24T10:00:00+01:00"}
+    first = client.post("/fhir/$triage", params=params, json=bundle)
+    again = client.post("/fhir/$triage", params=params, json=bundle)
+    assert first.status_code == 200, first.text
+    result = first.json()
+    assert result == again.json()  # the urn is deterministic
+    assert _dangling(result) == []
+    assert '"reference":"Bundle.entry[' not in first.text.replace(" ", "")  # all rewritten
+    kinds = {e["resource"]["resourceType"] for e in evidence}
+    carried = [e for e in result["entry"] if e["resource"]["resourceType"] in kinds]
+    assert carried
+    assert all(e["fullUrl"].startswith("urn:uuid:") for e in carried)
+
+
 def test_transaction_mixing_urn_and_literal_full_urls(client: TestClient) -> None:
     """Some entries new (urn:uuid, POST), some existing (server URL, PUT): each is cited the way
     the transaction names it."""

@@ -76,3 +76,14 @@ def test_cli_explanation_covers_each_patient(
     assert out.count("Your back pain: what we found and what happens next") == 1
     assert "outside PainPath's scope, no explanation." in " ".join(out.split())
     assert "\n\n" in out  # the two patients are apart
+
+
+def test_the_emitter_explains_no_patient_out_of_scope(pipeline: Pipeline) -> None:
+    from service.fhir.emit import Emitter
+
+    result = pipeline.run_body(orjson.dumps(_two_patients()), {"asOf": AS_OF}, now=NOW)
+    emitter = Emitter(pipeline.kb, "0" * 64, result.found.ref_types)
+    out_of_scope = next(a for a in result.assessments if not a.in_scope)
+    in_scope = next(a for a in result.assessments if a.in_scope)
+    assert emitter.explanation(out_of_scope, "urn:uuid:plan") is None
+    assert emitter.explanation(in_scope, "urn:uuid:plan") is not None
