@@ -350,6 +350,49 @@ async def cds_feedback(
     return JSONResponse({})
 
 
+def _check_feedback_rules(item: Json, outcome: str, where: str) -> None:
+    """The CDS Hooks 2.0 feedback invariants: an accepted card names the suggestions accepted
+    (cds-fb-2: ``acceptedSuggestions``, each with the suggestion's ``id``); an override reason,
+    when given, carries a reason or a comment (cds-fb-3), and only on an overridden card."""
+    accepted = item.get("acceptedSuggestions")
+    if outcome == "accepted":
+        if not isinstance(accepted, list) or not accepted:
+            raise InputError.one(
+                "invalid",
+                f"{where}.acceptedSuggestions is required when the outcome is accepted",
+                f"{where}.acceptedSuggestions",
+            )
+        for i, suggestion in enumerate(accepted):
+            sid = suggestion.get("id") if isinstance(suggestion, dict) else None
+            if not isinstance(sid, str) or not sid:
+                raise InputError.one(
+                    "invalid",
+                    f"{where}.acceptedSuggestions[{i}].id must be the suggestion's uuid",
+                    f"{where}.acceptedSuggestions[{i}].id",
+                )
+    elif accepted is not None:
+        raise InputError.one(
+            "invalid",
+            f"{where}.acceptedSuggestions is only for an accepted outcome",
+            f"{where}.acceptedSuggestions",
+        )
+    override = item.get("overrideReason")
+    if override is None:
+        return
+    if outcome != "overridden":
+        raise InputError.one(
+            "invalid", f"{where}.overrideReason is only for an overridden outcome",
+            f"{where}.overrideReason",
+        )  # fmt: skip
+    if not isinstance(override, dict) or not (
+        override.get("reason") or override.get("userComment")
+    ):
+        raise InputError.one(
+            "invalid", f"{where}.overrideReason needs a reason or a userComment",
+            f"{where}.overrideReason",
+        )  # fmt: skip
+
+
 def _feedback_item(
     item: Any, where: str, known_reasons: set[str]
 ) -> tuple[str, str, str, str | None]:
@@ -366,6 +409,7 @@ def _feedback_item(
         raise InputError.one(
             "invalid", f"{where}.outcomeTimestamp is required", f"{where}.outcomeTimestamp"
         )
+    _check_feedback_rules(item, str(outcome), where)
     reason = None
     coding = (item.get("overrideReason") or {}).get("reason") if outcome == "overridden" else None
     if isinstance(coding, dict):

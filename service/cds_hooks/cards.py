@@ -11,9 +11,10 @@ order-select / order-sign: one ``warning`` card per draft order the rules contra
 an urgent red flag is also shown (``critical``), the routine plan is not (it belongs to
 patient-view). No ``systemActions``: every PainPath action needs a clinician's acceptance.
 
-Card and suggestion uuids are UUIDv5 of the patient, the card kind, the rules that fired and the
-evaluation date - not of ``hookInstance`` - so the same advice keeps the same uuid across hooks and
-feedback can be matched to it. Specification: https://cds-hooks.hl7.org/2.0/#cds-service-response.
+Card and suggestion uuids are UUIDv5 of the ``hookInstance``, the patient, the card kind, the
+rules that fired and the evaluation date: the same call gives the same uuids (deterministic), and
+feedback names the one call whose card it was (CDS Hooks 2.0: a card's uuid identifies it for
+the feedback endpoint). Specification: https://cds-hooks.hl7.org/2.0/#cds-service-response.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def _indicator(kb: KnowledgeBase, assessment: Assessment) -> str:
 class _Ctx:
     kb: KnowledgeBase
     assessment: Assessment
+    hook_instance: str = ""  # none when rendering the detail alone (no card)
 
     def source(self) -> Json:
         profile = self.kb.catalogue.profiles[self.assessment.profile]
@@ -114,7 +116,7 @@ class _Ctx:
     def uuid(self, *parts: str) -> str:
         fired = sorted({f.rule.id for f in self.assessment.firings if f.fired})
         return make_id(
-            "cds-card", self.assessment.subject, self.assessment.profile,
+            "cds-card", self.hook_instance, self.assessment.subject, self.assessment.profile,
             self.assessment.as_of.date().isoformat(), *parts, *fired,
         )  # fmt: skip
 
@@ -127,7 +129,9 @@ def override_reasons(kb: KnowledgeBase) -> list[Json]:
 
 
 # --- patient-view --------------------------------------------------------------------------------
-def patient_cards(kb: KnowledgeBase, assessment: Assessment, result_bundle: Json) -> list[Json]:
+def patient_cards(
+    kb: KnowledgeBase, assessment: Assessment, result_bundle: Json, hook_instance: str
+) -> list[Json]:
     """The patient-view cards (none when there is nothing to say)."""
     if not assessment.in_scope:
         return []
@@ -138,7 +142,7 @@ def patient_cards(kb: KnowledgeBase, assessment: Assessment, result_bundle: Json
     )
     if nothing:
         return []
-    ctx = _Ctx(kb, assessment)
+    ctx = _Ctx(kb, assessment, hook_instance)
     uid = ctx.uuid("patient-view")
     card: Json = {
         "uuid": uid,
@@ -384,11 +388,15 @@ def present_facts(matcher: Matcher, result: TriageResult, subject: str) -> set[s
 
 
 def order_cards(
-    pipeline: Pipeline, result: TriageResult, assessment: Assessment, orders: Iterable[Json]
+    pipeline: Pipeline,
+    result: TriageResult,
+    assessment: Assessment,
+    orders: Iterable[Json],
+    hook_instance: str,
 ) -> list[Json]:
     """Warning cards for draft orders the rules contradict, plus urgent red flags."""
     kb, matcher = pipeline.kb, pipeline.matcher
-    ctx = _Ctx(kb, assessment)
+    ctx = _Ctx(kb, assessment, hook_instance)
     cards: list[Json] = []
     if assessment.in_scope and _indicator(kb, assessment) == "critical":
         cards.append(

@@ -39,9 +39,9 @@ async def cards_for(
     if assessment is None:
         raise RuntimeError("the evaluation returned no assessment for the context patient")
     if cds.hook == "patient-view":
-        return patient_cards(pipeline.kb, assessment, result.bundle)
+        return patient_cards(pipeline.kb, assessment, result.bundle, cds.hook_instance)
     orders = cds.draft_orders
     if cds.hook == "order-select":
         chosen = set(cds.selections)
         orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
-    return order_cards(pipeline, result, assessment, orders)
+    return order_cards(pipeline, result, assessment, orders, cds.hook_instance)

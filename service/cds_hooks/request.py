@@ -50,6 +50,7 @@ __all__ = [
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")  # https://hl7.org/fhir/R4/datatypes.html#id
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # key -> (template, resource type); only the recommended subset (read, type search, reference)
 PREFETCH: dict[str, str] = {
@@ -125,9 +126,17 @@ SERVICES: dict[str, CdsService] = {
 }
 
 
+# the CDS Hooks version these services implement, advertised as a discovery extension (2.0 allows
+# reverse-domain-named extensions on the response and on each service)
+SPEC_VERSION = "2.0"
+SPEC_VERSION_EXTENSION = "dev.painpath.cds-hooks-spec-version"
+
+
 def discovery() -> Json:
     """The ``GET /cds-services`` document."""
-    return {"services": [s.discovery() for s in SERVICES.values()]}
+    services = [s.discovery() | {"extension": {SPEC_VERSION_EXTENSION: SPEC_VERSION}}
+                for s in SERVICES.values()]  # fmt: skip
+    return {"services": services, "extension": {SPEC_VERSION_EXTENSION: SPEC_VERSION}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +176,8 @@ def read_cds_request(body: Any, service: CdsService) -> CdsRequest:
     if hook != service.hook:
         raise _bad(f"hook is {hook!r} but {service.id} answers {service.hook!r}", "hook")
     instance = str(_string(body, "hookInstance", "hookInstance"))
+    if not _UUID.match(instance):
+        raise _bad("hookInstance must be a UUID (CDS Hooks 2.0: one per hook call)", "hookInstance")
     server, token = _fhir_access(body)
     context = body.get("context")
     if not isinstance(context, dict):

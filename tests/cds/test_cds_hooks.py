@@ -123,14 +123,42 @@ def test_no_card_when_there_is_nothing_to_say(cds: TestClient) -> None:
     assert response.json() == {"cards": []}
 
 
-def test_card_uuids_are_stable_across_hook_instances(cds: TestClient) -> None:
+def test_card_uuids_are_the_same_for_the_same_call_and_differ_per_hook_instance(
+    cds: TestClient,
+) -> None:
+    """Deterministic for one call (same hookInstance, same data), and unique to it, so feedback
+    names the call its card came from (CDS Hooks 2.0 card.uuid)."""
     case = load_case("deficit-progressing-stat")
-    first = _patient_view(cds, case)["cards"][0]
-    second = _patient_view(cds, case)["cards"][0]
-    assert first["uuid"] == second["uuid"]
-    assert first["suggestions"][0]["uuid"] == second["suggestions"][0]["uuid"]
-    other = _patient_view(cds, load_case("cauda-equina-saddle-anaesthesia"))["cards"][0]
+    instance = "1d2f7a3e-5b6c-4d8e-9f01-23456789abcd"
+    first = _patient_view(cds, case, hook_instance=instance)["cards"][0]
+    again = _patient_view(cds, case, hook_instance=instance)["cards"][0]
+    assert first["uuid"] == again["uuid"]
+    assert first["suggestions"][0]["uuid"] == again["suggestions"][0]["uuid"]
+    later = _patient_view(cds, case)["cards"][0]  # another call: a fresh hookInstance
+    assert later["uuid"] != first["uuid"]
+    assert later["suggestions"][0]["uuid"] != first["suggestions"][0]["uuid"]
+    assert later["summary"] == first["summary"]  # the same advice
+    other = _patient_view(cds, load_case("cauda-equina-saddle-anaesthesia"),
+                          hook_instance=instance)["cards"][0]  # fmt: skip
     assert other["uuid"] != first["uuid"]
+
+
+@pytest.mark.parametrize("instance", ["call-1", "", "1d2f7a3e5b6c4d8e9f0123456789abcd", "{uuid}"])
+def test_a_hook_instance_that_is_not_a_uuid_is_400(cds: TestClient, instance: str) -> None:
+    case = load_case("deficit-progressing-stat")
+    body = hook_request("patient-view", case_patient_id(case),
+                        prefetch=prefetch_for(case_resources(case)))  # fmt: skip
+    body["hookInstance"] = instance
+    response = cds.post(PV, json=body)
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["hookInstance"]
+
+
+def test_discovery_advertises_the_cds_hooks_version(cds: TestClient) -> None:
+    document = cds.get("/cds-services").json()
+    key = "dev.painpath.cds-hooks-spec-version"
+    assert document["extension"] == {key: "2.0"}
+    assert all(s["extension"] == {key: "2.0"} for s in document["services"])
 
 
 def test_suggested_resources_are_exactly_what_triage_emits(cds: TestClient) -> None:
@@ -329,6 +357,46 @@ def test_feedback_counts_outcomes_without_phi(cds: TestClient) -> None:
     assert "Jane" not in repr(cds.app.state.cds.counters)  # type: ignore[attr-defined]
     bad = cds.post(url, json={"feedback": [{"card": "x", "outcome": "ignored"}]})
     assert bad.status_code == 400
+
+
+_WHEN = "2026-11-24T10:05:00Z"
+
+
+@pytest.mark.parametrize(
+    ("item", "where"),
+    [
+        # cds-fb-2: an accepted card names the suggestions taken
+        ({"outcome": "accepted"}, "acceptedSuggestions"),
+        ({"outcome": "accepted", "acceptedSuggestions": []}, "acceptedSuggestions"),
+        ({"outcome": "accepted", "acceptedSuggestions": [{}]}, "acceptedSuggestions[0].id"),
+        ({"outcome": "overridden", "acceptedSuggestions": [{"id": "s"}]}, "acceptedSuggestions"),
+        # cds-fb-3: an override reason says something, and only on an overridden card
+        ({"outcome": "overridden", "overrideReason": {}}, "overrideReason"),
+        ({"outcome": "overridden", "overrideReason": {"userComment": ""}}, "overrideReason"),
+        ({"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}],
+          "overrideReason": {"userComment": "no"}}, "overrideReason"),
+    ],
+)  # fmt: skip
+def test_feedback_against_the_cds_hooks_rules_is_400(
+    cds: TestClient, item: Json, where: str
+) -> None:
+    body = {"feedback": [{"card": "c", "outcomeTimestamp": _WHEN, **item}]}
+    response = cds.post(f"{PV}/feedback", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["issue"][0]["expression"] == [f"feedback[0].{where}"]
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}]},
+        {"outcome": "overridden"},
+        {"outcome": "overridden", "overrideReason": {"userComment": "discussed with the patient"}},
+    ],
+)
+def test_feedback_within_the_rules_is_taken(cds: TestClient, item: Json) -> None:
+    body = {"feedback": [{"card": "c", "outcomeTimestamp": _WHEN, **item}]}
+    assert cds.post(f"{PV}/feedback", json=body).status_code == 200
 
 
 def test_cors_preflight_for_the_sandbox(cds: TestClient) -> None:

@@ -80,9 +80,11 @@ def hook_request(
     selections: list[str] | None = None,
     fhir_server: str | None = None,
     bearer: str | None = None,
+    hook_instance: str | None = None,
 ) -> Json:
-    """A request body shaped like the spec's examples for ``hook``."""
-    body: Json = {"hookInstance": str(uuid.uuid4()), "hook": hook}
+    """A request body shaped like the spec's examples for ``hook`` (a fresh ``hookInstance``
+    unless one is given)."""
+    body: Json = {"hookInstance": hook_instance or str(uuid.uuid4()), "hook": hook}
     if fhir_server:
         body["fhirServer"] = fhir_server
     if bearer:
