@@ -272,9 +272,13 @@ function timelineCard(p) {
       el("span", { class: "tl-label", text: `${tr.title}: ${(tr.startWeeksAgo - tr.endWeeksAgo).toFixed(1)} weeks` }),
       track(place(el("span", { class: "tl-bar treatment" }), end - tr.startWeeksAgo, end - tr.endWeeksAgo, 1))));
   }
+  // axis ticks far enough apart to be read: on a long history 6 and 12 weeks sit near onset, and
+  // a tick closer than 14% of the width to the last one shown is left to the shaded bands and key
+  let last = -Infinity;
+  const ticks = [["onset", 0], [`${t.acuteMaxWeeks} wk`, t.acuteMaxWeeks], [`${t.chronicMinWeeks} wk`, t.chronicMinWeeks]]
+    .filter(([, w]) => { const at = pct(w); if (at - last < 14) return false; last = at; return true; });
   const axis = el("div", { class: "tl-axis", "aria-hidden": "true" },
-    [["onset", 0], [`${t.acuteMaxWeeks} wk`, t.acuteMaxWeeks], [`${t.chronicMinWeeks} wk`, t.chronicMinWeeks]]
-      .map(([label, w]) => { const n = el("span", { text: label }); n.style.setProperty("left", `${pct(w)}%`); return n; }));
+    ticks.map(([label, w]) => { const n = el("span", { text: label }); n.style.setProperty("left", `${pct(w)}%`); return n; }));
   const key = el("p", { class: "tl-key", "aria-hidden": "true" },
     el("span", { class: "swatch acute" }), " acute ", el("span", { class: "swatch subacute" }), " subacute ",
     el("span", { class: "swatch chronic" }), " chronic");
@@ -419,9 +423,9 @@ function patientSection(p) {
       el("div", { class: "grid" }, explanationCard(p)));
   }
   return el("section", { class: "patient", "aria-label": label }, head,
-    el("div", { class: "grid" }, painCard(p), timelineCard(p), ladderCard(p),
+    el("div", { class: "grid" }, medicationCard(p), painCard(p), timelineCard(p), ladderCard(p),
       proposalsCard(p, p.proposals, "Proposals", `prop-${p.index}`), careCard(p), changeCard(p),
-      medicationCard(p), notesCard(p), explanationCard(p)));
+      notesCard(p), explanationCard(p)));
 }
 
 function inputsCard(trace) {
@@ -457,7 +461,11 @@ function printSummary(trace) {
     const care = p.activities.filter((a) => !a.doNotPerform).map((a) => a.title);
     const avoid = p.activities.filter((a) => a.doNotPerform).map((a) => a.title);
     const evidence = dedupe([...p.painType.evidence, ...p.certainty.evidence]).map((e) => evidenceLabel(e));
-    return el("section", { class: "ps-patient" }, head, flags,
+    const medication = (p.medicationIssues || []).length ? el("div", { class: "ps-medication" },
+      el("b", { text: "Medication safety" }),
+      el("ul", {}, p.medicationIssues.map((m) => el("li", {}, el("b", { text: `${m.title} (${m.severity}): ` }),
+        m.reasons.join(" "))))) : null;
+    return el("section", { class: "ps-patient" }, head, flags, medication,
       el("p", {}, el("b", { text: "Pain type: " }), `${p.painType.display} (neuropathic component ${p.certainty.display.toLowerCase()}). `,
         evidence.length ? `Based on: ${evidence.join("; ")}.` : ""),
       el("table", { class: "ps-stages" },

@@ -62,6 +62,15 @@ def test_patient_header_names_the_patient_as_the_record_does(shown: dict[str, An
     assert "Ruth Okafor" in page["printSummary"]
 
 
+def test_medication_safety_is_on_the_page_and_in_print(shown: dict[str, Any]) -> None:
+    """A fentanyl patch beside a benzodiazepine is the first thing a routine page shows, and the
+    printed summary carries it."""
+    opioid = shown["samples"]["file-opioid-review"]
+    assert "Medication safety" in opioid["printSummary"]
+    assert "Opioid with a benzodiazepine or Z-drug" in opioid["printSummary"]
+    assert opioid["firstCard"] == "Medication safety"
+
+
 def test_red_flag_mode_leads_with_the_emergency(shown: dict[str, Any]) -> None:
     page = shown["samples"][RED_FLAG]
     assert page["loaded"] == f"sample:{RED_FLAG}"
@@ -181,6 +190,7 @@ def test_no_horizontal_overflow_and_legible_timeline(shown: dict[str, Any]) -> N
                 where = f"{key} {state} at {width} px"
                 assert found["scrollWidth"] <= found["clientWidth"], where
                 assert found["wide"] == [], where
+                assert found["axisOverlaps"] == [], where
                 for label in found["labels"]:
                     assert label["size"] >= 12, where
                     assert not label["overBar"], where

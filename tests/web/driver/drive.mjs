@@ -42,7 +42,13 @@ async function layout(page) {
       const size = parseFloat(getComputedStyle(row.querySelector(".tl-label")).fontSize);
       return { size, overBar: label.bottom > track.top + 0.5, clipped: label.right > track.right + 1 };
     });
-    return { scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, wide, labels };
+    // axis ticks that overlap one another ("6 wk" drawn over "12 wk")
+    const axisOverlaps = [...document.querySelectorAll(".tl-axis")].filter((a) => a.getClientRects().length)
+      .flatMap((axis) => {
+        const boxes = [...axis.children].map((n) => n.getBoundingClientRect());
+        return boxes.slice(1).filter((b, i) => b.left < boxes[i].right).map((_, i) => axis.children[i + 1].textContent);
+      });
+    return { scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, wide, labels, axisOverlaps };
   });
 }
 
@@ -138,6 +144,8 @@ async function shownOf(page) {
       citationLinks: all(".rules a").map((a) => a.getAttribute("href")),
       explanation: text("[data-testid=patient-explanation] .explanation-body"),
       printSummary: text("#print-summary"),
+      // the first card of the patient's grid, by its heading
+      firstCard: (() => { const h = document.querySelector(".patient > .grid > * h3"); return h ? h.textContent.trim() : null; })(),
       timeline: text("[data-testid=timeline-summary]"),
       resultsLive: document.querySelector("#output").getAttribute("aria-live"),
       rawHidden: document.querySelector("#raw").hidden,
