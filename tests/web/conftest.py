@@ -69,17 +69,16 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def shown(base_url: str) -> dict[str, Any]:
-    """What the page shows for every bundled sample (chosen from the menu) and every file of
-    samples/ (pasted), with layout, axe-core and print results (artefacts in test-artifacts/)."""
+def _drive(script: str, *args: str, record: str) -> dict[str, Any]:
+    """Run a driver script in Chromium and return what it printed (JSON), also kept in
+    test-artifacts/``record``."""
     ensure_chromium()
     ensure_driver()
     ARTIFACTS.mkdir(exist_ok=True)
     node = shutil.which("node")
     assert node is not None, "node (20) is needed for the browser tests"
     done = subprocess.run(
-        [node, "drive.mjs", base_url, str(ARTIFACTS), SAMPLES_AS_OF, *map(str, SAMPLE_FILES)],
+        [node, script, *args],
         cwd=DRIVER,
         capture_output=True,
         text=True,
@@ -88,27 +87,25 @@ def shown(base_url: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     result: dict[str, Any] = json.loads(done.stdout)
-    (ARTIFACTS / "web-shown.json").write_text(json.dumps(result, indent=2))
+    (ARTIFACTS / record).write_text(json.dumps(result, indent=2))
     return result
+
+
+@pytest.fixture(scope="session")
+def shown(base_url: str) -> dict[str, Any]:
+    """What the page shows for every bundled sample (chosen from the menu) and every file of
+    samples/ (pasted), with layout, axe-core and print results (artefacts in test-artifacts/)."""
+    return _drive(
+        "drive.mjs",
+        base_url,
+        str(ARTIFACTS),
+        SAMPLES_AS_OF,
+        *map(str, SAMPLE_FILES),
+        record="web-shown.json",
+    )
 
 
 @pytest.fixture(scope="session")
 def docs_page(base_url: str) -> dict[str, Any]:
     """What ``/docs`` shows with the network outside PainPath cut off (``driver/docs.mjs``)."""
-    ensure_chromium()
-    ensure_driver()
-    ARTIFACTS.mkdir(exist_ok=True)
-    node = shutil.which("node")
-    assert node is not None, "node (20) is needed for the browser tests"
-    done = subprocess.run(
-        [node, "docs.mjs", base_url, str(ARTIFACTS)],
-        cwd=DRIVER,
-        capture_output=True,
-        text=True,
-        timeout=DRIVE_TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    (ARTIFACTS / "docs-shown.json").write_text(json.dumps(result, indent=2))
-    return result
+    return _drive("docs.mjs", base_url, str(ARTIFACTS), record="docs-shown.json")
