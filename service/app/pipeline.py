@@ -35,6 +35,7 @@ from service.domain.facts import Matcher
 from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.model import PatientRecord
+from service.fhir.apply import ApplyRequest, read_apply_request
 from service.fhir.emit import Emitter
 from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import Ingested, ingest
@@ -130,6 +131,21 @@ class Pipeline:
             relevant=self.relevance,
             strict=strict,
         )
+
+    def read_apply(self, body: bytes) -> ApplyRequest:
+        """Parse and validate a ``PlanDefinition/$apply`` body (its ``data`` Bundle is checked
+        like a ``$triage`` body) within the configured limits."""
+        return read_apply_request(
+            body,
+            max_bytes=self.limits.max_bytes,
+            max_entries=self.limits.max_entries,
+            max_depth=self.limits.max_depth,
+            relevant=self.relevance,
+        )
+
+    async def read_apply_async(self, body: bytes) -> ApplyRequest:
+        """:meth:`read_apply` on a worker thread."""
+        return await _offload(lambda: self.read_apply(body))
 
     # --- evaluating --------------------------------------------------------------------------
     def run_body(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from service import __version__
 from service.domain.knowledge import KnowledgeBase
-from service.fhir.canonicals import IMPLEMENTATION_GUIDE, PROFILES, TRIAGE_OPERATION
+from service.fhir.canonicals import (
+    APPLY_OPERATION,
+    IMPLEMENTATION_GUIDE,
+    PROFILES,
+    TRIAGE_OPERATION,
+)
 from service.fhir.systems import BASE
 from service.fhir.types import Json
 
@@ -23,6 +28,15 @@ _CANONICAL_TYPES = frozenset(
      "ImplementationGuide", "OperationDefinition", "PlanDefinition", "Questionnaire",
      "StructureDefinition", "ValueSet"}
 )  # fmt: skip
+# operations on conformance resource types (type and instance level)
+_OPERATIONS: dict[str, Json] = {
+    "PlanDefinition": {
+        "name": "apply",
+        "definition": APPLY_OPERATION,
+        "documentation": "R4 Clinical Reasoning $apply on PlanDefinition/back-pain-pathway: "
+        "a CarePlan with a contained RequestGroup of the same proposals as $triage.",
+    },
+}
 
 
 def _resource(rtype: str, *, served: bool) -> Json:
@@ -37,6 +51,8 @@ def _resource(rtype: str, *, served: bool) -> Json:
         entry["documentation"] = "Emitted by $triage, conforming to the supported profile(s)." + (
             " Read and search serve the package's examples." if served else ""
         )
+    if rtype in _OPERATIONS:
+        entry["operation"] = [_OPERATIONS[rtype]]
     if served:
         entry["interaction"] = [{"code": "read"}, {"code": "search-type"}]
         if rtype in _CANONICAL_TYPES:
