@@ -35,12 +35,12 @@ from service.fhir.canonicals import PLAN_DEFINITION
 from service.fhir.errors import InputError
 from service.fhir.request import check_content_type
 
-__all__ = ["router"]
+__all__ = ["RESPONSES", "evaluate_for", "read_operation", "router"]
 
 router = APIRouter(dependencies=[Depends(negotiate)])
 PATHWAY_ID = PLAN_DEFINITION.rsplit("/", 1)[1]
 
-_RESPONSES = fhir_responses(
+RESPONSES = fhir_responses(
     {
         200: "CarePlan with a contained RequestGroup of the proposals",
         400: "Invalid input (OperationOutcome)",
@@ -58,7 +58,7 @@ _RESPONSES = fhir_responses(
 @router.post(
     "/fhir/PlanDefinition/$apply",
     tags=["fhir"],
-    responses=_RESPONSES,
+    responses=RESPONSES,
     dependencies=[Depends(require_read)],
 )
 async def apply_type(
@@ -80,7 +80,7 @@ async def apply_type(
 @router.post(
     "/fhir/PlanDefinition/{plan_id}/$apply",
     tags=["fhir"],
-    responses=_RESPONSES,
+    responses=RESPONSES,
     dependencies=[Depends(require_read)],
 )
 async def apply_instance(
@@ -104,7 +104,16 @@ async def apply_instance(
 
 
 async def _read(request: Request, pipeline: Pipeline, limit: int) -> ApplyRequest:
+    return await read_operation(request, pipeline, limit)
+
+
+async def read_operation(
+    request: Request, pipeline: Pipeline, limit: int, *, populate: bool = False
+) -> ApplyRequest:
+    """The operation's Parameters, read and validated on a worker thread."""
     check_content_type(request.headers.get("content-type"))
+    if populate:
+        return await pipeline.read_populate_async(await read_body(request, limit))
     return await pipeline.read_apply_async(await read_body(request, limit))
 
 
@@ -117,6 +126,15 @@ def _check_canonical(plan: str, conformance: ConformanceStore) -> None:
 
 
 async def _apply(request: Request, pipeline: Pipeline, apply: ApplyRequest) -> Response:
+    result, subject = await evaluate_for(request, pipeline, apply, "PlanDefinition/$apply")
+    return fhir_response(apply_care_plan(result.bundle, subject, apply.ignored))
+
+
+async def evaluate_for(
+    request: Request, pipeline: Pipeline, apply: ApplyRequest, operation: str
+) -> tuple[TriageResult, str]:
+    """Evaluate the operation's patient: ``data`` through the Pipeline, or ``subject`` pulled
+    from the FHIR server as ``Patient/{id}/$triage`` pulls it; and that patient's reference."""
     options = pipeline.options(apply.options, now=datetime.now(UTC))
     if apply.data is not None:
         data = apply.data
@@ -125,7 +143,7 @@ async def _apply(request: Request, pipeline: Pipeline, apply: ApplyRequest) -> R
         )
         subject = _subject_in(result, apply.subject)
     elif apply.subject is not None:
-        server = server_connection(request, "PlanDefinition/$apply with subject and no data")
+        server = server_connection(request, f"{operation} with subject and no data")
         run = await server.triage.run(apply.subject, options, writeback=False)
         result, subject = run.result, f"Patient/{apply.subject}"
     else:
@@ -135,7 +153,7 @@ async def _apply(request: Request, pipeline: Pipeline, apply: ApplyRequest) -> R
             "Parameters.parameter",
         )
     observe_triage(request, result.assessments)
-    return fhir_response(apply_care_plan(result.bundle, subject, apply.ignored))
+    return result, subject
 
 
 def _subject_in(result: TriageResult, wanted: str | None) -> str:

@@ -11,6 +11,7 @@ from service.domain.knowledge import KnowledgeBase
 from service.fhir.canonicals import (
     APPLY_OPERATION,
     IMPLEMENTATION_GUIDE,
+    POPULATE_OPERATION,
     PROFILES,
     TRIAGE_OPERATION,
 )
@@ -35,6 +36,12 @@ _OPERATIONS: dict[str, Json] = {
         "definition": APPLY_OPERATION,
         "documentation": "R4 Clinical Reasoning $apply on PlanDefinition/back-pain-pathway: "
         "a CarePlan with a contained RequestGroup of the same proposals as $triage.",
+    },
+    "Questionnaire": {
+        "name": "populate",
+        "definition": POPULATE_OPERATION,
+        "documentation": "SDC $populate: a QuestionnaireResponse pre-filled from the record, "
+        "each answer naming its source entry.",
     },
 }
 

@@ -96,8 +96,14 @@ def read_apply_request(  # noqa: PLR0913 - the limits and the validation policy,
     max_depth: int = DEFAULT_MAX_DEPTH,
     relevant: Relevant | None = None,
     strict: bool = False,
+    targets: tuple[str, str] = ("planDefinition", "url"),
+    ignored_names: tuple[str, ...] = APPLY_IGNORED,
 ) -> ApplyRequest:
-    """Parse and check an ``$apply`` Parameters body (an empty body is no parameters)."""
+    """Parse and check an ``$apply`` Parameters body (an empty body is no parameters).
+
+    ``targets``: the names of the type-level parts naming the definition (a resource, then a
+    canonical); ``ignored_names``: the parts accepted and not used. ``$populate`` reads its
+    Parameters with the same function (``questionnaire``, ``canonical``)."""
     if not body.strip():
         return ApplyRequest()
     resource = parse_json(body, max_bytes=max_bytes, max_depth=None)
@@ -113,10 +119,10 @@ def read_apply_request(  # noqa: PLR0913 - the limits and the validation policy,
     problems = validate_resource(shallow, "Parameters")
     if problems:
         raise InputError("invalid", problems)
-    found, ignored, data = _read_parts(parts)
-    if "planDefinition" in found and "url" in found:
+    found, ignored, data = _read_parts(parts, targets, ignored_names)
+    if all(t in found for t in targets):
         raise InputError.one(
-            "invalid", "Send planDefinition or url, not both", "Parameters.parameter"
+            "invalid", f"Send {targets[0]} or {targets[1]}, not both", "Parameters.parameter"
         )
     options = {k: v for k, v in found.items() if k in APPLY_OPTIONS}
     request = None
@@ -133,11 +139,13 @@ def read_apply_request(  # noqa: PLR0913 - the limits and the validation policy,
             max_depth=max_depth - 3,  # Parameters, parameter list, part: the Bundle's levels
         )
         request = TriageRequest(bundle, options, check.selected, check.warnings)
-    plan = found.get("planDefinition", found.get("url"))
+    plan = found.get(targets[0], found.get(targets[1]))
     return ApplyRequest(plan, found.get("subject"), request, options, tuple(ignored))
 
 
-def _read_parts(parts: list[Json]) -> tuple[dict[str, Any], list[str], tuple[Json, str] | None]:
+def _read_parts(
+    parts: list[Json], targets: tuple[str, str], ignored_names: tuple[str, ...]
+) -> tuple[dict[str, Any], list[str], tuple[Json, str] | None]:
     """The parts by name (one each), the ignored names and the ``data`` Bundle with its path."""
     found: dict[str, Any] = {}
     ignored: list[str] = []
@@ -153,11 +161,11 @@ def _read_parts(parts: list[Json]) -> tuple[dict[str, Any], list[str], tuple[Jso
             data = _data_part(part, where), where + ".resource"
         elif name == "subject":
             found[name] = patient_subject(_subject_value(part), where)
-        elif name in ("planDefinition", "url"):
-            found[name] = _plan_value(part, str(name), where)
+        elif name in targets:
+            found[name] = _plan_value(part, str(name), where, resource_part=targets[0])
         elif name in APPLY_OPTIONS:
             found[name] = option_value(part, str(name), where)
-        elif name in APPLY_IGNORED:
+        elif name in ignored_names:
             if name not in ignored:
                 ignored.append(str(name))
         elif name is None:
@@ -180,19 +188,18 @@ def _subject_value(part: Json) -> object:
     return part.get("valueString")
 
 
-def _plan_value(part: Json, name: str, where: str) -> str:
+def _plan_value(part: Json, name: str, where: str, *, resource_part: str) -> str:
     """The canonical a ``planDefinition`` or ``url`` part names (a PlanDefinition resource
     names its ``url``; a reference ``PlanDefinition/{id}`` names PainPath's canonical of it)."""
     resource = part.get("resource")
-    if name == "planDefinition" and isinstance(resource, dict):
-        if resource.get("resourceType") != "PlanDefinition" or not resource.get("url"):
-            raise InputError.one(
-                "invalid", "planDefinition must be a PlanDefinition with a url", where
-            )
+    rtype = resource_part[0].upper() + resource_part[1:]
+    if name == resource_part and isinstance(resource, dict):
+        if resource.get("resourceType") != rtype or not resource.get("url"):
+            raise InputError.one("invalid", f"{name} must be a {rtype} with a url", where)
         return str(resource["url"])
-    if name == "planDefinition" and "valueReference" in part:
+    if name == resource_part and "valueReference" in part:
         reference = str((part["valueReference"] or {}).get("reference", ""))
-        if reference.startswith("PlanDefinition/"):
+        if reference.startswith(f"{rtype}/"):
             return f"{PLAN_DEFINITION.rsplit('/', 2)[0]}/{reference}"
         return reference
     for key in _PLAN_VALUES:

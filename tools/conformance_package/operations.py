@@ -185,8 +185,62 @@ def _apply_definition(meta: Meta) -> Json:
     return resource
 
 
+def _populate_definition(meta: Meta) -> Json:
+    resource = meta.header(
+        "OperationDefinition",
+        "questionnaire-populate",
+        title="Pre-fill a PainPath Questionnaire from the record",
+        description="SDC Questionnaire/$populate on PainPath's Questionnaires (the instruments "
+        "and the red-flag screen): a QuestionnaireResponse pre-filled from the patient's record, "
+        "each answer naming the entry it came from.",
+    )
+    subject = _param(
+        "subject",
+        "in",
+        "Reference",
+        "The patient, `Patient/{id}`. Without `data` the record is pulled from the FHIR server "
+        "named by PAINPATH_FHIR_SERVER, as `Patient/{id}/$triage` pulls it; with `data` it "
+        "chooses the patient in the Bundle (optional when the Bundle holds one patient).",
+    )
+    return resource | {
+        "kind": "operation",
+        "affectsState": False,
+        "code": "populate",
+        "comment": "Errors carry an OperationOutcome: 400, 404 (not a PainPath Questionnaire), "
+        "413, 415, 422. Unanswered items are left out for the clinician. Each pre-filled answer "
+        "carries the extension https://painpath.dev/fhir/StructureDefinition/answer-source "
+        "(valueReference: the input entry it was read from).",
+        "base": "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate",
+        "resource": ["Questionnaire"],
+        "system": False,
+        "type": True,
+        "instance": True,
+        "parameter": [
+            _param("questionnaire", "in", "Questionnaire", "Type level: the Questionnaire."),
+            _param("canonical", "in", "canonical", "Type level: its canonical (|version)."),
+            subject,
+            _param(
+                "data",
+                "in",
+                "Bundle",
+                "PainPath extension: the patient's data as a Bundle, read like a `$triage` Bundle.",
+            ),
+            _param("asOf", "in", "dateTime", "PainPath: evaluation date; default: now."),
+            _param("local", "in", "boolean", "Accepted and not used."),
+            _param(
+                "response",
+                "out",
+                "QuestionnaireResponse",
+                "The pre-filled QuestionnaireResponse (in-progress).",
+                least=1,
+            ),
+            _param("issues", "out", "OperationOutcome", "How many items were pre-filled."),
+        ],
+    }
+
+
 def operation_definitions(meta: Meta) -> list[Json]:
-    """The ``$triage`` and ``$apply`` OperationDefinitions."""
+    """The ``$triage``, ``$apply`` and ``$populate`` OperationDefinitions."""
     resource = meta.header(
         "OperationDefinition",
         "triage",
@@ -206,4 +260,4 @@ def operation_definitions(meta: Meta) -> list[Json]:
         instance=True,
         parameter=_parameters(),
     )
-    return [resource, _apply_definition(meta)]
+    return [resource, _apply_definition(meta), _populate_definition(meta)]
