@@ -37,6 +37,9 @@ def test_routine_explanation_covers_pain_plan_steps_and_urgent_help(
     assert "later" not in keys
     text = found.text()
     assert kb.explanation.pain_type["mechanical"] in text
+    prose = found.prose()  # the running text the readability check measures
+    assert kb.explanation.pain_type["mechanical"] in prose
+    assert "\n" not in prose
     assert kb.explanation.plan["conservative"] in text
     for symptom in kb.explanation.urgent_help.symptoms:
         assert f"- {symptom}" in text

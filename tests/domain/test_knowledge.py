@@ -68,6 +68,12 @@ def test_every_rule_cites_a_source(kb: KnowledgeBase) -> None:
         ("rules.toml", 'title = "Neuropathic pain"', 'titel = "Neuropathic pain"', "rules.toml"),
         ("parameters.toml", "value = 4\n", 'value = "four"\n', "parameters.toml"),
         ("valuesets.toml", 'system = "sct"', 'system = "snomed"', "unknown system alias"),
+        (
+            "valuesets.toml",
+            '{ system = "painpath", code = "fever"',
+            '{ system = "nosuch", code = "fever"',
+            "fever: unknown system alias nosuch",
+        ),
         ("valuesets.toml", '"chronic-sciatica"]', '"chronic-sciatika"]', "includes unknown"),
         ("catalogue.toml", 'severity = "moderate"', 'severity = "medium"', "catalogue.toml"),
         ("instruments.toml", 'version = "2026.11.0"', 'versio = "2026.11.0"', "instruments.toml"),
