@@ -213,6 +213,14 @@ def test_wrong_content_type_and_subject_outside_data(client: TestClient) -> None
     assert "not a patient of data" in response.json()["issue"][0]["diagnostics"]
 
 
+def test_subject_names_the_patient_of_data(client: TestClient) -> None:
+    params = _case_params(load_case(CAUDA))
+    params["parameter"].append({"name": "subject", "valueString": "Patient/patient-1"})
+    answer = _post(client, INSTANCE, params)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["subject"] == {"reference": "Patient/patient-1"}
+
+
 def test_several_patients_need_a_subject(client: TestClient) -> None:
     one = case_bundle(CAUDA)
     two = orjson.loads(orjson.dumps(one).replace(b"patient-1", b"patient-2"))

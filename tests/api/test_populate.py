@@ -125,6 +125,7 @@ BAD: list[tuple[str, str, Any, int]] = [
     ("unknown questionnaire", "/fhir/Questionnaire/nope/$populate", b"", 404),
     ("unknown canonical", "/fhir/Questionnaire/$populate", _params({"name": "canonical", "valueCanonical": f"{PP}/Questionnaire/x"}), 404),  # noqa: E501
     ("no canonical at type level", "/fhir/Questionnaire/$populate", _params(), 400),
+    ("canonical at instance level", SCREEN, _params({"name": "canonical", "valueCanonical": f"{PP}/Questionnaire/dn4"}), 400),  # noqa: E501
     ("unknown part", SCREEN, _params({"name": "bogus", "valueString": "x"}), 400),
     ("no FHIR server", SCREEN, _params({"name": "subject", "valueReference": {"reference": "Patient/p1"}}), 422),  # noqa: E501
 ]  # fmt: skip
