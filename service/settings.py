@@ -209,6 +209,13 @@ class Settings(BaseSettings):
     cds_fhir_timeout_seconds: float = Field(
         default=5.0, gt=0, description="CDS Hooks: time budget of the prefetch fallback."
     )
+    cds_smart_launch_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="CDS Hooks: the SMART launch URL of PainPath's page; patient-view and "
+        "order-sign cards then carry a `links` entry of type `smart` with an `appContext`. "
+        "Unset: no link.",
+    )
     # Best practice checklist item 4: when non-empty, a client JWT's tenant claim must be listed.
     cds_tenants: list[str] = Field(
         default_factory=list,

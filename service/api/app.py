@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import subscriptions, ui
+from service.api import apply, populate, subscriptions, ui
 from service.api.access import check_bind, install_auth
 from service.api.cds_hooks import install_cds_hooks
 from service.api.docs import install_docs
@@ -68,6 +68,8 @@ def create_app(
     hasher = install_observability(app, settings)
     install_auth(app, settings)
     app.include_router(router)
+    app.include_router(apply.router)
+    app.include_router(populate.router)
     app.include_router(fhir_router)
     app.include_router(subscriptions.router)
     app.include_router(ui.router)

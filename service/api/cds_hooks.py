@@ -267,7 +267,13 @@ async def cds_service(
         if isinstance(fetched, Response):
             return fetched
         resources += fetched
-    cards = await cards_for(pipeline, cds, resources, now=state.clock().astimezone(UTC))
+    cards = await cards_for(
+        pipeline,
+        cds,
+        resources,
+        now=state.clock().astimezone(UTC),
+        launch_url=state.settings.cds_smart_launch_url,
+    )
     for card in cards:
         state.counters.cards[(service_id, card["indicator"])] += 1
     log.info("cds %s hookInstance=%s tenant=%r cards=%d", service_id, cds.hook_instance,

@@ -25,7 +25,7 @@ from service.conformance.capability import capability_statement
 from service.fhir.errors import InputError
 from service.fhir.request import check_accept, check_content_type, read_patient_parameters
 
-__all__ = ["TriageQuery", "fhir_router", "negotiate", "read_body", "router"]
+__all__ = ["TriageQuery", "fhir_responses", "fhir_router", "negotiate", "read_body", "router"]
 
 
 def negotiate(
@@ -42,7 +42,7 @@ router = APIRouter()  # operations endpoints (health)
 fhir_router = APIRouter(dependencies=[Depends(negotiate)])  # the FHIR API: content negotiated
 
 
-def _fhir_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+def fhir_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries whose bodies are FHIR JSON."""
     return {
         code: {"description": text, "content": {"application/fhir+json": {}}}
@@ -50,7 +50,7 @@ def _fhir_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-_TRIAGE_RESPONSES = _fhir_responses(
+_TRIAGE_RESPONSES = fhir_responses(
     {
         200: "Result Bundle",
         400: "Invalid input (OperationOutcome)",
@@ -62,7 +62,7 @@ _TRIAGE_RESPONSES = _fhir_responses(
 )
 _PATIENT_RESPONSES = {
     **_TRIAGE_RESPONSES,
-    **_fhir_responses(
+    **fhir_responses(
         {
             404: "The FHIR server has no such Patient (OperationOutcome)",
             502: "The FHIR server failed or refused (OperationOutcome naming it)",

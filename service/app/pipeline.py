@@ -35,6 +35,9 @@ from service.domain.facts import Matcher
 from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.model import PatientRecord
+from service.domain.screens import RED_FLAG_SCREEN, screen_items
+from service.fhir.apply import ApplyRequest, read_apply_request
+from service.fhir.canonicals import canonical
 from service.fhir.emit import Emitter
 from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import Ingested, ingest
@@ -137,6 +140,38 @@ class Pipeline:
             strict=strict,
         )
 
+    def read_apply(self, body: bytes) -> ApplyRequest:
+        """Parse and validate a ``PlanDefinition/$apply`` body (its ``data`` Bundle is checked
+        like a ``$triage`` body) within the configured limits."""
+        return read_apply_request(
+            body,
+            max_bytes=self.limits.max_bytes,
+            max_entries=self.limits.max_entries,
+            max_depth=self.limits.max_depth,
+            relevant=self.relevance,
+        )
+
+    async def read_apply_async(self, body: bytes) -> ApplyRequest:
+        """:meth:`read_apply` on a worker thread."""
+        return await _offload(lambda: self.read_apply(body))
+
+    def read_populate(self, body: bytes) -> ApplyRequest:
+        """Parse and validate a ``Questionnaire/$populate`` body (SDC names: ``questionnaire``
+        or ``canonical`` at type level; ``local``, ``context``, ``content`` accepted, unused)."""
+        return read_apply_request(
+            body,
+            max_bytes=self.limits.max_bytes,
+            max_entries=self.limits.max_entries,
+            max_depth=self.limits.max_depth,
+            relevant=self.relevance,
+            targets=("questionnaire", "canonical"),
+            ignored_names=("local", "context", "content", "identifier"),
+        )
+
+    async def read_populate_async(self, body: bytes) -> ApplyRequest:
+        """:meth:`read_populate` on a worker thread."""
+        return await _offload(lambda: self.read_populate(body))
+
     # --- evaluating --------------------------------------------------------------------------
     def run_body(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
         """Read a body (Bundle or Parameters) and evaluate it; the body's options win."""
@@ -206,11 +241,13 @@ class Pipeline:
     def _assess(
         self, record: PatientRecord, found: Ingested, options: TriageOptions
     ) -> tuple[Assessment, list[str]]:
-        items, problems = score(
-            self.kb.scoring,
+        screened, answers = screen_items(
+            self.kb,
             found.answers.get(record.subject, []),
-            systems=self.kb.valuesets.systems,
+            canonical("Questionnaire", RED_FLAG_SCREEN),
         )
+        items, problems = score(self.kb.scoring, answers, systems=self.kb.valuesets.systems)
+        items = screened + items
         if items:
             record = PatientRecord(record.subject, record.demographics, record.items + tuple(items))
         assessment = evaluate(

@@ -20,6 +20,7 @@ the feedback endpoint). Specification: https://cds-hooks.hl7.org/2.0/#cds-servic
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ from service.domain.knowledge import KnowledgeBase
 from service.domain.model import Code, Polarity
 from service.domain.open_questions import open_questions
 from service.domain.orders import OrderCheck, OrderKind, When
+from service.domain.screens import RED_FLAG_SCREEN
 from service.domain.vocabulary import STAGES, URGENT, most_urgent, urgency_rank
+from service.fhir.canonicals import canonical
 from service.fhir.emit import IDENTIFIER_SYSTEM, make_id
 from service.fhir.systems import cs, normalise_code, normalise_system
 from service.fhir.types import Json
@@ -48,6 +51,7 @@ __all__ = [
     "override_reasons",
     "patient_cards",
     "red_flag_urgency",
+    "smart_link",
 ]
 
 SUMMARY_MAX = 139  # "<140-character summary"
@@ -126,6 +130,38 @@ def override_reasons(kb: KnowledgeBase) -> list[Json]:
     the CodeSystem of the same name by the conformance package)."""
     reasons = kb.catalogue.displays[OVERRIDE_CODES]
     return [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in reasons.items()]
+
+
+# --- SMART app link ---------------------------------------------------------------------------
+_SCREEN_NOTES = {"red-flag-screen-not-documented", "red-flag-screen-unrecognised-entries"}
+
+
+def smart_link(kb: KnowledgeBase, assessment: Assessment, hook: str, launch_url: str) -> Json:
+    """A ``links`` entry of type ``smart``: PainPath's page, launched with the patient.
+
+    ``appContext`` (a string, CDS Hooks 2.0) is JSON naming the patient, the hook and the
+    Questionnaires that would record what would change the decision (RULES §9): those the
+    catalogue names for the open prompts, and the red-flag screen when it is not documented.
+    """
+    questionnaires = [
+        prompt.questionnaire
+        for entry in open_questions(kb, assessment)
+        for prompt in entry.prompts
+        if prompt.questionnaire
+    ]
+    if any(note.code in _SCREEN_NOTES for note in assessment.notes):
+        questionnaires.append(RED_FLAG_SCREEN)
+    context = {
+        "patient": assessment.subject.rsplit("/", 1)[-1],
+        "hook": hook,
+        "questionnaires": [canonical("Questionnaire", q) for q in dict.fromkeys(questionnaires)],
+    }
+    return {
+        "label": "Open PainPath: the decision trace and what would change it",
+        "url": launch_url,
+        "type": "smart",
+        "appContext": json.dumps(context, separators=(",", ":")),
+    }
 
 
 # --- patient-view --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from service.app.pipeline import Pipeline
-from service.cds_hooks.cards import assessment_of, order_cards, patient_cards
+from service.cds_hooks.cards import assessment_of, order_cards, patient_cards, smart_link
 from service.cds_hooks.request import CdsRequest, cds_bundle
 from service.fhir.types import Json
 from service.fhir.validate import validate_bundle
@@ -17,10 +17,19 @@ from service.fhir.validate import validate_bundle
 __all__ = ["cards_for"]
 
 
+_LINKED_HOOKS = ("patient-view", "order-sign")
+
+
 async def cards_for(
-    pipeline: Pipeline, cds: CdsRequest, resources: list[Json], *, now: datetime
+    pipeline: Pipeline,
+    cds: CdsRequest,
+    resources: list[Json],
+    *,
+    now: datetime,
+    launch_url: str | None = None,
 ) -> list[Json]:
-    """The cards for one hook call (none when the prefetch holds nothing about the patient)."""
+    """The cards for one hook call (none when the prefetch holds nothing about the patient);
+    with ``launch_url`` the patient-view and order-sign cards link to the SMART app."""
     bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
     if not bundle["entry"]:
         return []
@@ -39,9 +48,14 @@ async def cards_for(
     if assessment is None:
         raise RuntimeError("the evaluation returned no assessment for the context patient")
     if cds.hook == "patient-view":
-        return patient_cards(pipeline.kb, assessment, result.bundle, cds.hook_instance)
-    orders = cds.draft_orders
-    if cds.hook == "order-select":
-        chosen = set(cds.selections)
-        orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
-    return order_cards(pipeline, result, assessment, orders, cds.hook_instance)
+        cards = patient_cards(pipeline.kb, assessment, result.bundle, cds.hook_instance)
+    else:
+        orders = cds.draft_orders
+        if cds.hook == "order-select":
+            chosen = set(cds.selections)
+            orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
+        cards = order_cards(pipeline, result, assessment, orders, cds.hook_instance)
+    if launch_url and cds.hook in _LINKED_HOOKS:
+        for card in cards:
+            card["links"] = [smart_link(pipeline.kb, assessment, cds.hook, launch_url)]
+    return cards

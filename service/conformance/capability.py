@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from service import __version__
 from service.domain.knowledge import KnowledgeBase
-from service.fhir.canonicals import IMPLEMENTATION_GUIDE, PROFILES, TRIAGE_OPERATION
+from service.fhir.canonicals import (
+    APPLY_OPERATION,
+    IMPLEMENTATION_GUIDE,
+    POPULATE_OPERATION,
+    PROFILES,
+    TRIAGE_OPERATION,
+)
 from service.fhir.narrative import narrated
 from service.fhir.systems import BASE
 from service.fhir.types import Json
@@ -24,6 +30,21 @@ _CANONICAL_TYPES = frozenset(
      "ImplementationGuide", "OperationDefinition", "PlanDefinition", "Questionnaire",
      "StructureDefinition", "ValueSet"}
 )  # fmt: skip
+# operations on conformance resource types (type and instance level)
+_OPERATIONS: dict[str, Json] = {
+    "PlanDefinition": {
+        "name": "apply",
+        "definition": APPLY_OPERATION,
+        "documentation": "R4 Clinical Reasoning $apply on PlanDefinition/back-pain-pathway: "
+        "a CarePlan with a contained RequestGroup of the same proposals as $triage.",
+    },
+    "Questionnaire": {
+        "name": "populate",
+        "definition": POPULATE_OPERATION,
+        "documentation": "SDC $populate: a QuestionnaireResponse pre-filled from the record, "
+        "each answer naming its source entry.",
+    },
+}
 
 
 def _resource(rtype: str, *, served: bool) -> Json:
@@ -38,6 +59,8 @@ def _resource(rtype: str, *, served: bool) -> Json:
         entry["documentation"] = "Emitted by $triage, conforming to the supported profile(s)." + (
             " Read and search serve the package's examples." if served else ""
         )
+    if rtype in _OPERATIONS:
+        entry["operation"] = [_OPERATIONS[rtype]]
     if served:
         entry["interaction"] = [{"code": "read"}, {"code": "search-type"}]
         if rtype in _CANONICAL_TYPES:

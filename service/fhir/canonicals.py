@@ -11,6 +11,7 @@ from __future__ import annotations
 from service.fhir.systems import BASE
 
 __all__ = [
+    "APPLY_OPERATION",
     "CAPABILITY_STATEMENT",
     "CAREPLAN_PROFILE",
     "DETECTED_ISSUE_PROFILE",
@@ -19,6 +20,7 @@ __all__ = [
     "PACKAGE_ID",
     "PAIN_TYPE_PROFILE",
     "PLAN_DEFINITION",
+    "POPULATE_OPERATION",
     "PROFILES",
     "SERVICE_REQUEST_PROFILE",
     "STAGE_ELIGIBILITY_PROFILE",
@@ -52,6 +54,8 @@ PROFILES: dict[str, tuple[str, ...]] = {
 }
 
 TRIAGE_OPERATION = canonical("OperationDefinition", "triage")
+APPLY_OPERATION = canonical("OperationDefinition", "plandefinition-apply")
+POPULATE_OPERATION = canonical("OperationDefinition", "questionnaire-populate")
 CAPABILITY_STATEMENT = canonical("CapabilityStatement", "painpath")
 PLAN_DEFINITION = canonical("PlanDefinition", "back-pain-pathway")
 IMPLEMENTATION_GUIDE = canonical("ImplementationGuide", PACKAGE_ID)

@@ -26,10 +26,15 @@ from service.fhir.validate import (
 
 __all__ = [
     "ACCEPTED_BUNDLE_TYPES",
+    "OPTION_VALUES",
     "VALIDATION_MODES",
+    "Relevant",
     "TriageRequest",
     "check_accept",
     "check_content_type",
+    "checked_bundle",
+    "option_value",
+    "parse_json",
     "read_patient_parameters",
     "read_triage_request",
     "validation_mode",
@@ -41,7 +46,7 @@ _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fh
 _ACCEPTABLE = _JSON_TYPES | {"*/*", "application/*"}
 _FORMATS = _JSON_TYPES | {"json"}
 _FHIR_VERSIONS = {"4.0", "4.0.0", "4.0.1", "4.3", "4.3.0"}  # R4, and R4B (docs/interface.md)
-_OPTION_VALUES = {
+OPTION_VALUES = {
     "asOf": ("valueDateTime", "valueDate", "valueInstant"),
     "profile": ("valueCode", "valueString"),
     "return": ("valueCode", "valueString"),
@@ -191,7 +196,7 @@ def read_triage_request(  # noqa: PLR0913 - the limits and the validation policy
                 "resourceType",
             )
         raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
-    check = _checked_bundle(
+    check = checked_bundle(
         resource, max_entries=max_entries, relevant=relevant, strict=strict, max_depth=max_depth
     )
     return TriageRequest(resource, {}, check.selected, check.warnings)
@@ -216,13 +221,13 @@ def read_patient_parameters(
     for index, part in enumerate(resource.get("parameter", [])):
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
-        if name not in _OPTION_VALUES:
+        if name not in OPTION_VALUES:
             raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
-        options[name] = _option_value(part, name, where)
+        options[name] = option_value(part, name, where)
     return options
 
 
-def _checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by keyword
+def checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by keyword
     bundle: dict[str, Any],
     *,
     max_entries: int,
@@ -276,8 +281,8 @@ def _from_parameters(
         seen.add(str(name))
         if name == "bundle":
             bundle = _bundle_part(part, where), where + ".resource"
-        elif name in _OPTION_VALUES:
-            options[name] = _option_value(part, name, where)
+        elif name in OPTION_VALUES:
+            options[name] = option_value(part, name, where)
         elif name is None:
             raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
         else:
@@ -289,7 +294,7 @@ def _from_parameters(
     resource, prefix = bundle
     if "validation" in options:
         strict = options["validation"] == "strict"
-    check = _checked_bundle(
+    check = checked_bundle(
         resource,
         max_entries=max_entries,
         prefix=prefix,
@@ -318,12 +323,12 @@ def validation_mode(value: object, where: str = "validation") -> str:
     )
 
 
-def _option_value(part: dict[str, Any], name: str, where: str) -> str | bool:
-    for key in _OPTION_VALUES[name]:
+def option_value(part: dict[str, Any], name: str, where: str) -> str | bool:
+    for key in OPTION_VALUES[name]:
         if key in part:
             value = part[key]
             if name == "validation":
                 return validation_mode(value, where)
             return value if isinstance(value, bool) else str(value)
-    allowed = " or ".join(_OPTION_VALUES[name])
+    allowed = " or ".join(OPTION_VALUES[name])
     raise InputError("invalid", [Problem(f"Parameter {name!r} needs {allowed}", where)])

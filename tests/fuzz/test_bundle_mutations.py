@@ -133,7 +133,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes, str]:
     return kind, body, content_type
 
 
-def check(answer: Any, elapsed: float) -> None:
+def check(answer: Any, elapsed: float, answered: str = "Bundle") -> None:
     assert answer.status_code in OK_STATUSES, (answer.status_code, answer.text[:500])
     assert elapsed < MAX_SECONDS
     if answer.status_code != 200:
@@ -142,7 +142,7 @@ def check(answer: Any, elapsed: float) -> None:
         assert outcome["issue"]
         assert all(i.get("diagnostics") for i in outcome["issue"])
     else:
-        assert answer.json()["resourceType"] == "Bundle"
+        assert answer.json()["resourceType"] == answered
 
 
 @settings(
@@ -162,6 +162,35 @@ def test_mutated_bundles_never_5xx(
     check(answer, time.perf_counter() - started)
     fuzz_cases["bundle-mutations"] += 1
     fuzz_cases[f"bundle-mutations:{kind}"] += 1
+
+
+OPERATIONS = {
+    "/fhir/PlanDefinition/back-pain-pathway/$apply": "CarePlan",
+    "/fhir/Questionnaire/red-flag-screen/$populate": "Parameters",
+}
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=mutated(), path=st.sampled_from(sorted(OPERATIONS)))
+def test_mutated_data_to_apply_and_populate_never_5xx(
+    fuzz_client: TestClient, fuzz_cases: Counter[str], case: tuple[str, bytes, str], path: str
+) -> None:
+    """The same mutations as the data Bundle of $apply and $populate (wrapped at byte level, so
+    a truncated or invalid body stays invalid)."""
+    _kind, body, content_type = case
+    wrapped = (
+        b'{"resourceType":"Parameters","parameter":[{"name":"data","resource":' + body + b"}]}"
+    )
+    started = time.perf_counter()
+    answer = fuzz_client.post(path, content=wrapped, headers={"Content-Type": content_type})
+    check(answer, time.perf_counter() - started, OPERATIONS[path])
+    fuzz_cases["operation-mutations"] += 1
 
 
 def _post(client: TestClient, body: bytes, content_type: str = FHIR_JSON) -> Any:

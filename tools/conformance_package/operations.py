@@ -1,4 +1,5 @@
-"""The OperationDefinition of ``$triage`` (https://hl7.org/fhir/R4/operationdefinition.html).
+"""The OperationDefinitions of ``$triage`` and ``PlanDefinition/$apply``
+(https://hl7.org/fhir/R4/operationdefinition.html).
 
 One definition for both levels docs/interface.md names: ``POST /fhir/$triage`` (system) and
 ``POST /fhir/Patient/{id}/$triage`` (instance). Its parameters are the Parameters parts and query
@@ -82,8 +83,164 @@ def _parameters() -> list[Json]:
     ]
 
 
+def _multi(name: str, use: str, ptype: str, documentation: str, *, most: str = "1") -> Json:
+    entry = _param(name, use, ptype, documentation)
+    entry["max"] = most
+    return entry
+
+
+_APPLY_IGNORED_TYPES = {
+    "encounter": "string", "practitioner": "string", "organization": "string",
+    "userType": "CodeableConcept", "userLanguage": "CodeableConcept",
+    "userTaskContext": "CodeableConcept", "setting": "CodeableConcept",
+    "settingContext": "CodeableConcept",
+}  # fmt: skip
+
+
+def _apply_parameters() -> list[Json]:
+    url = _param(
+        "url",
+        "in",
+        "canonical",
+        "Type level (as in R5 and the CPG IG): the canonical of the PlanDefinition, optionally "
+        "with |version. Not allowed at instance level.",
+    )
+    url["targetProfile"] = ["http://hl7.org/fhir/StructureDefinition/PlanDefinition"]
+    ignored = [
+        _param(
+            name,
+            "in",
+            ptype,
+            "Accepted and not used: the CarePlan carries a note naming it.",
+        )
+        for name, ptype in _APPLY_IGNORED_TYPES.items()
+    ]
+    return [
+        _param(
+            "planDefinition",
+            "in",
+            "PlanDefinition",
+            "Type level: the PlanDefinition to apply (its url must be PainPath's pathway). Not "
+            "allowed at instance level.",
+        ),
+        url,
+        _param(
+            "subject",
+            "in",
+            "string",
+            "The patient, `Patient/{id}` (a string or a Reference). Without `data` the patient's "
+            "record is pulled from the FHIR server named by PAINPATH_FHIR_SERVER, exactly as "
+            "`Patient/{id}/$triage` pulls it. With `data` it chooses the patient in the Bundle "
+            "(optional when the Bundle holds one patient). PainPath evaluates one subject per "
+            "call.",
+        ),
+        _param(
+            "data",
+            "in",
+            "Bundle",
+            "PainPath extension to the R4 operation (R5 and the CPG IG define it): the patient's "
+            "data as a Bundle, read and validated exactly like a `$triage` Bundle.",
+        ),
+        *ignored,
+        _param("asOf", "in", "dateTime", "PainPath: evaluation date; default: now."),
+        _param("profile", "in", "code", "PainPath: guideline profile; default `nice-ng59`."),
+        _param("validation", "in", "code", "PainPath: `lenient` (default) or `strict`."),
+        _param(
+            "return",
+            "out",
+            "CarePlan",
+            "A CarePlan (intent proposal) instantiating the PlanDefinition. Contained: a "
+            "RequestGroup whose actions are the proposals of `$triage` in the same order "
+            "(ServiceRequests contained and referenced as `#id`; CarePlan activities as actions "
+            "with title, description and code), the pain-type and stage Observations, the "
+            "DetectedIssues and the OperationOutcome. Nothing is persisted.",
+            least=1,
+        ),
+    ]
+
+
+def _apply_definition(meta: Meta) -> Json:
+    resource = meta.header(
+        "OperationDefinition",
+        "plandefinition-apply",
+        title="Apply PainPath's back pain pathway",
+        description="FHIR R4 Clinical Reasoning PlanDefinition/$apply on the PainPath "
+        "PlanDefinition: evaluates the patient through the same path as $triage and returns a "
+        "CarePlan with a contained RequestGroup of the same proposals.",
+    )
+    resource.update(
+        kind="operation",
+        affectsState=False,
+        code="apply",
+        comment="Errors carry an OperationOutcome: 400 (invalid Parameters or data), 404 (not "
+        "PainPath's PlanDefinition; a subject the FHIR server does not know), 413, 415, 422 "
+        "(data holds several patients and no subject; subject without data and no FHIR server).",
+        base="http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
+        resource=["PlanDefinition"],
+        system=False,
+        type=True,
+        instance=True,
+        parameter=_apply_parameters(),
+    )
+    return resource
+
+
+def _populate_definition(meta: Meta) -> Json:
+    resource = meta.header(
+        "OperationDefinition",
+        "questionnaire-populate",
+        title="Pre-fill a PainPath Questionnaire from the record",
+        description="SDC Questionnaire/$populate on PainPath's Questionnaires (the instruments "
+        "and the red-flag screen): a QuestionnaireResponse pre-filled from the patient's record, "
+        "each answer naming the entry it came from.",
+    )
+    subject = _param(
+        "subject",
+        "in",
+        "Reference",
+        "The patient, `Patient/{id}`. Without `data` the record is pulled from the FHIR server "
+        "named by PAINPATH_FHIR_SERVER, as `Patient/{id}/$triage` pulls it; with `data` it "
+        "chooses the patient in the Bundle (optional when the Bundle holds one patient).",
+    )
+    return resource | {
+        "kind": "operation",
+        "affectsState": False,
+        "code": "populate",
+        "comment": "Errors carry an OperationOutcome: 400, 404 (not a PainPath Questionnaire), "
+        "413, 415, 422. Unanswered items are left out for the clinician. Each pre-filled answer "
+        "carries the extension https://painpath.dev/fhir/StructureDefinition/answer-source "
+        "(valueReference: the input entry it was read from).",
+        "base": "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate",
+        "resource": ["Questionnaire"],
+        "system": False,
+        "type": True,
+        "instance": True,
+        "parameter": [
+            _param("questionnaire", "in", "Questionnaire", "Type level: the Questionnaire."),
+            _param("canonical", "in", "canonical", "Type level: its canonical (|version)."),
+            subject,
+            _param(
+                "data",
+                "in",
+                "Bundle",
+                "PainPath extension: the patient's data as a Bundle, read like a `$triage` Bundle.",
+            ),
+            _param("asOf", "in", "dateTime", "PainPath: evaluation date; default: now."),
+            _param("local", "in", "boolean", "Accepted and not used."),
+            _param(
+                "response",
+                "out",
+                "QuestionnaireResponse",
+                "The pre-filled QuestionnaireResponse (in-progress).",
+                least=1,
+            ),
+            _param("issues", "out", "OperationOutcome", "How many items were pre-filled."),
+        ],
+    }
+
+
 def operation_definitions(meta: Meta) -> list[Json]:
-    """The ``$triage`` OperationDefinition."""
+    """The ``$triage``, ``$apply`` and ``$populate`` OperationDefinitions."""
     resource = meta.header(
         "OperationDefinition",
         "triage",
@@ -103,4 +260,4 @@ def operation_definitions(meta: Meta) -> list[Json]:
         instance=True,
         parameter=_parameters(),
     )
-    return [resource]
+    return [resource, _apply_definition(meta), _populate_definition(meta)]

@@ -31,6 +31,7 @@ from tools.conformance_package.examples import examples
 from tools.conformance_package.guide import implementation_guide, package_manifest
 from tools.conformance_package.operations import operation_definitions
 from tools.conformance_package.pathway import activity_definitions, plan_definition
+from tools.conformance_package.screens import red_flag_screen
 from tools.conformance_package.structures import structure_definitions
 from tools.conformance_package.valuesets import value_sets
 
@@ -70,6 +71,7 @@ def build_package(kb: KnowledgeBase, *, root: Path, samples: Path) -> Files:
         *(("operations", r) for r in operation_definitions(meta)),
         ("pathway", plan_definition(meta)),
         *(("pathway", r) for r in activity_definitions(meta)),
+        ("pathway", red_flag_screen(meta)),
     ]
     placed = [(folder, narrated(r)) for folder, r in placed]  # dom-6: a narrative on each
     samples_out = [narrated(resource) for _, resource in examples(kb, samples)]

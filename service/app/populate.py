@@ -1,0 +1,45 @@
+"""``Questionnaire/$populate``: which answers the record already holds, from a Pipeline result.
+
+The red-flag screen is pre-filled from the findings the record states present or absent
+(``domain.screens.prefill_screen``); an instrument (STarT Back, ODI, DN4, ...) from the latest
+QuestionnaireResponse to it that the record holds. ``service.fhir.populate`` writes the answer.
+"""
+
+from __future__ import annotations
+
+from service.app.pipeline import Pipeline, TriageResult
+from service.domain.screens import RED_FLAG_SCREEN, prefill_screen
+from service.fhir.emit import make_id
+from service.fhir.errors import InputError
+from service.fhir.populate import Answer, populate_parameters
+from service.fhir.types import Json
+
+__all__ = ["populate"]
+
+
+def populate(pipeline: Pipeline, questionnaire: Json, result: TriageResult, subject: str) -> Json:
+    """The ``$populate`` Parameters of ``questionnaire`` for ``subject`` (``Patient/{id}``)."""
+    record = next((r for r in result.found.records if r.subject == subject), None)
+    if record is None:
+        raise InputError.one("processing", f"{subject} is not a patient of the data")
+    answers: dict[str, Answer] = {}
+    if questionnaire.get("id") == RED_FLAG_SCREEN:
+        for found in prefill_screen(pipeline.kb, pipeline.matcher, record):
+            answers[found.link_id] = (found.value, found.source)
+    else:
+        url = str(questionnaire.get("url"))
+        responses = [
+            a for a in result.found.answers.get(subject, []) if a.questionnaire.split("|")[0] == url
+        ]
+        if responses:
+            latest = max(responses, key=lambda a: (str(a.when or ""), a.ref))
+            for link_id, value in latest.answers:
+                answers.setdefault(link_id, (value, latest.ref))
+    rid = make_id(str(result.bundle.get("id", "")), subject, str(questionnaire.get("url")))
+    return populate_parameters(
+        questionnaire,
+        answers,
+        rid=rid,
+        subject=subject,
+        authored=result.options.as_of.isoformat(),
+    )
