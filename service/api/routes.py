@@ -22,6 +22,7 @@ from service.api.deps import (
 from service.api.observability import observe_triage
 from service.api.responses import fhir_response
 from service.conformance.capability import capability_statement
+from service.conformance.search import searchset
 from service.fhir.errors import InputError
 from service.fhir.request import check_accept, check_content_type, read_patient_parameters
 
@@ -199,9 +200,11 @@ async def patient_triage(
 
 @fhir_router.get("/fhir/{resource_type}", tags=["conformance"])
 async def search_conformance(
-    conformance: ConformanceDep, resource_type: str, url: str | None = None
+    request: Request, conformance: ConformanceDep, resource_type: str, url: str | None = None
 ) -> Response:
-    """Search conformance resources by canonical url (searchset Bundle).
+    """Search conformance resources (searchset Bundle): ``url``, ``_id``, ``_count`` paging,
+    ``_summary``, ``_elements``; other parameters reported, or refused with
+    ``Prefer: handling=strict`` (``service.conformance.search``).
 
     ``GET /fhir/$triage`` lands here too: it is the operation's path, so 405 (POST only). A type
     PainPath does not serve is 404 (https://hl7.org/fhir/R4/http.html#search).
@@ -210,13 +213,13 @@ async def search_conformance(
         raise HTTPException(405, f"{resource_type} is invoked with POST", {"Allow": "POST"})
     if resource_type not in conformance.types():
         raise HTTPException(404, f"Resource type {resource_type!r} is not served here")
-    found = conformance.search(resource_type, url)
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(found),
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in found],
-    }
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    bundle = searchset(
+        conformance.search(resource_type, url),
+        list(request.query_params.multi_items()),
+        self_url=str(request.url.replace(query="")),
+        strict="handling=strict" in prefer.split(";"),
+    )
     return fhir_response(bundle)
 
 
