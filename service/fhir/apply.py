@@ -31,16 +31,16 @@ from typing import Any
 from service.fhir.canonicals import PLAN_DEFINITION
 from service.fhir.emit import make_id
 from service.fhir.errors import InputError, Problem
-from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
+from service.fhir.limits import DEFAULT_MAX_DEPTH
 from service.fhir.request import (
     Relevant,
     TriageRequest,
     checked_bundle,
+    checked_parameters,
     option_value,
     parse_json,
 )
 from service.fhir.types import Json
-from service.fhir.validate import validate_resource, without_resources
 
 __all__ = [
     "APPLY_IGNORED",
@@ -111,14 +111,7 @@ def read_apply_request(  # noqa: PLR0913 - the limits and the validation policy,
         raise InputError.one(
             "invalid", "Send a Parameters resource (or an empty body)", "resourceType"
         )
-    parts = resource.get("parameter", [])
-    shallow = dict(resource)
-    if isinstance(parts, list):
-        shallow["parameter"] = without_resources(parts)
-    check_depth(shallow, max_depth)
-    problems = validate_resource(shallow, "Parameters")
-    if problems:
-        raise InputError("invalid", problems)
+    parts = checked_parameters(resource, max_depth)
     found, ignored, data = _read_parts(parts, targets, ignored_names)
     if all(t in found for t in targets):
         raise InputError.one(

@@ -33,6 +33,7 @@ __all__ = [
     "check_accept",
     "check_content_type",
     "checked_bundle",
+    "checked_parameters",
     "option_value",
     "parse_json",
     "read_patient_parameters",
@@ -254,6 +255,21 @@ def checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by 
     return check
 
 
+def checked_parameters(parameters: dict[str, Any], max_depth: int) -> Any:
+    """The ``parameter`` parts of a Parameters resource whose own structure (everything but the
+    parts' resources, which are checked where they are read) is valid R4 within ``max_depth``;
+    400 (or 413 past the depth) otherwise."""
+    parts = parameters.get("parameter", [])
+    shell = dict(parameters)
+    if isinstance(parts, list):
+        shell["parameter"] = without_resources(parts)
+    check_depth(shell, max_depth)
+    problems = validate_resource(shell, "Parameters")
+    if problems:
+        raise InputError("invalid", problems)
+    return parts
+
+
 def _from_parameters(
     parameters: dict[str, Any],
     *,
@@ -262,14 +278,7 @@ def _from_parameters(
     strict: bool,
     max_depth: int,
 ) -> TriageRequest:
-    parts = parameters.get("parameter", [])
-    shallow = dict(parameters)
-    if isinstance(parts, list):
-        shallow["parameter"] = without_resources(parts)
-    check_depth(shallow, max_depth)
-    problems = validate_resource(shallow, "Parameters")
-    if problems:
-        raise InputError("invalid", problems)
+    parts = checked_parameters(parameters, max_depth)
     bundle: tuple[dict[str, Any], str] | None = None
     options: dict[str, str | bool] = {}
     seen: set[str] = set()
