@@ -4,7 +4,6 @@ pulls it, and a completed red-flag screen written to the server is read on the n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import with_prefix
+from fhir_testkit import load_patient
 
 from service.api.app import create_app
 from service.fhir.populate import ANSWER_SOURCE
@@ -31,29 +30,6 @@ def painpath(fhir_server: str) -> Iterator[TestClient]:
     settings = Settings(_env_file=None, fhir_server=fhir_server, fhir_retries=1)
     with TestClient(create_app(settings)) as client:
         yield client
-
-
-def _load(fhir: httpx.Client, case: str, prefix: str) -> str:
-    bundle = with_prefix(
-        json.loads((CASES / f"{case}.json").read_text())["bundle"], prefix, full_urls=False
-    )
-    entries = [
-        {
-            "resource": e["resource"],
-            "request": {
-                "method": "PUT",
-                "url": f"{e['resource']['resourceType']}/{e['resource']['id']}",
-            },
-        }
-        for e in bundle["entry"]
-    ]
-    answer = fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    assert answer.status_code == 200, answer.text
-    return next(
-        str(e["resource"]["id"])
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == "Patient"
-    )
 
 
 def _post(client: TestClient, path: str, *parts: Json) -> Any:
@@ -78,7 +54,7 @@ def _notes(result: Json) -> list[str]:
 def test_apply_with_subject_pulls_and_decides_as_patient_triage(
     fhir: httpx.Client, painpath: TestClient
 ) -> None:
-    patient = _load(fhir, "cauda-equina-saddle-anaesthesia", "apply1")
+    patient = load_patient(fhir, "cauda-equina-saddle-anaesthesia", "apply1")
     triage = painpath.post(
         f"/fhir/Patient/{patient}/$triage",
         json={"resourceType": "Parameters", "parameter": [AS_OF]},
@@ -104,7 +80,7 @@ def test_apply_with_subject_pulls_and_decides_as_patient_triage(
 def test_populate_from_the_server_and_a_screen_written_back_is_read(
     fhir: httpx.Client, painpath: TestClient
 ) -> None:
-    patient = _load(fhir, "cauda-equina-saddle-anaesthesia", "populate1")
+    patient = load_patient(fhir, "cauda-equina-saddle-anaesthesia", "populate1")
     subject = {"name": "subject", "valueReference": {"reference": f"Patient/{patient}"}}
     answer = _post(painpath, "/fhir/Questionnaire/red-flag-screen/$populate", subject, AS_OF)
     assert answer.status_code == 200, answer.text
@@ -116,7 +92,7 @@ def test_populate_from_the_server_and_a_screen_written_back_is_read(
         f"Observation/{patient.split('-')[0]}-obs-saddle"
     )
 
-    other = _load(fhir, "duration-subacute-43-days-esi-insufficient", "populate2")
+    other = load_patient(fhir, "duration-subacute-43-days-esi-insufficient", "populate2")
     triage_path = f"/fhir/Patient/{other}/$triage"
     options = {"resourceType": "Parameters", "parameter": [AS_OF]}
     assert "red-flag-screen-not-documented" in _notes(

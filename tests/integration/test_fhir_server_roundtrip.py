@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import with_prefix
+from fhir_testkit import load_patient, with_prefix
 from live_servers import FaultProxy, serve_app
 
 import service.server.patient_triage as patient_triage_module
@@ -84,30 +84,6 @@ def _settings(base: str, **extra: Any) -> Settings:
         **extra,
     }
     return Settings(**values)
-
-
-def load_patient(fhir: httpx.Client, case: str, prefix: str) -> str:
-    """Load a golden case's input for a new patient; returns the patient id."""
-    bundle = with_prefix(
-        json.loads((CASES / f"{case}.json").read_text())["bundle"], prefix, full_urls=False
-    )
-    entries = [
-        {
-            "resource": e["resource"],
-            "request": {
-                "method": "PUT",
-                "url": f"{e['resource']['resourceType']}/{e['resource']['id']}",
-            },
-        }
-        for e in bundle["entry"]
-    ]
-    answer = fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    assert answer.status_code == 200, answer.text
-    return next(
-        str(e["resource"]["id"])
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == "Patient"
-    )
 
 
 def search(fhir: httpx.Client, rtype: str, **params: str) -> list[Json]:

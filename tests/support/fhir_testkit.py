@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx import Client, Response
 from jsonschema import Draft6Validator
 
 Json = dict[str, Any]
@@ -203,3 +203,27 @@ def schema_errors(resource: Json, rtype: str | None = None) -> list[str]:
     """Schema errors of a resource (against its own type unless ``rtype`` is given)."""
     validator = schema_validator(rtype or resource["resourceType"])
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(resource)]
+
+
+def load_patient(fhir: Client, case: str, prefix: str) -> str:
+    """Load a golden case's input for a new patient; returns the patient id."""
+    bundle = with_prefix(
+        json.loads((CASES / f"{case}.json").read_text())["bundle"], prefix, full_urls=False
+    )
+    entries = [
+        {
+            "resource": e["resource"],
+            "request": {
+                "method": "PUT",
+                "url": f"{e['resource']['resourceType']}/{e['resource']['id']}",
+            },
+        }
+        for e in bundle["entry"]
+    ]
+    answer = fhir.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert answer.status_code == 200, answer.text
+    return next(
+        str(e["resource"]["id"])
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Patient"
+    )
