@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import CAUDA, FHIR_JSON, PP, Json, load_case, schema_errors
+from fhir_testkit import CAUDA, FHIR_JSON, PP, Json, issue_codes, load_case, schema_errors
 
 from service.fhir.populate import ANSWER_SOURCE
 
@@ -40,16 +40,6 @@ def _response(answer: Json) -> Json:
     return resource
 
 
-def _outcome_codes(result: Json) -> list[str]:
-    return [
-        c["code"]
-        for e in result["entry"]
-        if e["resource"]["resourceType"] == "OperationOutcome"
-        for i in e["resource"]["issue"]
-        for c in i.get("details", {}).get("coding", [])
-    ]
-
-
 def test_the_screen_is_prefilled_with_each_answer_traced_to_its_entry(client: TestClient) -> None:
     answer = _post(client, SCREEN, _params(*_data(load_case(CAUDA))))
     assert answer.status_code == 200, answer.text
@@ -68,7 +58,7 @@ def test_the_screen_is_prefilled_with_each_answer_traced_to_its_entry(client: Te
 def test_populate_answer_triage_round_trip_documents_the_screen(client: TestClient) -> None:
     case = load_case(UNDOCUMENTED)
     before = _post(client, "/fhir/$triage?asOf=2026-11-24T10:00:00%2B01:00", case["bundle"])
-    assert NOTE in _outcome_codes(before.json())
+    assert NOTE in issue_codes(before.json())
     answer = _post(client, SCREEN, _params(*_data(case)))
     response = _response(answer.json())
     assert "item" not in response  # nothing in the record answers the screen
@@ -86,7 +76,7 @@ def test_populate_answer_triage_round_trip_documents_the_screen(client: TestClie
     )  # fmt: skip
     after = _post(client, "/fhir/$triage?asOf=2026-11-24T10:00:00%2B01:00", bundle)
     assert after.status_code == 200, after.text
-    assert NOTE not in _outcome_codes(after.json())
+    assert NOTE not in issue_codes(after.json())
     # a finding answered present raises the red flag, as an Observation would
     completed["item"][0]["answer"] = [{"valueBoolean": True}]
     flagged = _post(client, "/fhir/$triage?asOf=2026-11-24T10:00:00%2B01:00", bundle).json()

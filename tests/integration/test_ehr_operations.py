@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import load_patient
+from fhir_testkit import issue_codes, load_patient
 
 from service.api.app import create_app
 from service.fhir.populate import ANSWER_SOURCE
@@ -39,16 +39,6 @@ def _post(client: TestClient, path: str, *parts: Json) -> Any:
 
 def _ids(resources: list[Json], rtype: str) -> list[str]:
     return sorted(r["id"] for r in resources if r["resourceType"] == rtype)
-
-
-def _notes(result: Json) -> list[str]:
-    return [
-        c["code"]
-        for e in result["entry"]
-        if e["resource"]["resourceType"] == "OperationOutcome"
-        for i in e["resource"]["issue"]
-        for c in i.get("details", {}).get("coding", [])
-    ]
 
 
 def test_apply_with_subject_pulls_and_decides_as_patient_triage(
@@ -95,7 +85,7 @@ def test_populate_from_the_server_and_a_screen_written_back_is_read(
     other = load_patient(fhir, "duration-subacute-43-days-esi-insufficient", "populate2")
     triage_path = f"/fhir/Patient/{other}/$triage"
     options = {"resourceType": "Parameters", "parameter": [AS_OF]}
-    assert "red-flag-screen-not-documented" in _notes(
+    assert "red-flag-screen-not-documented" in issue_codes(
         painpath.post(triage_path, json=options).json()
     )
     subject = {"name": "subject", "valueReference": {"reference": f"Patient/{other}"}}
@@ -114,4 +104,4 @@ def test_populate_from_the_server_and_a_screen_written_back_is_read(
     assert written.status_code in (200, 201), written.text
     after = painpath.post(triage_path, json=options)
     assert after.status_code == 200, after.text
-    assert "red-flag-screen-not-documented" not in _notes(after.json())
+    assert "red-flag-screen-not-documented" not in issue_codes(after.json())
