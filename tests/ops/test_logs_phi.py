@@ -141,3 +141,14 @@ def test_formatter_redacts_patient_references() -> None:
     )
     line = json.loads(JsonFormatter(hasher).format(record))
     assert line["msg"] == f"GET a/Patient/#{hasher('123')}"
+
+
+def test_formatter_redacts_url_encoded_patient_references() -> None:
+    """httpx logs each outbound request's URL: a search's ``patient=Patient%2F<id>`` is hashed."""
+    hasher = PatientHasher(b"k")
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "GET %s", ("/fhir/Condition?patient=Patient%2F123",),
+        None,
+    )  # fmt: skip
+    line = json.loads(JsonFormatter(hasher).format(record))
+    assert line["msg"] == f"GET /fhir/Condition?patient=Patient/#{hasher('123')}"

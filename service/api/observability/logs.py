@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line, the request id, patient ids hashed (HMAC-SHA256).
 
-``JsonFormatter`` replaces any ``Patient/<id>`` in a message by its hash (a second line of
-defence: no log call should carry one in the first place)."""
+``JsonFormatter`` replaces any ``Patient/<id>`` (or ``Patient%2F<id>``) in a message by its hash
+(a second line of defence: no log call should carry one in the first place)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ __all__ = ["JsonFormatter", "PatientHasher", "configure_logging", "request_id", 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "painpath_request_id", default=None
 )
-_PATIENT_REF = re.compile(r"\bPatient/([A-Za-z0-9\-.]{1,64})")
+# ``Patient/<id>``, also URL-encoded (``patient=Patient%2F<id>`` in a logged search URL)
+_PATIENT_REF = re.compile(r"\bPatient(?:/|%2[Ff])([A-Za-z0-9\-.]{1,64})")
 
 
 def request_id() -> str | None:
