@@ -36,9 +36,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free port in a thread; yields its base URL."""
-    port = free_port()
+def serve_app(app: Any, *, timeout: float = 20.0, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on ``port`` (default: a free one) in a thread; yields its
+    base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"painpath-{port}", daemon=True)
