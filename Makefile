@@ -3,7 +3,7 @@
 #                127.0.0.1:8080
 #   make test  - say what it needs (`make needs`), then create/update .venv with the dev and
 #                spark extras, the profile validator and the browser-test tools (Debian chromium,
-#                playwright-core), then ruff, mypy, pip-audit and the whole pytest suite (which
+#                playwright-core, the SMART test EHR's oidc-provider), then ruff, mypy, pip-audit and the whole pytest suite (which
 #                also fails if fhir_profiles/ is not what the generator makes) under the coverage
 #                gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
 #   make package - regenerate fhir_profiles/ from the knowledge files
@@ -19,8 +19,11 @@ VALIDATOR_STAMP := $(VALIDATOR)/node_modules/.package-lock.json
 # browser tests: Debian chromium (apt, needs root) + playwright-core (pinned, npm ci, git-ignored)
 WEBDRIVER := tests/web/driver
 WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
+# SMART App Launch tests: the test EHR, oidc-provider (pinned, npm ci, git-ignored)
+SMART_EHR := tests/web/ehr
+EHR_STAMP := $(SMART_EHR)/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck pytest install clean package validator webdriver needs
+.PHONY: run test lint typecheck pytest install clean package validator webdriver smart-ehr needs
 .PHONY: lock audit audit-report install-locked load soak new-lines
 .PHONY: bench test-container
 
@@ -63,6 +66,12 @@ $(WEB_STAMP): $(WEBDRIVER)/package.json $(WEBDRIVER)/package-lock.json | /usr/bi
 
 webdriver: $(WEB_STAMP)
 
+$(EHR_STAMP): $(SMART_EHR)/package.json $(SMART_EHR)/package-lock.json
+	cd $(SMART_EHR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(EHR_STAMP)
+
+smart-ehr: $(EHR_STAMP)
+
 package: $(DEV_STAMP)
 	$(BIN)/python -m tools.conformance_package build
 
@@ -84,7 +93,7 @@ typecheck: $(DEV_STAMP) $(SPARK_STAMP)
 COVERAGE_MIN ?= 96
 DOMAIN_COVERAGE_MIN ?= 100
 COVERAGE_XML := coverage.xml
-pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
+pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP) $(EHR_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-report=xml:$(COVERAGE_XML) --cov-fail-under=$(COVERAGE_MIN)
 	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
@@ -112,11 +121,11 @@ new-lines: $(DEV_STAMP)
 	fi
 
 # What make test needs, said before it starts: Python 3.11 and network access to PyPI and npm on
-# the first run; node 20+ with npm (the profile validator and playwright-core); Debian's chromium
-# (installed with apt-get, which needs root, when missing); Java 17+ for tests/bulk/test_spark.py
-# (skipped with the reason when missing).
+# the first run; node 20.19+ with npm (the profile validator, playwright-core, and oidc-provider
+# for the SMART launch tests); Debian's chromium (installed with apt-get, which needs root, when
+# missing); Java 17+ for tests/bulk/test_spark.py (skipped with the reason when missing).
 needs:
-	@echo "make test needs: python3.11 (.venv), PyPI and npm reachable on the first run, node 20+ and npm,"
+	@echo "make test needs: python3.11 (.venv), PyPI and npm reachable on the first run, node 20.19+ and npm,"
 	@echo "  /usr/bin/chromium (apt-get install chromium: root), Java 17+ for the Spark test (else skipped)"
 	@for tool in node npm java; do \
 	  if command -v $$tool >/dev/null 2>&1; then echo "  $$tool: $$(command -v $$tool)"; \
@@ -183,4 +192,4 @@ soak: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VALIDATOR)/node_modules \
-	  $(WEBDRIVER)/node_modules
+	  $(WEBDRIVER)/node_modules $(SMART_EHR)/node_modules
