@@ -216,6 +216,50 @@ class Settings(BaseSettings):
         "order-sign cards then carry a `links` entry of type `smart` with an `appContext`. "
         "Unset: no link.",
     )
+    # SMART App Launch 2.x of the web page (service.api.smart, service.server.smart_app): EHR
+    # launch (/smart/launch?launch=...&iss=...) and standalone launch, authorization code + PKCE.
+    smart_app_client_id: str | None = Field(
+        default=None,
+        description="SMART App Launch of the web page: PainPath's client id at the EHR. Unset: "
+        "`/smart/launch` says launches are not set up.",
+    )
+    smart_app_client_secret: SecretStr | None = Field(
+        default=None,
+        description="SMART App Launch: client secret (`client_secret_basic`) of a confidential "
+        "client. Unset: a public client (PKCE only).",
+    )
+    smart_app_issuers: list[str] = Field(
+        default_factory=list,
+        description="SMART App Launch: JSON list of the EHR FHIR bases (`iss`) PainPath launches "
+        "from (https, or http on loopback); any other `iss` is refused.",
+    )
+    smart_app_default_iss: str | None = Field(
+        default=None,
+        description="SMART App Launch: the FHIR base of a standalone launch that names no `iss` "
+        "(allowed like the listed issuers).",
+    )
+    smart_app_redirect_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="SMART App Launch: the redirect URI registered at the EHR. Unset: "
+        "`{the URL the launch came in on}/smart/callback`.",
+    )
+    smart_app_scope: str = Field(
+        default="launch patient/*.rs openid fhirUser",
+        description="SMART App Launch: scopes asked for (v2; `launch` becomes `launch/patient` "
+        "in a standalone launch, `.rs` becomes `.read` for an EHR that offers only v1).",
+    )
+    smart_app_session_key: SecretStr | None = Field(
+        default=None,
+        description="SMART App Launch: key of the encrypted, signed launch cookie. Unset: a "
+        "random key per process (set it when running several workers).",
+    )
+    smart_app_launch_seconds: int = Field(
+        default=600,
+        ge=30,
+        le=3600,
+        description="SMART App Launch: how long a started launch may take to come back (30-3600).",
+    )
     # Best practice checklist item 4: when non-empty, a client JWT's tenant claim must be listed.
     cds_tenants: list[str] = Field(
         default_factory=list,
@@ -251,6 +295,26 @@ class Settings(BaseSettings):
             _check_fhir_base(base)
         return value
 
+    @field_validator("smart_app_issuers")
+    @classmethod
+    def _smart_issuers(cls, value: list[str]) -> list[str]:
+        for base in value:
+            _check_fhir_base(base, "PAINPATH_SMART_APP_ISSUERS", "the access token")
+        return value
+
+    @field_validator("smart_app_default_iss")
+    @classmethod
+    def _smart_default_iss(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_fhir_base(value, "PAINPATH_SMART_APP_DEFAULT_ISS", "the access token")
+        return value
+
+    @property
+    def smart_app_allowed_issuers(self) -> list[str]:
+        """The FHIR bases a SMART launch may name: the listed issuers and the default one."""
+        default = [self.smart_app_default_iss] if self.smart_app_default_iss else []
+        return [*self.smart_app_issuers, *default]
+
     @property
     def cds_auth_required(self) -> bool:
         """Whether CDS Hooks calls need a client JWT (explicit, or off only on loopback)."""
@@ -265,27 +329,30 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _check_fhir_base(base: str) -> None:
-    """Refuse (ValueError) a ``cds_fhir_servers`` entry that is not a plain http(s) base URL, or
-    that is ``http://`` off loopback: the fhirAuthorization token must travel over TLS (CDS Hooks
-    "FHIR Resource Access", FHIR-28655)."""
+def _check_fhir_base(
+    base: str,
+    setting: str = "PAINPATH_CDS_FHIR_SERVERS",
+    carried: str = "the fhirAuthorization token",
+) -> None:
+    """Refuse (ValueError) a FHIR base (``cds_fhir_servers``, the SMART issuers) that is not a
+    plain http(s) base URL, or that is ``http://`` off loopback: ``carried`` must travel over TLS
+    (CDS Hooks "FHIR Resource Access", FHIR-28655; SMART App Launch requires TLS too)."""
     parts = urlsplit(base)
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        raise ValueError(f"PAINPATH_CDS_FHIR_SERVERS: {base!r} has an invalid port") from None
+        raise ValueError(f"{setting}: {base!r} has an invalid port") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"PAINPATH_CDS_FHIR_SERVERS: {base!r} is not an http(s) base URL")
+        raise ValueError(f"{setting}: {base!r} is not an http(s) base URL")
     if parts.username is not None or parts.query or parts.fragment:
         raise ValueError(
-            f"PAINPATH_CDS_FHIR_SERVERS: {base!r} must be a base URL without credentials, "
-            "query or fragment"
+            f"{setting}: {base!r} must be a base URL without credentials, query or fragment"
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ValueError(
-            f"PAINPATH_CDS_FHIR_SERVERS: {base!r} uses http:// for a non-loopback host; the "
-            "fhirAuthorization token may only be sent over https:// in production (FHIR-28655). "
-            "Use https://, or http://127.0.0.1 / http://localhost for local development"
+            f"{setting}: {base!r} uses http:// for a non-loopback host; {carried} may only be "
+            "sent over https:// in production (FHIR-28655). Use https://, or http://127.0.0.1 / "
+            "http://localhost for local development"
         )
 
 

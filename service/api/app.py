@@ -14,13 +14,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import apply, populate, subscriptions, ui
+from service.api import apply, populate, smart, subscriptions, ui
 from service.api.access import check_bind, install_auth
 from service.api.cds_hooks import install_cds_hooks
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.observability import configure_logging, install_observability
 from service.api.routes import fhir_router, router
+from service.api.smart_session import LaunchCookies
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore, default_profiles_dir
 from service.server.http import Transport
@@ -73,6 +74,11 @@ def create_app(
     app.include_router(fhir_router)
     app.include_router(subscriptions.router)
     app.include_router(ui.router)
+    app.include_router(smart.router)
+    key = settings.smart_app_session_key
+    app.state.launch_cookies = LaunchCookies(
+        key.get_secret_value().encode() if key else None, ttl=settings.smart_app_launch_seconds
+    )
     install_cds_hooks(app, settings, fhir_transport=fhir_transport)
     install_docs(app)
     return app

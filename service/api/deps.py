@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 from fastapi import Depends, Request
 
 from service.api.jwt_verify import JwtVerifier
+from service.api.smart_session import LaunchCookies
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore
 from service.fhir.errors import InputError
@@ -32,6 +33,7 @@ __all__ = [
     "get_conformance",
     "get_fhir_transport",
     "get_jwt_verifier",
+    "get_launch_cookies",
     "get_metrics",
     "get_pipeline",
     "get_settings",
@@ -82,6 +84,11 @@ def last_readiness_probe(request: Request) -> tuple[float, str] | None:
 def get_jwt_verifier(request: Request) -> JwtVerifier | None:
     """The inbound token verifier (``PAINPATH_AUTH_MODE=jwt``); None when auth is off."""
     return cast(JwtVerifier | None, request.app.state.jwt_verifier)
+
+
+def get_launch_cookies(request: Request) -> LaunchCookies:
+    """The SMART launch cookie sealer (set when the app is created)."""
+    return cast(LaunchCookies, request.app.state.launch_cookies)
 
 
 def get_auth_settings(request: Request) -> Settings:

@@ -22,8 +22,9 @@ from service.api.deps import PipelineDep, SettingsDep
 from service.api.routes import TriageQuery, read_body
 from service.app.view import trace_view
 from service.fhir.request import check_content_type
+from service.fhir.types import Json
 
-__all__ = ["router"]
+__all__ = ["page_with", "router"]
 
 router = APIRouter(include_in_schema=False)
 _WEB = files("service") / "web"
@@ -33,6 +34,28 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+
+
+def page_with(data: Json, *, status: int = 200) -> Response:
+    """The web page with ``data`` for its script in a JSON data block (``#page-data``; a data
+    block is not run, so the CSP stands), not cached and sent with no referrer (the SMART
+    callback's URL holds the authorization code)."""
+    block = orjson.dumps(data).replace(b"<", b"\\u003c").replace(b">", b"\\u003e")
+    html = (
+        _WEB.joinpath("index.html")
+        .read_bytes()
+        .replace(
+            b"</body>",
+            b'<script type="application/json" id="page-data">' + block + b"</script>\n</body>",
+        )
+    )
+    headers = {
+        "Content-Security-Policy": _CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+    }
+    return Response(html, status_code=status, media_type="text/html", headers=headers)
 
 
 def _asset(name: str) -> Response:

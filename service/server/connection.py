@@ -13,7 +13,12 @@ from service.server.credentials import Auth, BearerAuth, NoAuth, SmartBackendAut
 from service.server.fhir_server import ClientConfig, FhirServerClient
 from service.settings import Settings
 
-__all__ = ["ConfigurationError", "auth_from_settings", "client_from_settings"]
+__all__ = [
+    "ConfigurationError",
+    "auth_from_settings",
+    "client_from_settings",
+    "config_from_settings",
+]
 
 
 class ConfigurationError(ValueError):
@@ -50,11 +55,9 @@ def _smart(settings: Settings) -> SmartBackendAuth:
     return SmartBackendAuth(config)
 
 
-def client_from_settings(
-    settings: Settings, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None
-) -> FhirServerClient:
-    """A client for ``base_url`` with the timeouts, retries, paging and auth of the settings."""
-    config = ClientConfig(
+def config_from_settings(settings: Settings, base_url: str) -> ClientConfig:
+    """The timeouts, retries and paging of the settings, for ``base_url``."""
+    return ClientConfig(
         base_url=base_url,
         connect_timeout=settings.fhir_connect_timeout_seconds,
         timeout=settings.fhir_timeout_seconds,
@@ -64,4 +67,11 @@ def client_from_settings(
         page_size=settings.fhir_page_size,
         max_pages=settings.fhir_max_pages,
     )
+
+
+def client_from_settings(
+    settings: Settings, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FhirServerClient:
+    """A client for ``base_url`` with the timeouts, retries, paging and auth of the settings."""
+    config = config_from_settings(settings, base_url)
     return FhirServerClient(config, auth=auth_from_settings(settings), transport=transport)

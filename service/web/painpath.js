@@ -508,6 +508,35 @@ function render(trace, bundle) {
   $("results").focus();
 }
 
+// ---- SMART App Launch: the page as /smart/callback (or a failed /smart/launch) answers it ----
+// The server puts the launch's outcome in a JSON data block: the decision trace of the patient
+// read from the EHR (rendered exactly as for a pasted Bundle), or why the launch failed.
+function showLaunch() {
+  const block = $("page-data");
+  if (!block) return;
+  const smart = JSON.parse(block.textContent).smart;
+  if (!smart) return;
+  // the authorization code in the address is spent: keep it out of the history and bookmarks
+  history.replaceState(null, "", "/");
+  const error = $("error");
+  if (smart.error) {
+    document.body.dataset.smart = "failed";
+    $("status").textContent = "SMART launch failed.";
+    error.textContent = `SMART launch failed: ${smart.error}`;
+    error.hidden = false;
+    return;
+  }
+  const trace = smart.trace;
+  const launch = smart.launch;
+  render(trace, trace.result);
+  document.body.dataset.smart = "launched";
+  $("triage-form").dataset.loaded = `smart:${launch.patient}`;
+  const asOf = trace.patients.length ? trace.patients[0].asOf : "";
+  const how = launch.flow === "ehr" ? "EHR launch" : "standalone launch";
+  $("status").textContent =
+    `Patient/${launch.patient} read from the EHR (${launch.iss}, ${how}), evaluated as of ${asOf}.`;
+}
+
 // Printing: the clinician summary by default; "Print the explanation" prints only that.
 function printAs(explanation) {
   document.body.dataset.print = explanation ? "patient" : "";
@@ -539,4 +568,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("copy-bundle").addEventListener("click", copyBundle);
   $("print-summary-button").addEventListener("click", () => printAs(null));
   window.addEventListener("afterprint", () => { document.body.dataset.print = ""; });
+  showLaunch();
 });

@@ -8,6 +8,11 @@ The set-up installs what it needs (idempotent; ``make test`` does it up front):
   ``/usr/bin/chromium`` by ``executablePath``.
 The page is then driven once per session by ``driver/drive.mjs`` (node), which prints what the
 page shows as JSON and saves screenshots under ``test-artifacts/``.
+
+The SMART App Launch tests add a real EHR: sekmet (the FHIR server, ``sekmet_testkit``) holding
+two patients, and the test EHR of ``ehr/`` (oidc-provider and a FHIR front, ``smart_testkit``)
+over it; PainPath is set up to launch from it, in-process under uvicorn for Chromium
+(``smart_url``) and behind a TestClient for the in-process tests (``smart_client``).
 """
 
 from __future__ import annotations
@@ -19,9 +24,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from live_servers import serve_app
+from fastapi.testclient import TestClient
+from fhir_testkit import load_patient
+from live_servers import free_port, serve_app
 from node_tools import ensure_npm_ci
+from sekmet_testkit import run_sekmet
+from smart_testkit import (
+    EHR_PATIENT_CASE,
+    IN_PROCESS_CALLBACK,
+    PICKED_PATIENT_CASE,
+    Ehr,
+    run_ehr,
+    smart_settings,
+)
 
 from service.api.app import create_app
 from service.settings import Settings
@@ -109,3 +126,48 @@ def shown(base_url: str) -> dict[str, Any]:
 def docs_page(base_url: str) -> dict[str, Any]:
     """What ``/docs`` shows with the network outside PainPath cut off (``driver/docs.mjs``)."""
     return _drive("docs.mjs", base_url, str(ARTIFACTS), record="docs-shown.json")
+
+
+# ---- SMART App Launch: a real EHR (authorization server + FHIR front) over a real FHIR server ---
+
+
+@pytest.fixture(scope="session")
+def ehr_patients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """sekmet with the two patients loaded: (its base URL, {case: patient id})."""
+    with run_sekmet(tmp_path_factory.mktemp("sekmet-smart")) as base:
+        headers = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30.0, trust_env=False) as fhir:
+            ids = {
+                case: load_patient(fhir, case, prefix)
+                for case, prefix in ((EHR_PATIENT_CASE, "ehr-"), (PICKED_PATIENT_CASE, "pick-"))
+            }
+        yield base, ids
+
+
+@pytest.fixture(scope="session")
+def smart_port() -> int:
+    """The port PainPath listens on for Chromium (its redirect URI is registered at the EHR)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def ehr(ehr_patients: tuple[str, dict[str, str]], smart_port: int) -> Iterator[Ehr]:
+    """The test EHR (oidc-provider + FHIR front) over sekmet, with PainPath registered."""
+    upstream, ids = ehr_patients
+    redirects = [f"http://127.0.0.1:{smart_port}/smart/callback", IN_PROCESS_CALLBACK]
+    with run_ehr(upstream, redirects, standalone_patient=ids[PICKED_PATIENT_CASE]) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def smart_url(ehr: Ehr, smart_port: int) -> Iterator[str]:
+    """PainPath under uvicorn (in this process, so its lines count for coverage)."""
+    with serve_app(create_app(smart_settings(ehr)), port=smart_port) as url:
+        yield url
+
+
+@pytest.fixture
+def smart_client(ehr: Ehr) -> Iterator[TestClient]:
+    """PainPath in-process behind a TestClient, set up for the test EHR."""
+    with TestClient(create_app(smart_settings(ehr))) as client:
+        yield client
