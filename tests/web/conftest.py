@@ -171,3 +171,19 @@ def smart_client(ehr: Ehr) -> Iterator[TestClient]:
     """PainPath in-process behind a TestClient, set up for the test EHR."""
     with TestClient(create_app(smart_settings(ehr))) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def smart_shown(smart_url: str, ehr: Ehr, ehr_patients: tuple[str, dict[str, str]]) -> Any:
+    """What Chromium saw in each SMART launch (``driver/smart.mjs``): an EHR launch from the
+    chart, a standalone launch, a consent the user cancelled and an iss PainPath refuses."""
+    patient = ehr_patients[1][EHR_PATIENT_CASE]
+    app = f"{smart_url}/smart/launch"
+    scenarios = [
+        {"name": "ehr", "start": ehr.launch_url(app, patient)},
+        {"name": "standalone", "start": app},
+        {"name": "denied", "start": ehr.launch_url(app, patient), "abort": True},
+        {"name": "bad-iss", "start": f"{app}?launch=x&iss=http://127.0.0.1:9/fhir"},
+    ]
+    config = {"painpath": smart_url, "shotDir": str(ARTIFACTS), "scenarios": scenarios}
+    return _drive("smart.mjs", json.dumps(config), record="smart-shown.json")["scenarios"]
