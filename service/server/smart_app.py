@@ -32,7 +32,7 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 
@@ -53,6 +53,7 @@ __all__ = [
     "discover",
     "evaluate_patient",
     "exchange_code",
+    "json_object",
     "launch_scope",
     "new_state",
     "new_verifier",
@@ -208,6 +209,15 @@ async def discover(iss: str, *, transport: Transport | None, timeout: float) -> 
     )
 
 
+def json_object(answer: httpx.Response) -> dict[str, object]:
+    """The answer's JSON object, or ``{}`` when it is not JSON or not an object."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 async def exchange_code(  # noqa: PLR0913 - the parameters of the OAuth request, by keyword
     token_endpoint: str,
     *,
@@ -230,19 +240,17 @@ async def exchange_code(  # noqa: PLR0913 - the parameters of the OAuth request,
     if client_secret is None:
         form["client_id"] = client_id
     else:  # client_secret_basic: each part form-urlencoded first (RFC 6749 §2.3.1)
-        pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
+        pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
     try:
         async with _http(transport, timeout) as http:
             answer = await http.post(token_endpoint, data=form, headers=headers)
-        body = answer.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except httpx.HTTPError as exc:
         raise LaunchError(
-            f"The EHR's token endpoint gave no usable answer ({type(exc).__name__}).",
+            f"The EHR's token endpoint could not be reached ({type(exc).__name__}).",
             status=_EHR_FAILED,
         ) from exc
-    if not isinstance(body, dict):
-        body = {}
+    body = json_object(answer)
     token = body.get("access_token")
     if answer.status_code != 200 or not isinstance(token, str) or not token:
         said = body.get("error_description") or body.get("error") or "no access token"

@@ -31,6 +31,8 @@ from service.settings import Settings
 
 __all__ = [
     "CLIENT_ID",
+    "CONFIDENTIAL_ID",
+    "CONFIDENTIAL_SECRET",
     "EHR_DIR",
     "EHR_PATIENT_CASE",
     "IN_PROCESS_CALLBACK",
@@ -42,7 +44,9 @@ __all__ = [
 ]
 
 EHR_DIR = Path(__file__).resolve().parents[1] / "web" / "ehr"
-CLIENT_ID = "painpath-page"
+CLIENT_ID = "painpath-page"  # registered as a public client
+CONFIDENTIAL_ID = "painpath-page-confidential"  # and as a confidential one, with this secret:
+CONFIDENTIAL_SECRET = "s3cret:with/odd%chars"  # noqa: S105 - the test EHR's, made up here
 EHR_PATIENT_CASE = "cauda-equina-saddle-anaesthesia"  # launched from the chart (red flag)
 PICKED_PATIENT_CASE = "mechanical-low-back-pain-fever-screened-absent"  # standalone launch
 IN_PROCESS_CALLBACK = "http://testserver/smart/callback"  # behind a TestClient
@@ -94,6 +98,7 @@ def run_ehr(upstream: str, redirect_uris: list[str], *, standalone_patient: str)
     config = {
         "authPort": free_port(), "frontPort": free_port(), "upstream": upstream,
         "clientId": CLIENT_ID, "redirectUris": redirect_uris,
+        "confidentialClient": {"id": CONFIDENTIAL_ID, "secret": CONFIDENTIAL_SECRET},
         "standalonePatient": standalone_patient,
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="painpath-ehr-") as work:

@@ -18,6 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from live_servers import free_port
 from smart_testkit import (
+    CONFIDENTIAL_ID,
+    CONFIDENTIAL_SECRET,
     EHR_PATIENT_CASE,
     IN_PROCESS_CALLBACK,
     PICKED_PATIENT_CASE,
@@ -299,3 +301,34 @@ def test_the_launch_cookie_is_sealed_with_the_configured_key(ehr: Ehr, key: str)
     assert status == 400
     expected = "no authorization code" if key else "matches no launch"
     assert expected in why
+
+
+def test_a_confidential_client_authenticates_at_the_token_endpoint(
+    ehr: Ehr, ehr_patients: Patients
+) -> None:
+    patient = ehr_patients[1][EHR_PATIENT_CASE]
+    settings = {"smart_app_client_id": CONFIDENTIAL_ID}
+    with painpath(ehr, smart_app_client_secret=CONFIDENTIAL_SECRET, **settings) as client:
+        authorize = launch(client, ehr.launch_params(APP, patient))
+        assert parse_qs(urlsplit(authorize).query)["client_id"] == [CONFIDENTIAL_ID]
+        status, smart = callback(client, consent(authorize, IN_PROCESS_CALLBACK))
+        assert status == 200, smart
+        assert smart["launch"]["patient"] == patient
+    with painpath(ehr, smart_app_client_secret=CONFIDENTIAL_SECRET + "x", **settings) as client:
+        authorize = launch(client, ehr.launch_params(APP, patient))
+        status, smart = callback(client, consent(authorize, IN_PROCESS_CALLBACK))
+    assert status == 403
+    assert smart["error"].startswith("The EHR's token endpoint refused the authorization code")
+    assert "client authentication failed" in smart["error"]
+
+
+def test_a_token_endpoint_that_cannot_be_reached_is_shown(smart_client: TestClient) -> None:
+    cookies = smart_client.app.state.launch_cookies  # type: ignore[attr-defined]
+    state = "s" * 43
+    gone = f"http://127.0.0.1:{free_port()}/token"
+    launch_state = {"verifier": "v" * 43, "iss": "http://127.0.0.1:9/fhir", "token": gone,
+                    "issuer": "", "redirect": IN_PROCESS_CALLBACK, "flow": "ehr"}  # fmt: skip
+    sealed = cookies.seal(launch_state)
+    smart_client.cookies.set(f"painpath_smart_{state}", sealed, path="/smart/")
+    status, why = failed(smart_client, "/smart/callback", {"state": state, "code": "c"})
+    assert (status, why) == (424, "The EHR's token endpoint could not be reached (ConnectError).")

@@ -17,7 +17,8 @@
 //   does: it records a launch context and redirects to `{app}?launch=...&iss=...`, and
 //   `/broken/fhir`, a FHIR base whose smart-configuration names no endpoints (a misconfigured EHR).
 //
-// config.json: {"authPort", "frontPort", "upstream" (FHIR base), "clientId", "redirectUris",
+// config.json: {"authPort", "frontPort", "upstream" (FHIR base), "clientId" (a public client),
+//               "confidentialClient": {"id", "secret"}, "redirectUris",
 //               "standalonePatient" (the patient the EHR's picker gives a standalone launch)}
 // Prints one JSON line when both listen: {"issuer", "front", "fhir", "fhirV1"}.
 import { randomBytes } from "node:crypto";
@@ -44,6 +45,15 @@ const provider = new Provider(issuer, {
     {
       client_id: config.clientId,
       token_endpoint_auth_method: "none",
+      redirect_uris: config.redirectUris,
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+    },
+    {
+      // the same app registered as a confidential client (client_secret_basic, and PKCE)
+      client_id: config.confidentialClient.id,
+      client_secret: config.confidentialClient.secret,
+      token_endpoint_auth_method: "client_secret_basic",
       redirect_uris: config.redirectUris,
       grant_types: ["authorization_code"],
       response_types: ["code"],
@@ -149,9 +159,10 @@ function smartConfiguration(base) {
     grant_types_supported: ["authorization_code"],
     response_types_supported: ["code"],
     code_challenge_methods_supported: ["S256"],
-    token_endpoint_auth_methods_supported: ["none"],
+    token_endpoint_auth_methods_supported: ["none", "client_secret_basic"],
     scopes_supported: ["openid", "fhirUser", "launch", "launch/patient", ...base.scopes],
-    capabilities: ["launch-ehr", "launch-standalone", "client-public", "context-ehr-patient",
+    capabilities: ["launch-ehr", "launch-standalone", "client-public",
+      "client-confidential-symmetric", "context-ehr-patient",
       "context-standalone-patient", "sso-openid-connect", base.permission],
   };
 }
