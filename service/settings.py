@@ -212,9 +212,9 @@ class Settings(BaseSettings):
     cds_smart_launch_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s]+$",
-        description="CDS Hooks: the SMART launch URL of PainPath's page; patient-view and "
-        "order-sign cards then carry a `links` entry of type `smart` with an `appContext`. "
-        "Unset: no link.",
+        description="CDS Hooks: the SMART launch URL of PainPath's page "
+        "(`https://{painpath}/smart/launch`); patient-view and order-sign cards then carry a "
+        "`links` entry of type `smart` with an `appContext`. Unset: no link.",
     )
     # SMART App Launch 2.x of the web page (service.api.smart, service.server.smart_app): EHR
     # launch (/smart/launch?launch=...&iss=...) and standalone launch, authorization code + PKCE.
