@@ -152,8 +152,8 @@ async def smart_callback(
         )  # fmt: skip
         request.state.patients = [f"Patient/{grant.patient}"]  # hashed in the access log
         result = await evaluate_patient(
-            launch["iss"], grant, pipeline, config_from_settings(settings, launch["iss"]),
-            now=datetime.now(UTC), transport=transport,
+            grant, pipeline, config_from_settings(settings, launch["iss"]),
+            everything=settings.fhir_everything, now=datetime.now(UTC), transport=transport,
         )  # fmt: skip
     except LaunchError as exc:
         response = _failed(exc)

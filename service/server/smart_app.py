@@ -30,7 +30,7 @@ import base64
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote_plus, urlencode, urlsplit
 
@@ -271,22 +271,21 @@ async def exchange_code(  # noqa: PLR0913 - the parameters of the OAuth request,
     return TokenGrant(token, patient, scope if isinstance(scope, str) else "")
 
 
-async def evaluate_patient(  # noqa: PLR0913 - where, who, how, when, by keyword
-    iss: str,
+async def evaluate_patient(  # noqa: PLR0913 - who, with what, how, when, by keyword
     grant: TokenGrant,
     pipeline: Pipeline,
     config: ClientConfig,
     *,
+    everything: bool,
     now: datetime,
     transport: Transport | None,
 ) -> TriageResult:
-    """Read the patient in context from the EHR's FHIR server with the user's access token and
-    evaluate it (``Patient/{id}/$triage``'s pull and evaluation, without write-back)."""
-    client = FhirServerClient(
-        replace(config, base_url=iss), auth=BearerAuth(grant.access_token), transport=transport
-    )
+    """Read the patient in context from the EHR's FHIR server (``config.base_url``, the iss) with
+    the user's access token and evaluate it (``Patient/{id}/$triage``'s pull, with
+    ``Patient/$everything`` when ``everything``, and evaluation; no write-back)."""
+    client = FhirServerClient(config, auth=BearerAuth(grant.access_token), transport=transport)
     async with client:
-        triage = PatientTriage(client, pipeline)
+        triage = PatientTriage(client, pipeline, everything=everything)
         try:
             run = await triage.run(grant.patient, pipeline.options(now=now), writeback=False)
         except (UpstreamError, InputError, ExceptionGroup) as exc:

@@ -332,3 +332,18 @@ def test_a_token_endpoint_that_cannot_be_reached_is_shown(smart_client: TestClie
     smart_client.cookies.set(f"painpath_smart_{state}", sealed, path="/smart/")
     status, why = failed(smart_client, "/smart/callback", {"state": state, "code": "c"})
     assert (status, why) == (424, "The EHR's token endpoint could not be reached (ConnectError).")
+
+
+def test_the_patient_can_be_read_with_everything(
+    ehr: Ehr, ehr_patients: Patients, caplog: pytest.LogCaptureFixture
+) -> None:
+    patient = ehr_patients[1][EHR_PATIENT_CASE]
+    with painpath(ehr, fhir_everything=True) as client:
+        authorize = launch(client, ehr.launch_params(APP, patient))
+        caplog.set_level(logging.INFO, logger="httpx")
+        status, smart = callback(client, consent(authorize, IN_PROCESS_CALLBACK))
+    assert status == 200, smart
+    read = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any(f"{ehr.fhir}/Patient/{patient}/$everything" in line for line in read), read
+    first = smart["trace"]["patients"][0]
+    assert first["redFlags"][0]["title"] == "Suspected cauda equina syndrome"
