@@ -37,6 +37,7 @@ __all__ = [
     "EHR_PATIENT_CASE",
     "IN_PROCESS_CALLBACK",
     "PICKED_PATIENT_CASE",
+    "RESTRICTED_PATIENT",
     "Ehr",
     "consent",
     "run_ehr",
@@ -50,6 +51,7 @@ CONFIDENTIAL_SECRET = "s3cret:with/odd%chars"  # noqa: S105 - the test EHR's, ma
 EHR_PATIENT_CASE = "cauda-equina-saddle-anaesthesia"  # launched from the chart (red flag)
 PICKED_PATIENT_CASE = "mechanical-low-back-pain-fever-screened-absent"  # standalone launch
 IN_PROCESS_CALLBACK = "http://testserver/smart/callback"  # behind a TestClient
+RESTRICTED_PATIENT = "restricted-patient"  # the EHR withdraws tokens for this chart at once
 _START_TIMEOUT_S = 30.0
 _FORM = re.compile(r'<form[^>]*action="([^"]+)"', re.S)
 
@@ -99,7 +101,7 @@ def run_ehr(upstream: str, redirect_uris: list[str], *, standalone_patient: str)
         "authPort": free_port(), "frontPort": free_port(), "upstream": upstream,
         "clientId": CLIENT_ID, "redirectUris": redirect_uris,
         "confidentialClient": {"id": CONFIDENTIAL_ID, "secret": CONFIDENTIAL_SECRET},
-        "standalonePatient": standalone_patient,
+        "standalonePatient": standalone_patient, "restrictedPatient": RESTRICTED_PATIENT,
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="painpath-ehr-") as work:
         config_path = Path(work) / "ehr.json"

@@ -35,6 +35,7 @@ from smart_testkit import (
     EHR_PATIENT_CASE,
     IN_PROCESS_CALLBACK,
     PICKED_PATIENT_CASE,
+    RESTRICTED_PATIENT,
     Ehr,
     run_ehr,
     smart_settings,
@@ -176,13 +177,15 @@ def smart_client(ehr: Ehr) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def smart_shown(smart_url: str, ehr: Ehr, ehr_patients: tuple[str, dict[str, str]]) -> Any:
     """What Chromium saw in each SMART launch (``driver/smart.mjs``): an EHR launch from the
-    chart, a standalone launch, a consent the user cancelled and an iss PainPath refuses."""
+    chart, a standalone launch, a consent the user cancelled, a token the EHR's FHIR server no
+    longer accepts (401) and an iss PainPath refuses."""
     patient = ehr_patients[1][EHR_PATIENT_CASE]
     app = f"{smart_url}/smart/launch"
     scenarios = [
         {"name": "ehr", "start": ehr.launch_url(app, patient)},
         {"name": "standalone", "start": app},
         {"name": "denied", "start": ehr.launch_url(app, patient), "abort": True},
+        {"name": "withdrawn", "start": ehr.launch_url(app, RESTRICTED_PATIENT)},
         {"name": "bad-iss", "start": f"{app}?launch=x&iss=http://127.0.0.1:9/fhir"},
     ]
     config = {"painpath": smart_url, "shotDir": str(ARTIFACTS), "scenarios": scenarios}

@@ -2,14 +2,15 @@
 opens PainPath, PainPath sends the browser to the EHR's authorization server (oidc-provider),
 the user signs in and consents on its pages, and PainPath's page shows the triage of the patient
 in context, read from the EHR's FHIR front (over sekmet) with the user's token; a standalone
-launch (the EHR picks the patient, v1 scopes), a cancelled consent and a refused iss show what
-happened in the page. Nothing is fetched off 127.0.0.1. Screenshots: test-artifacts/smart-*."""
+launch (the EHR picks the patient, v1 scopes), and three launches that fail - a cancelled
+consent, a token the FHIR server answers 401 to, a refused iss - show what happened in the page.
+Nothing is fetched off 127.0.0.1. Screenshots: test-artifacts/smart-*."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from smart_testkit import Ehr
+from smart_testkit import RESTRICTED_PATIENT, Ehr
 
 Shown = dict[str, dict[str, Any]]
 
@@ -64,6 +65,20 @@ def test_a_cancelled_consent_is_explained_in_the_page(smart_shown: Shown) -> Non
     assert seen["patientName"] is None  # no patient shown
     # the page itself answers 403, which Chromium reports; nothing else went wrong
     assert all("status of 403" in c for c in seen["console"]), seen["console"]
+
+
+def test_a_token_the_fhir_server_refuses_is_explained_in_the_page(
+    smart_shown: Shown, ehr: Ehr
+) -> None:
+    seen = smart_shown["withdrawn"]
+    assert seen.get("failure") is None, seen
+    assert [p.split(":")[0] for p in seen["ehrPages"]] == ["login", "consent"]
+    assert seen["outcome"] == "failed"
+    assert seen["error"] == (
+        "SMART launch failed: The EHR's FHIR server refused the access token (HTTP 401) for GET "
+        f"{ehr.fhir}/Patient/{RESTRICTED_PATIENT}; granted scopes: launch patient/*.rs."
+    )
+    assert seen["patientName"] is None
 
 
 def test_a_refused_iss_is_explained_in_the_page(smart_shown: Shown, smart_url: str) -> None:

@@ -23,6 +23,7 @@ from smart_testkit import (
     EHR_PATIENT_CASE,
     IN_PROCESS_CALLBACK,
     PICKED_PATIENT_CASE,
+    RESTRICTED_PATIENT,
     Ehr,
     consent,
     smart_settings,
@@ -273,6 +274,19 @@ def test_a_fhir_server_refusing_the_token_is_shown(ehr: Ehr, ehr_patients: Patie
     assert smart["error"] == (
         "The EHR's FHIR server refused the access token (HTTP 403) for GET "
         f"{ehr.fhir}/Patient/{patient}; granted scopes: launch."
+    )
+
+
+def test_a_token_the_fhir_server_no_longer_accepts_is_shown(
+    smart_client: TestClient, ehr: Ehr
+) -> None:
+    # the EHR withdraws the token at once (a restricted chart): its FHIR server answers 401
+    authorize = launch(smart_client, ehr.launch_params(APP, RESTRICTED_PATIENT))
+    status, smart = callback(smart_client, consent(authorize, IN_PROCESS_CALLBACK))
+    assert status == 403
+    assert smart["error"] == (
+        "The EHR's FHIR server refused the access token (HTTP 401) for GET "
+        f"{ehr.fhir}/Patient/{RESTRICTED_PATIENT}; granted scopes: launch patient/*.rs."
     )
 
 

@@ -19,7 +19,8 @@
 //
 // config.json: {"authPort", "frontPort", "upstream" (FHIR base), "clientId" (a public client),
 //               "confidentialClient": {"id", "secret"}, "redirectUris",
-//               "standalonePatient" (the patient the EHR's picker gives a standalone launch)}
+//               "standalonePatient" (the patient the EHR's picker gives a standalone launch),
+//               "restrictedPatient" (tokens for this patient are withdrawn once issued)}
 // Prints one JSON line when both listen: {"issuer", "front", "fhir", "fhirV1"}.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -135,6 +136,9 @@ provider.use(async (ctx, next) => {
   if (route === "token" && ctx.body?.access_token) {
     const token = await provider.AccessToken.find(ctx.body.access_token);
     if (token?.extra?.patient) ctx.body = { ...ctx.body, patient: token.extra.patient };
+    // a restricted chart: the EHR withdraws the token as soon as it is handed out, so its FHIR
+    // server answers 401 (introspection: not active)
+    if (token && token.extra?.patient === config.restrictedPatient) await token.destroy();
   }
 });
 
