@@ -94,6 +94,11 @@ def test_a_refused_iss_is_explained_in_the_page(smart_shown: Shown, smart_url: s
     )
 
 
+def test_the_launched_and_failed_pages_pass_axe(smart_shown: Shown) -> None:
+    for name, seen in smart_shown.items():
+        assert seen["axe"] == [], name
+
+
 def test_nothing_is_fetched_off_this_machine(smart_shown: Shown) -> None:
     for seen in smart_shown.values():
         # only oidc-provider's pages try (a web font); the request was aborted, never sent

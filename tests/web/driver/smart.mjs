@@ -6,9 +6,13 @@
 //   node smart.mjs CONFIG_JSON
 // CONFIG_JSON: {"painpath": base URL, "shotDir": dir, "scenarios": [{"name", "start",
 //               "abort": bool}]}; prints {"scenarios": {name: what was seen}} as JSON.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const config = JSON.parse(process.argv[2]);
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const browser = await chromium.launch({
   executablePath,
@@ -87,6 +91,13 @@ async function run(scenario) {
     seen.loaded = await page.locator("#triage-form").getAttribute("data-loaded");
     seen.rawBundle = await page.locator("#raw").isHidden() ? null
       : JSON.parse(await page.locator("#raw-bundle").textContent());
+    // axe-core on the page as the launch left it (serious and critical violations)
+    await page.evaluate(axeSource);
+    seen.axe = await page.evaluate(async () => {
+      const found = await window.axe.run(document, { resultTypes: ["violations"] });
+      return found.violations.filter((v) => ["serious", "critical"].includes(v.impact))
+        .map((v) => `${v.id}: ${v.help}`);
+    });
     await page.screenshot({ path: `${config.shotDir}/smart-${scenario.name}.png`, fullPage: false });
   } catch (error) {
     seen.failure = String(error);
