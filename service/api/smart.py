@@ -9,9 +9,10 @@
   (``service.server.smart_app``), and the page answers with the decision trace and the result
   Bundle in it, rendered as for a pasted Bundle.
 
-A launch that cannot go on answers the page with why in it (400 the request, 403 refused, 424
-the EHR failed), never a 5xx. Tokens, codes and patient ids are not logged (the access log has
-the route only, with the patient id hashed).
+Thin: the steps are ``service.server.smart_launch``'s. A launch that cannot go on answers the
+page with why in it (400 the request, 403 refused, 424 the EHR failed), never a 5xx. Tokens,
+codes and patient ids are not logged (the access log has the route only, with the patient id
+hashed).
 """
 
 from __future__ import annotations
@@ -28,20 +29,13 @@ from service.api.deps import PipelineDep, SettingsDep, get_fhir_transport, get_l
 from service.api.smart_session import COOKIE_PATH, cookie_name
 from service.api.ui import page_with
 from service.app.view import trace_view
-from service.server.connection import config_from_settings
-from service.server.smart_app import (
-    LaunchError,
-    authorize_url,
-    check_iss,
-    code_challenge,
-    discover,
-    evaluate_patient,
-    exchange_code,
-    launch_scope,
-    new_state,
-    new_verifier,
+from service.server.smart_app import LaunchError
+from service.server.smart_launch import (
+    AuthorizationAnswer,
+    PendingLaunch,
+    finish_launch,
+    start_launch,
 )
-from service.settings import Settings
 
 __all__ = ["router"]
 
@@ -53,51 +47,24 @@ def _failed(exc: LaunchError) -> Response:
     return page_with({"smart": {"error": exc.message, "status": exc.status}}, status=exc.status)
 
 
-def _redirect_uri(request: Request, settings: Settings) -> str:
-    return settings.smart_app_redirect_url or f"{str(request.base_url).rstrip('/')}/smart/callback"
-
-
 @router.get("/smart/launch")
 async def smart_launch(
     request: Request, settings: SettingsDep, iss: Param = None, launch: Param = None
 ) -> Response:
     """Start an EHR launch (``launch`` and ``iss``) or a standalone launch."""
-    client_id = settings.smart_app_client_id
     try:
-        if not client_id:
-            raise LaunchError(
-                "SMART App Launch is not set up on this PainPath (PAINPATH_SMART_APP_CLIENT_ID)."
-            )
-        if launch is not None and not iss:
-            raise LaunchError("An EHR launch must name its FHIR server (iss).")
-        given = iss or settings.smart_app_default_iss
-        if not given:
-            raise LaunchError(
-                "A standalone launch needs a FHIR server: iss, or PAINPATH_SMART_APP_DEFAULT_ISS."
-            )
-        base = check_iss(given, settings.smart_app_allowed_issuers)
-        endpoints = await discover(
-            base, transport=get_fhir_transport(request), timeout=settings.fhir_timeout_seconds
-        )
+        started = await start_launch(
+            settings, iss=iss, launch=launch, base_url=str(request.base_url),
+            transport=get_fhir_transport(request),
+        )  # fmt: skip
     except LaunchError as exc:
         return _failed(exc)
-    state, verifier = new_state(), new_verifier()
-    redirect_uri = _redirect_uri(request, settings)
-    scope = launch_scope(settings.smart_app_scope, standalone=launch is None, v1=endpoints.v1_only)
-    url = authorize_url(
-        endpoints, client_id=client_id, redirect_uri=redirect_uri, scope=scope, state=state,
-        challenge=code_challenge(verifier), aud=base, launch=launch,
-    )  # fmt: skip
     cookies = get_launch_cookies(request)
-    sealed = cookies.seal(
-        {"verifier": verifier, "iss": base, "token": endpoints.token_endpoint,
-         "issuer": endpoints.issuer, "redirect": redirect_uri,
-         "flow": "standalone" if launch is None else "ehr"}
-    )  # fmt: skip
-    response = RedirectResponse(url, status_code=302)
+    response = RedirectResponse(started.authorize_url, status_code=302)
     response.set_cookie(
-        str(cookie_name(state)), sealed, max_age=cookies.ttl, path=COOKIE_PATH, httponly=True,
-        samesite="lax", secure=redirect_uri.startswith("https:"),
+        str(cookie_name(started.state)), cookies.seal(started.pending.as_dict()),
+        max_age=cookies.ttl, path=COOKIE_PATH, httponly=True, samesite="lax",
+        secure=started.pending.redirect.startswith("https:"),
     )  # fmt: skip
     return response
 
@@ -120,49 +87,22 @@ async def smart_callback(
     query: Annotated[CallbackQuery, Query()],
 ) -> Response:
     """The EHR's answer: exchange the code, read and evaluate the patient, show the page."""
-    state, code, error = query.state, query.code, query.error
-    name = cookie_name(state)
-    launch = get_launch_cookies(request).open(request.cookies.get(name) if name else None)
+    name = cookie_name(query.state)
+    sealed = request.cookies.get(name) if name else None
+    pending = PendingLaunch.from_dict(get_launch_cookies(request).open(sealed))
+    answer = AuthorizationAnswer(query.code, query.error, query.error_description, query.iss)
     try:
-        if launch is None:
-            raise LaunchError(
-                "This answer from the EHR matches no launch started in this browser (the state "
-                "is unknown or the launch expired): start the launch again from the EHR."
-            )
-        if query.iss and launch.get("issuer") and query.iss != launch["issuer"]:
-            raise LaunchError(
-                "This answer names another authorization server than the EHR's (iss): it was "
-                "not accepted."
-            )
-        if error:
-            described = query.error_description
-            said = f" ({described[:300]})" if described else ""
-            raise LaunchError(
-                f"The EHR did not authorize PainPath: {error[:100]}{said}.", status=403
-            )
-        if not code:
-            raise LaunchError("The EHR's answer carries no authorization code.")
-        transport = get_fhir_transport(request)
-        secret = settings.smart_app_client_secret
-        grant = await exchange_code(
-            launch["token"], code=code, verifier=launch["verifier"],
-            redirect_uri=launch["redirect"], client_id=str(settings.smart_app_client_id),
-            client_secret=secret.get_secret_value() if secret else None,
-            transport=transport, timeout=settings.fhir_timeout_seconds,
-        )  # fmt: skip
-        request.state.patients = [f"Patient/{grant.patient}"]  # hashed in the access log
-        result = await evaluate_patient(
-            grant, pipeline, config_from_settings(settings, launch["iss"]),
-            everything=settings.fhir_everything, now=datetime.now(UTC), transport=transport,
+        launched = await finish_launch(
+            settings, pipeline, pending, answer, now=datetime.now(UTC),
+            transport=get_fhir_transport(request),
         )  # fmt: skip
     except LaunchError as exc:
         response = _failed(exc)
     else:
-        view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, result))
-        view["result"] = result.bundle
-        context = {"iss": launch["iss"], "patient": grant.patient, "flow": launch["flow"],
-                   "scope": grant.scope}  # fmt: skip
-        response = page_with({"smart": {"launch": context, "trace": view}})
+        request.state.patients = [f"Patient/{launched.grant.patient}"]  # hashed in the log
+        view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, launched.result))
+        view["result"] = launched.result.bundle
+        response = page_with({"smart": {"launch": launched.context(), "trace": view}})
     if name:
         response.delete_cookie(name, path=COOKIE_PATH)
     return response

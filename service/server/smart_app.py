@@ -1,7 +1,8 @@
 """PainPath's web page as a SMART App Launch 2.x app: the EHR side of the launch.
 
 https://hl7.org/fhir/smart-app-launch/app-launch.html (STU 2.2). The routes (``service.api.smart``)
-keep the browser's side (the signed launch cookie, the page); this module talks to the EHR:
+keep the browser's side (the launch cookie, the page), ``service.server.smart_launch`` runs the
+two steps of a launch, and this module holds the protocol and talks to the EHR:
 
 1. :func:`discover`: ``GET {iss}/.well-known/smart-configuration``: the authorization and token
    endpoints, the authorization server's ``issuer`` (an authorization response naming another
