@@ -40,7 +40,7 @@ from service.server.smart_launch import (
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-Param = Annotated[str | None, Query(max_length=4096)]
+Param = Annotated[str | None, Query()]  # no length limit: any launch answers the page
 
 
 def _failed(exc: LaunchError) -> Response:
@@ -72,11 +72,11 @@ async def smart_launch(
 class CallbackQuery(BaseModel):
     """The authorization response (RFC 6749 §4.1.2): a code, or an error; always the state."""
 
-    state: str | None = Field(default=None, max_length=4096)
-    code: str | None = Field(default=None, max_length=4096)
-    error: str | None = Field(default=None, max_length=4096)
-    error_description: str | None = Field(default=None, max_length=4096)
-    iss: str | None = Field(default=None, max_length=4096)  # RFC 9207: who answered
+    state: str | None = None
+    code: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+    iss: str | None = Field(default=None, description="RFC 9207: who answered")
 
 
 @router.get("/smart/callback")

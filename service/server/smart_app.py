@@ -162,7 +162,7 @@ def check_iss(iss: str, allowed: list[str]) -> str:
     """``iss`` without a trailing slash when it is one of the allowed FHIR bases."""
     base = iss.strip().rstrip("/")
     if base not in {a.rstrip("/") for a in allowed}:
-        shown = redact_url(base) or "(empty)"
+        shown = redact_url(base)[:200] or "(empty)"
         raise LaunchError(
             f"The FHIR server {shown} is not one PainPath is set up to launch from "
             "(PAINPATH_SMART_APP_ISSUERS)."

@@ -165,6 +165,13 @@ def test_an_iss_not_allowed_is_refused_in_the_page(smart_client: TestClient) -> 
     )
 
 
+def test_a_huge_iss_still_answers_the_page(smart_client: TestClient) -> None:
+    status, why = failed(smart_client, "/smart/launch", {"iss": "https://x.example/" + "a" * 8000})
+    assert status == 400
+    assert why.startswith("The FHIR server https://x.example/aaa")
+    assert len(why) < 400
+
+
 def test_launch_requests_that_cannot_start(ehr: Ehr) -> None:
     with painpath(ehr) as client:
         assert failed(client, "/smart/launch", {"launch": "x"}) == (
