@@ -9,11 +9,12 @@ path computes, so the same input and evaluation date give the same Bundle.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from urllib.parse import quote
+
+import orjson
 
 from service.domain.assessment import Assessment
 from service.domain.facts import OutOfRange
@@ -247,7 +248,8 @@ def carried_inputs(entries: list[Json], found: Ingested, digest: str) -> list[Js
             continue
         index, resource = by_url[target]
         present.add(target)
-        carried[index] = {"fullUrl": target, "resource": copy.deepcopy(resource)}
+        # a copy (orjson, ~10x deepcopy): the rewrite above must not reach the input
+        carried[index] = {"fullUrl": target, "resource": orjson.loads(orjson.dumps(resource))}
         pending += _references(carried[index]["resource"])
     return [carried[index] for index in sorted(carried)]
 
