@@ -10,7 +10,7 @@ path computes, so the same input and evaluation date give the same Bundle.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
@@ -199,16 +199,20 @@ def general_outcome(
 _ENTRY_REF = re.compile(r"^Bundle\.entry\[(\d+)\]$")
 
 
-def _references(node: object) -> Iterator[Json]:
-    """Every Reference (a dict with a string ``reference``) in a JSON tree."""
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for value in node.values():
-            yield from _references(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _references(value)
+def _references(node: object) -> list[Json]:
+    """Every Reference (a dict with a string ``reference``) in a JSON tree (one explicit stack,
+    not a generator per level: a whole record's Provenance names hundreds of inputs)."""
+    found: list[Json] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            if isinstance(item.get("reference"), str):
+                found.append(item)
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        elif type(item) is list:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+    return found
 
 
 def carried_inputs(entries: list[Json], found: Ingested, digest: str) -> list[Json]:

@@ -261,10 +261,13 @@ def _every_resource(resource: dict[str, Any]) -> bool:
 def without_resources(items: list[Any]) -> list[Any]:
     """The items (Bundle entries, Parameters parts) with their ``resource`` left out: what is
     checked as the container's own structure, each resource being checked on its own."""
-    return [
-        {k: v for k, v in item.items() if k != "resource"} if isinstance(item, dict) else item
-        for item in items
-    ]
+    bare: list[Any] = []
+    for item in items:  # a C-level copy and pop: ~3x a comprehension over the keys
+        if isinstance(item, dict):
+            item = item.copy()
+            item.pop("resource", None)
+        bare.append(item)
+    return bare
 
 
 def _skeleton_problems(
