@@ -66,7 +66,7 @@ class Server:
 
     def search(self, rtype: str, **params: str) -> list[Json]:
         answer = self.http.get(f"/{rtype}", params={**params, "_count": "500"})
-        assert answer.status_code == 200, answer.text
+        assert answer.status_code == 200, answer.text[:400]
         return [
             e["resource"]
             for e in answer.json().get("entry", [])
@@ -195,7 +195,7 @@ def _transaction_for(server: Server, painpath: TestClient, case_name: str, prefi
         "/fhir/$triage", params=params, content=json.dumps(bundle),
         headers={"Content-Type": FHIR_JSON},
     )  # fmt: skip
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200, answer.text[:400]
     transaction: Json = answer.json()
     assert transaction["type"] == "transaction"
     transaction["patient"] = patient  # not FHIR: removed before posting
@@ -241,7 +241,7 @@ def test_red_flag_transaction_bundle_lands_its_detected_issues(
     transaction = _transaction_for(server, painpath, RED_FLAG, f"s2-{server.name}-rftx")
     patient = transaction.pop("patient")
     answer = server.http.post("", json=transaction)
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200, answer.text[:400]
     sent = [e["resource"] for e in transaction["entry"]]
     issues = [r for r in sent if r["resourceType"] == "DetectedIssue"]
     assert issues
@@ -276,7 +276,7 @@ def test_server_writeback_reruns_keep_one_live_plan(
     with TestClient(create_app(_settings(server.base))) as painpath:
         for _ in range(3):
             answer = _triage(painpath, patient)
-            assert answer.status_code == 200, answer.text
+            assert answer.status_code == 200, answer.text[:400]
             plans = server.live_plans(patient)
             requests = server.requests(patient)
             seen.append(([p["id"] for p in plans], sorted(r["id"] for r in requests)))
@@ -354,7 +354,7 @@ def test_server_writeback_of_a_red_flag_case_lands_its_detected_issues(
     patient = load_patient(server.http, RED_FLAG, f"s2-{server.name}-rf")
     with TestClient(create_app(_settings(server.base))) as painpath:
         answer = _triage(painpath, patient)
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200, answer.text[:400]
     ((status, response),) = transactions
     assert status == 200
     written = [
@@ -382,3 +382,42 @@ def test_server_writeback_of_a_red_flag_case_lands_its_detected_issues(
         detected_issues=len(written),
         red_flags=sorted(codes),
     )
+
+
+# --- paging ------------------------------------------------------------------------------------
+
+# Whether the server's searchset pages carry next links. Medplum's in-memory repository answers a
+# page with the full `total` and no links (its database repository pages; this one does not).
+PAGES_WITH_LINKS = {"sekmet": True, "medplum": False}
+
+
+def test_a_search_cut_short_by_missing_next_links_is_an_error_not_a_smaller_record(
+    server: Server,
+) -> None:
+    """One resource a page: sekmet's next links bring every page and the red flag is found; on a
+    server whose pages end before its ``total``, PainPath refuses (502) instead of evaluating a
+    record without the Observations that carry the red flag."""
+    case = load_case(RED_FLAG)
+    patient = load_patient(server.http, RED_FLAG, f"s2-{server.name}-page")
+    settings = _settings(server.base).model_copy(update={"fhir_page_size": 1})
+    with TestClient(create_app(settings)) as painpath:
+        answer = painpath.post(f"/fhir/Patient/{patient}/$triage")
+    server.record(
+        "Patient/$triage, one resource a page",
+        http=answer.status_code,
+        pages_with_next_links=PAGES_WITH_LINKS[server.name],
+    )
+    if PAGES_WITH_LINKS[server.name]:
+        assert answer.status_code == 200, answer.text[:400]
+        flags = [
+            c["code"]
+            for e in answer.json()["entry"]
+            if e["resource"]["resourceType"] == "DetectedIssue"
+            for c in e["resource"]["code"]["coding"]
+        ]
+        assert sorted(flags) == sorted(case["expect"]["redFlags"])
+        return
+    assert answer.status_code == 502, answer.text[:400]
+    (issue,) = answer.json()["issue"]
+    assert "pages held 1 and no next link" in issue["diagnostics"], issue
+    assert "paging is incomplete" in issue["diagnostics"]
