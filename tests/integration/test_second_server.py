@@ -421,3 +421,49 @@ def test_a_search_cut_short_by_missing_next_links_is_an_error_not_a_smaller_reco
     (issue,) = answer.json()["issue"]
     assert "pages held 1 and no next link" in issue["diagnostics"], issue
     assert "paging is incomplete" in issue["diagnostics"]
+
+
+# --- supersession ------------------------------------------------------------------------------
+
+
+def test_new_data_revokes_what_no_longer_applies_and_keeps_one_live_plan(
+    server: Server, transactions: list[tuple[int, Json]]
+) -> None:
+    """A written surgical-case patient gets the cauda-equina findings: the re-run rewrites the
+    same plan (now urgent), writes the DetectedIssue and revokes the ServiceRequests it no longer
+    proposes (found through the Provenance that targets the plan)."""
+    patient = load_patient(server.http, SURGICAL, f"s2-{server.name}-new")
+    with TestClient(create_app(_settings(server.base))) as painpath:
+        assert _triage(painpath, patient).status_code == 200
+        (before,) = server.live_plans(patient)
+        requests_before = {r["id"] for r in server.requests(patient)}
+        cauda = with_prefix(
+            load_case(RED_FLAG)["bundle"], f"s2-{server.name}-new-rf", full_urls=False
+        )
+        for entry in cauda["entry"]:
+            resource = entry["resource"]
+            if resource["resourceType"] in {"Condition", "Observation"}:
+                resource["subject"] = {"reference": f"Patient/{patient}"}
+                url = f"/{resource['resourceType']}/{resource['id']}"
+                assert server.http.put(url, json=resource).status_code in {200, 201}
+        answer = _triage(painpath, patient)
+    assert answer.status_code == 200, answer.text[:400]
+    (after,) = server.live_plans(patient)
+    assert after["id"] == before["id"]
+    assert after["category"] != before["category"]
+    requests = {r["id"]: r for r in server.requests(patient)}
+    revoked = {i for i, r in requests.items() if r["status"] == "revoked"}
+    live = {i for i, r in requests.items() if r["status"] in LIVE_STATUSES["ServiceRequest"]}
+    assert revoked
+    assert revoked <= requests_before
+    assert live.isdisjoint(revoked)
+    issues = [e for e in answer.json()["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
+    assert issues
+    _, second = transactions[-1]
+    server.record(
+        "Patient/$triage?writeback=true, new red-flag data on a written patient",
+        first={"http": transactions[0][0], "entries": _statuses(transactions[0][1])},
+        second={"http": transactions[-1][0], "entries": _statuses(second)},
+        after={"live CarePlan": 1, "ServiceRequest revoked": len(revoked),
+               "ServiceRequest live": len(live)},
+    )  # fmt: skip
