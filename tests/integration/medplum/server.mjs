@@ -33,6 +33,7 @@ import {
   indexStructureDefinitionBundle,
   isOperationOutcome,
   normalizeOperationOutcome,
+  notFound,
   OperationOutcomeError,
   validateResource,
 } from '@medplum/core';
@@ -216,7 +217,7 @@ function absolute(resource) {
 async function handle(req, res) {
   const url = new URL(req.url ?? '/', BASE);
   if (url.pathname !== PREFIX && !url.pathname.startsWith(`${PREFIX}/`)) {
-    send(res, 404, normalizeOperationOutcome(new OperationOutcomeError(badRequest(`no route ${url.pathname}`))));
+    send(res, 404, { ...notFound, issue: [{ ...notFound.issue[0], diagnostics: `no route ${url.pathname}` }] });
     return;
   }
   const path = url.pathname.slice(PREFIX.length) || '/';
