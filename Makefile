@@ -2,10 +2,11 @@
 #   make run   - create .venv if missing, install the runtime set only (no dev extra), serve on
 #                127.0.0.1:8080
 #   make test  - say what it needs (`make needs`), then create/update .venv with the dev and
-#                spark extras, the profile validator and the browser-test tools (Debian chromium,
-#                playwright-core), then ruff, mypy, pip-audit and the whole pytest suite (which
-#                also fails if fhir_profiles/ is not what the generator makes) under the coverage
-#                gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
+#                spark extras, the profile validator, the Medplum FHIR server of the integration
+#                tests and the browser-test tools (Debian chromium, playwright-core), then ruff,
+#                mypy, pip-audit and the whole pytest suite (which also fails if fhir_profiles/ is
+#                not what the generator makes) under the coverage gates (COVERAGE_MIN,
+#                DOMAIN_COVERAGE_MIN, new-lines)
 #   make package - regenerate fhir_profiles/ from the knowledge files
 PYTHON ?= python3
 VENV := .venv
@@ -16,11 +17,15 @@ PORT ?= $(or $(PAINPATH_PORT),8080)
 # offline FHIR profile validator (@medplum/core, pinned by package-lock.json; node_modules git-ignored)
 VALIDATOR := tests/profiles/validator
 VALIDATOR_STAMP := $(VALIDATOR)/node_modules/.package-lock.json
+# the second FHIR server of the integration tests: Medplum's FHIR router (in-memory) behind a small
+# Node wrapper (@medplum/fhir-router, pinned by package-lock.json; node_modules git-ignored)
+MEDPLUM := tests/integration/medplum
+MEDPLUM_STAMP := $(MEDPLUM)/node_modules/.package-lock.json
 # browser tests: Debian chromium (apt, needs root) + playwright-core (pinned, npm ci, git-ignored)
 WEBDRIVER := tests/web/driver
 WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck pytest install clean package validator webdriver needs
+.PHONY: run test lint typecheck pytest install clean package validator webdriver medplum needs
 .PHONY: lock audit audit-report install-locked load soak new-lines
 .PHONY: bench test-container
 
@@ -53,6 +58,12 @@ $(VALIDATOR_STAMP): $(VALIDATOR)/package.json $(VALIDATOR)/package-lock.json
 
 validator: $(VALIDATOR_STAMP)
 
+$(MEDPLUM_STAMP): $(MEDPLUM)/package.json $(MEDPLUM)/package-lock.json
+	cd $(MEDPLUM) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(MEDPLUM_STAMP)
+
+medplum: $(MEDPLUM_STAMP)
+
 /usr/bin/chromium:
 	apt-get install -y --no-install-recommends chromium || \
 	  (apt-get update && apt-get install -y --no-install-recommends chromium)
@@ -84,7 +95,7 @@ typecheck: $(DEV_STAMP) $(SPARK_STAMP)
 COVERAGE_MIN ?= 96
 DOMAIN_COVERAGE_MIN ?= 100
 COVERAGE_XML := coverage.xml
-pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
+pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(MEDPLUM_STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-report=xml:$(COVERAGE_XML) --cov-fail-under=$(COVERAGE_MIN)
 	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
@@ -112,9 +123,9 @@ new-lines: $(DEV_STAMP)
 	fi
 
 # What make test needs, said before it starts: Python 3.11 and network access to PyPI and npm on
-# the first run; node 20+ with npm (the profile validator and playwright-core); Debian's chromium
-# (installed with apt-get, which needs root, when missing); Java 17+ for tests/bulk/test_spark.py
-# (skipped with the reason when missing).
+# the first run; node 20+ with npm (the profile validator, the Medplum FHIR server and
+# playwright-core); Debian's chromium (installed with apt-get, which needs root, when missing);
+# Java 17+ for tests/bulk/test_spark.py (skipped with the reason when missing).
 needs:
 	@echo "make test needs: python3.11 (.venv), PyPI and npm reachable on the first run, node 20+ and npm,"
 	@echo "  /usr/bin/chromium (apt-get install chromium: root), Java 17+ for the Spark test (else skipped)"
@@ -183,4 +194,4 @@ soak: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VALIDATOR)/node_modules \
-	  $(WEBDRIVER)/node_modules
+	  $(MEDPLUM)/node_modules $(WEBDRIVER)/node_modules

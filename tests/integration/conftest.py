@@ -1,10 +1,18 @@
-"""Integration fixtures: a real FHIR R4 server (sekmet-fhir, pinned in the ``dev`` extra) on
-127.0.0.1 for the whole test session, an HTTP client on it, and PainPath in-process.
+"""Integration fixtures: two real FHIR R4 servers on 127.0.0.1 for the whole test session (sekmet-
+fhir, pinned in the ``dev`` extra, and Medplum's FHIR router, pinned in ``medplum/``), an HTTP
+client on the first, and PainPath in-process.
 
 The server is started as ``sekmet serve -c settings.yaml`` from the same virtual environment as
 the running interpreter, with its SQLite store in a temporary directory, its lab/RIS/pharmacy
 simulator off (it would otherwise fill in ServiceRequests behind the tests' back) and no peers,
 so it neither changes what the tests write nor talks to anything beyond 127.0.0.1.
+
+The second server (``medplum_server``, started only by the tests that ask for it) is
+``node medplum/server.mjs <port>``: @medplum/fhir-router over its in-memory repository, with the
+strict reference-target checks, atomic transactions and /metadata that the wrapper adds
+(medplum/server.mjs says what and why). Its npm packages are installed by ``npm ci`` from the
+committed lock file when node_modules is missing or older than the lock (``make test`` does it
+first, as for the profile validator).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from node_tools import ensure_npm_ci
 
 from service.api.app import create_app
 from service.settings import Settings
@@ -31,6 +41,7 @@ log = logging.getLogger("painpath.integration")
 FHIR_JSON = "application/fhir+json"
 STARTUP_TIMEOUT_S = 60.0
 SHUTDOWN_TIMEOUT_S = 10.0
+MEDPLUM = Path(__file__).parent / "medplum"
 
 # sekmet reads these from the environment over settings.yaml (sekmet/config.py, load_settings).
 _SEKMET_ENV_OVERRIDES = ("SEKMET_CONFIG", "SEKMET_BASE_URL", "SEKMET_DB", "SEKMET_PORT",
@@ -70,7 +81,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, stderr_path: Path) -> float:
+def _wait_ready(
+    proc: subprocess.Popen[bytes], base: str, stderr_path: Path, name: str = "sekmet"
+) -> float:
     """Poll ``GET {base}/metadata`` until 200; the seconds it took. Fails if the server dies."""
     started = time.monotonic()
     deadline = started + STARTUP_TIMEOUT_S
@@ -78,7 +91,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, stderr_path: Path) -> 
         while True:
             if proc.poll() is not None:
                 pytest.fail(
-                    f"sekmet exited with {proc.returncode} before answering /metadata:\n"
+                    f"{name} exited with {proc.returncode} before answering /metadata:\n"
                     f"{stderr_path.read_text(errors='replace')}"
                 )
             try:
@@ -89,7 +102,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, stderr_path: Path) -> 
             if time.monotonic() > deadline:
                 _stop(proc)
                 pytest.fail(
-                    f"sekmet did not answer {base}/metadata within {STARTUP_TIMEOUT_S:.0f} s:\n"
+                    f"{name} did not answer {base}/metadata within {STARTUP_TIMEOUT_S:.0f} s:\n"
                     f"{stderr_path.read_text(errors='replace')}"
                 )
             time.sleep(0.1)
@@ -128,6 +141,34 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stopping = time.monotonic()
         _stop(proc)
         log.info("sekmet stopped (exit %s) in %.2f s", proc.returncode, time.monotonic() - stopping)
+
+
+@pytest.fixture(scope="session")
+def medplum_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Medplum's FHIR router (in-memory repository, strict writes) on 127.0.0.1; its base URL."""
+    ensure_npm_ci(MEDPLUM, purpose="the Medplum FHIR server of the integration tests")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node (Node.js 20+) is needed to run the Medplum FHIR server")
+    workdir = tmp_path_factory.mktemp("medplum")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [node, str(MEDPLUM / "server.mjs"), str(port)],
+            cwd=MEDPLUM,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+    try:
+        seconds = _wait_ready(proc, base, stderr_path, "medplum")
+        log.info("medplum ready at %s after %.2f s (pid %d)", base, seconds, proc.pid)
+        yield base
+    finally:
+        _stop(proc)
+        log.info("medplum stopped (exit %s)", proc.returncode)
 
 
 @pytest.fixture(scope="session")
