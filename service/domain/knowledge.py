@@ -14,8 +14,8 @@ The clinical content lives in ``service/knowledge/*.toml`` (data only):
 Each file is validated with ``extra="forbid"`` models, then cross-checked (every concept,
 parameter, derived fact, slot, service and activity a rule names must exist, and a rule may only
 read facts and slots set by rules before it; a code written in several files has one display).
-Any failure raises :class:`KnowledgeError`, which
-stops start-up with a message naming the file and the rule.
+Any failure raises :class:`KnowledgeError`, which stops start-up with a message naming the file
+and the rule.
 """
 
 from __future__ import annotations
