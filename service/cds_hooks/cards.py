@@ -499,7 +499,10 @@ def _order_card(ctx: _Ctx, check: OrderCheck, kinds: set[str], order: Json) -> J
         if check.suggestion.action == "replace" and check.suggestion.service:
             fix = _replace(ctx, order, check.suggestion.service, label)
         if fix is not None:
-            card["suggestions"] = [{"uuid": make_id(card["uuid"], "fix"), **fix}]
+            # the card's one suggestion is the fix it recommends; said explicitly (optional in
+            # CDS Hooks 2.0) because some clients' models require it (HealthChain 0.16.1)
+            uid = make_id(card["uuid"], "fix")
+            card["suggestions"] = [{"uuid": uid, "isRecommended": True, **fix}]
             card["selectionBehavior"] = "at-most-one"
     card["overrideReasons"] = override_reasons(ctx.kb)
     return card

@@ -13,8 +13,9 @@ The clinical content lives in ``service/knowledge/*.toml`` (data only):
 
 Each file is validated with ``extra="forbid"`` models, then cross-checked (every concept,
 parameter, derived fact, slot, service and activity a rule names must exist, and a rule may only
-read facts and slots set by rules before it). Any failure raises :class:`KnowledgeError`, which
-stops start-up with a message naming the file and the rule.
+read facts and slots set by rules before it; a code written in several files has one display).
+Any failure raises :class:`KnowledgeError`, which stops start-up with a message naming the file
+and the rule.
 """
 
 from __future__ import annotations
@@ -412,6 +413,7 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
     rules_file = _model(RulesFile, _read_toml(directory, "rules.toml"), "rules.toml")
     instruments = _read_toml(directory, "instruments.toml")
     _check_valuesets(valuesets)
+    _check_one_display(directory, valuesets.systems)
     rules = _compile_rules(rules_file, valuesets, parameters, catalogue)
     scoring = check_instruments(instruments, set(valuesets.concepts), systems=valuesets.systems)
     orders = _model(OrderChecks, _read_toml(directory, "orders.toml"), "orders.toml")
@@ -515,6 +517,38 @@ def _check_valuesets(valuesets: ValueSets) -> None:
                     f"valuesets.toml: {entry.system}|{entry.code} in both {seen[key]} and {name}"
                 )
             seen[key] = name
+
+
+_DISPLAYED = ("valuesets.toml", "catalogue.toml", "medications.toml", "orders.toml",
+              "instruments.toml")  # fmt: skip
+
+
+def _check_one_display(directory: Path, systems: dict[str, str]) -> None:
+    """One display per code: every ``{system, code, display}`` the knowledge files write (a
+    system alias of ``[systems]`` or its URL) gives a code the display every other file gives it,
+    so the package's ValueSets and PainPath's outputs never name one code two ways."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for name in _DISPLAYED:
+        for entry in _coded(_read_toml(directory, name)):
+            key = (systems.get(entry["system"], entry["system"]), entry["code"])
+            first = seen.setdefault(key, (entry["display"], name))
+            if first[0] != entry["display"]:
+                raise KnowledgeError(
+                    f"{name}: {key[0]}|{key[1]} displayed {entry['display']!r}, "
+                    f"but {first[1]} displays it {first[0]!r} (one display per code)"
+                )
+
+
+def _coded(node: object) -> list[dict[str, str]]:
+    """Every table (at any depth) with a string ``system``, ``code`` and ``display``."""
+    if isinstance(node, list):
+        return [entry for item in node for entry in _coded(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [entry for value in node.values() for entry in _coded(value)]
+    if all(isinstance(node.get(key), str) for key in ("system", "code", "display")):
+        found.insert(0, node)
+    return found
 
 
 def _check_units(units: dict[str, UnitDef]) -> None:

@@ -10,9 +10,13 @@ relevant when any concept the readers take from it (``code``, ``component.code``
 ``valueCodeableConcept``, a report's ``conclusionCode``) has a code that belongs to a knowledge
 concept, when one of those concepts is text-only (text is matched by keyword), or when no code is
 known but a coding's display or the text names a concept's keyword (the matcher reads such words
-as lower-certainty evidence: rule set 2027.1). Every other type the readers use (Patient,
-medications, QuestionnaireResponse, CarePlan, ...) is always relevant. An entry left out here is
-still schema-validated and still reported as not recognised (``unrecognised``).
+as lower-certainty evidence: rule set 2027.1). A MedicationRequest or MedicationStatement coded
+inline is relevant when a code names a concept or a listed ingredient, or its text or a display
+spells an ingredient, a brand or a concept's keyword (the three ways the matcher recognises a
+drug); one given by ``medicationReference`` (or with no readable concept) is always relevant,
+since the Medication it names decides. Every other type the readers use (Patient, Medication,
+QuestionnaireResponse, CarePlan, ...) is always relevant. An entry left out here is still
+schema-validated and still reported as not recognised (``unrecognised``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ _CONCEPT_KEYS = {
     "Procedure": ("code",),
     "DiagnosticReport": ("code", "conclusionCode"),
 }
+_MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement"})
 _CACHE_LIMIT = 65_536  # distinct (system, code) pairs remembered; bounded for a long-lived server
 
 
@@ -43,12 +48,22 @@ class Relevance:
         self._matcher = matcher
         self._known: dict[tuple[str, str], bool] = {}
         self._words: dict[str, bool] = {}
+        self._medicines: dict[tuple[str, str], bool] = {}
+        self._medicine_words: dict[str, bool] = {}
 
     def __call__(self, resource: dict[str, Any]) -> bool:
         # Runs on every entry of every request: one flat loop, no generators.
-        keys = _CONCEPT_KEYS.get(resource.get("resourceType"))  # type: ignore[arg-type]
+        rtype = resource.get("resourceType")
+        keys = _CONCEPT_KEYS.get(rtype)  # type: ignore[arg-type]
         if keys is None:
-            return True
+            return rtype not in _MEDICATION_TYPES or self._medication_relevant(
+                resource.get("medicationCodeableConcept")
+            )
+        return self._names_concept(resource, keys)
+
+    def _names_concept(self, resource: dict[str, Any], keys: tuple[str, ...]) -> bool:
+        """True when a concept the readers take (``keys``, on the resource or a component) is
+        relevant."""
         components = resource.get("component")
         holders = [resource, *components] if isinstance(components, list) else [resource]
         for holder in holders:
@@ -85,6 +100,44 @@ class Relevance:
             if found:
                 return True
         return self._worded(concept, codings)
+
+    def _medication_relevant(self, concept: object) -> bool:
+        """True unless an inline medication concept names no concept and no listed ingredient,
+        by code or by word (``Matcher.match``: codes, then ingredients, then keywords)."""
+        if type(concept) is not dict:
+            return True  # by reference (the Medication decides), or nothing to read: kept
+        codings = concept.get("coding")
+        codings = codings if type(codings) is list else []
+        for coding in codings:
+            if type(coding) is dict:
+                system, code = coding.get("system"), coding.get("code")
+                if system and code and self._medicine_coded(str(system), str(code)):
+                    return True
+        words = [concept.get("text"), *(c.get("display") for c in codings if type(c) is dict)]
+        text = " | ".join(w for w in words if isinstance(w, str) and w)
+        if not text:
+            return False
+        found = self._medicine_words.get(text)
+        if found is None:
+            ingredients = self._matcher.ingredients.in_text([text])
+            found = bool(ingredients) or bool(self._matcher.concepts_in_words(text))
+            if len(self._medicine_words) < _CACHE_LIMIT:
+                self._medicine_words[text] = found
+        return found
+
+    def _medicine_coded(self, system: str, code: str) -> bool:
+        """True when a medication code names a concept or a listed ingredient (memoised)."""
+        found = self._medicines.get((system, code))
+        if found is None:
+            uri = normalise_system(system)
+            key = Code(uri, normalise_code(uri, code))
+            found = (
+                self._matcher.concept_of(key) is not None
+                or self._matcher.ingredients.by_code(key.system, key.code) is not None
+            )
+            if len(self._medicines) < _CACHE_LIMIT:
+                self._medicines[(system, code)] = found
+        return found
 
     def _coded(self, system: str, code: str) -> bool:
         """True when the code belongs to a concept; memoised (a record repeats its codes)."""

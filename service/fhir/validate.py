@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import READ_TYPES
 from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
+from service.fhir.model_shapes import conforms
 
 __all__ = [
     "STRICT_TYPES", "BundleCheck", "known_resource_type", "validate_bundle", "validate_resource",
@@ -191,7 +192,7 @@ def _element_problems(error: schema_errors.ValidationError, where: str) -> list[
 
 def _model_problems(resource: dict[str, Any], prefix: str) -> list[Problem]:
     rtype = resource["resourceType"]
-    if rtype not in _MODEL_TYPES:
+    if rtype not in _MODEL_TYPES or conforms(resource):  # the walk's yes is the models' yes
         return []
     try:
         get_fhir_model_class(rtype).model_validate(resource)
@@ -261,10 +262,13 @@ def _every_resource(resource: dict[str, Any]) -> bool:
 def without_resources(items: list[Any]) -> list[Any]:
     """The items (Bundle entries, Parameters parts) with their ``resource`` left out: what is
     checked as the container's own structure, each resource being checked on its own."""
-    return [
-        {k: v for k, v in item.items() if k != "resource"} if isinstance(item, dict) else item
-        for item in items
-    ]
+    bare: list[Any] = []
+    for item in items:  # a C-level copy and pop: ~3x a comprehension over the keys
+        if isinstance(item, dict):
+            item = item.copy()
+            item.pop("resource", None)
+        bare.append(item)
+    return bare
 
 
 def _skeleton_problems(

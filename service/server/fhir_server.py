@@ -3,7 +3,9 @@
 - Reads, searches and ``Patient/$everything`` follow ``Bundle.link[next]`` verbatim
   (https://hl7.org/fhir/R4/http.html#paging), except that a next link pointing at another
   scheme/host/port than the configured base (HAPI behind a proxy, hapi-fhir #2885) is rebased on
-  the configured base. Paging is bounded (``max_pages``) and a link that repeats stops it.
+  the configured base. Paging is bounded (``max_pages``) and a link that repeats stops it. A
+  search whose pages end before the ``total`` the server reported (a server that pages without
+  next links) is an error, never a silently shorter record.
 - Timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter, a
   bounded number of times (``Retry-After`` honoured up to the cap). A request that may have reached
   the server is retried only when it is idempotent (GET, PUT, and PainPath's transactions, which
@@ -155,16 +157,32 @@ class FhirServerClient:
 
     async def _collect(self, url: str, params: Params) -> list[Json]:
         found: dict[tuple[str, str], Json] = {}
+        matched: set[tuple[str, str]] = set()
+        total: int | None = None
         async for bundle in self.pages(url, params):
+            if total is None and type(bundle.get("total")) is int:
+                total = bundle["total"]
             for entry in bundle.get("entry", []):
                 resource = entry.get("resource")
                 if not isinstance(resource, dict):
                     continue
-                if (entry.get("search") or {}).get("mode") == "outcome":
+                mode = (entry.get("search") or {}).get("mode")
+                if mode == "outcome":
                     self._log_outcome(url, resource)
                     continue
                 key = (str(resource.get("resourceType")), str(resource.get("id", len(found))))
+                if mode != "include":
+                    matched.add(key)
                 found.setdefault(key, resource)
+        if total is not None and total > len(matched):
+            # The pages ended (no next link) short of the matches the server counted: some
+            # servers page without links (Medplum's in-memory repository). Evaluating what came
+            # would silently leave evidence (a red flag) out, so the read fails instead.
+            raise UpstreamStatusError(
+                f"the search matched {total} resources but its pages held {len(matched)} and no "
+                "next link: the server's paging is incomplete (a larger fhir_page_size may help)",
+                request=("GET", url),
+            )
         return list(found.values())
 
     def _log_outcome(self, url: str, outcome: Json) -> None:

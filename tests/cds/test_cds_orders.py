@@ -49,6 +49,7 @@ def test_mri_for_acute_uncomplicated_back_pain(cds: TestClient, hook: str) -> No
     assert card["source"]["url"] == "https://www.nice.org.uk/guidance/ng59"
     assert "no-routine-imaging" in card["detail"] or "imaging" in card["detail"].lower()
     (suggestion,) = card["suggestions"]
+    assert suggestion["isRecommended"] is True  # the card's one fix (HealthChain requires it)
     assert suggestion["actions"] == [
         {
             "type": "delete",

@@ -108,6 +108,19 @@ def test_paging_stops_on_a_repeating_next_link() -> None:
         run(lambda c: c.search("Observation"), httpx.MockTransport(loop))
 
 
+def test_pages_ending_short_of_the_reported_total_are_an_error() -> None:
+    """A server that pages without next links (Medplum's in-memory repository) answers the first
+    page with the whole total: what came is not the record, so the search fails."""
+
+    def first_page_only(request: httpx.Request) -> httpx.Response:
+        entry = {"resource": {"resourceType": "Observation", "id": "o1"}}
+        bundle = {"resourceType": "Bundle", "type": "searchset", "total": 3, "entry": [entry]}
+        return httpx.Response(200, json=bundle)
+
+    with pytest.raises(UpstreamStatusError, match="matched 3 resources but its pages held 1"):
+        run(lambda c: c.search("Observation"), httpx.MockTransport(first_page_only))
+
+
 def test_paging_is_bounded(server: FakeFhirServer) -> None:
     for index in range(5):
         server.add({"resourceType": "Condition", "id": f"c{index}", "code": {"text": "x"},

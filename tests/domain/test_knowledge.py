@@ -135,3 +135,19 @@ def test_missing_file_and_bad_toml(knowledge_dir: Path) -> None:
     (knowledge_dir / "parameters.toml").unlink()
     with pytest.raises(KnowledgeError, match="file missing"):
         load_knowledge(knowledge_dir)
+
+
+def test_two_displays_for_one_code_are_rejected(knowledge_dir: Path) -> None:
+    """The catalogue emits 308447003 "Referral to physiotherapist"; valuesets.toml naming it by
+    its fully specified name stops start-up, naming both files."""
+    _edit(
+        knowledge_dir,
+        "valuesets.toml",
+        lambda text: text.replace(
+            'display = "Referral to physiotherapist"',
+            'display = "Referral to physiotherapist (procedure)"',
+            1,
+        ),
+    )
+    with pytest.raises(KnowledgeError, match=r"308447003 displayed .*\(one display per code\)"):
+        load_knowledge(knowledge_dir)

@@ -32,6 +32,7 @@ class _Everything(Relevance):
 
 
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NAMES = sorted(p.stem for p in CASES.glob("*.json"))
 
 
@@ -50,6 +51,12 @@ def _noise(subject: str) -> list[Json]:
     def obs(oid: str, **body: Any) -> Json:
         resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": ref}
         return {"resource": {**resource, **body}}
+
+    def med(mid: str, code: Json) -> Json:
+        return {"resource": {
+            "resourceType": "MedicationStatement", "id": mid, "status": "active", "subject": ref,
+            "medicationCodeableConcept": code, "effectiveDateTime": "2026-10-01",
+        }}  # fmt: skip
 
     return [
         obs("bp", code=_cc(LOINC, "85354-9"), component=[
@@ -93,6 +100,19 @@ def _noise(subject: str) -> list[Json]:
             "resourceType": "Procedure", "id": "physio", "status": "completed", "subject": ref,
             "code": _cc(SNOMED, "91251008"), "performedDateTime": "2026-10-01",
         }},
+        # medications: a listed ingredient code, an unlisted product code whose display spells an
+        # ingredient, a brand in text, a Medication by reference (its Medication decides); and a
+        # drug no class lists (by code and display), a coding without a system, an empty concept
+        med("codeine", code=_cc(RXNORM, "2670")),
+        med("tramadol-scd", code=_cc(RXNORM, "835603", "tramadol hydrochloride 50 MG Oral Tablet")),
+        med("brand-text", code=_cc(None, None, "Ultram 50 mg tablets")),
+        {"resource": {
+            "resourceType": "MedicationRequest", "id": "by-reference", "status": "active",
+            "intent": "order", "subject": ref, "medicationReference": {"reference": "Medication/x"},
+        }},
+        med("lisinopril", code=_cc(RXNORM, "314076", "lisinopril 10 MG Oral Tablet")),
+        med("no-system-drug", code=_cc(None, "2670")),
+        med("empty-drug", code={}),
     ]  # fmt: skip
 
 
@@ -154,12 +174,16 @@ def test_selection_leaves_out_what_no_rule_reads_and_keeps_the_rest() -> None:
     assert refs - kept == {
         "Observation/bp", "Observation/hba1c", "Observation/component-fever",
         "Observation/no-system", "Condition/asthma", "DiagnosticReport/cbc", "Procedure/dental",
+        "MedicationStatement/lisinopril", "MedicationStatement/no-system-drug",
+        "MedicationStatement/empty-drug",
     }  # fmt: skip
     # a coded finding (also as a value or a report's conclusion), a treatment, and text the
     # keyword matcher reads, negated or not
     assert kept == {
         "Observation/text-burning", "Observation/text-negated", "Observation/finding-as-value",
         "Condition/text-only", "DiagnosticReport/mri", "Procedure/physio",
+        "MedicationStatement/codeine", "MedicationStatement/tramadol-scd",
+        "MedicationStatement/brand-text", "MedicationRequest/by-reference",
     }  # fmt: skip
     # still attributed and reported: only the items are left out
     assert selected.ref_types == everything.ref_types

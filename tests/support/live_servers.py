@@ -167,11 +167,12 @@ def _response(status: int, reason: str, body: bytes) -> bytes:
 
 
 def start_painpath(port: int, **settings: str) -> subprocess.Popen[bytes]:
-    """``painpath serve`` on 127.0.0.1:``port`` (``settings``: extra PAINPATH_* variables), once
-    ``/healthz`` answers; the caller stops it."""
-    env = {**os.environ, "PAINPATH_HOST": "127.0.0.1", "PAINPATH_PORT": str(port),
+    """``painpath serve`` on 127.0.0.1:``port`` (``settings``: extra PAINPATH_* variables; a
+    PAINPATH_FHIR_SERVER of the environment is not inherited), once ``/healthz`` answers; the
+    caller stops it."""
+    inherited = {k: v for k, v in os.environ.items() if k != "PAINPATH_FHIR_SERVER"}
+    env = {**inherited, "PAINPATH_HOST": "127.0.0.1", "PAINPATH_PORT": str(port),
            "PAINPATH_LOG_LEVEL": "warning", "PAINPATH_AUTH_MODE": "none", **settings}  # fmt: skip
-    env.pop("PAINPATH_FHIR_SERVER", None)
     painpath = Path(sys.executable).parent / "painpath"
     server = subprocess.Popen([str(painpath), "serve"], env=env)
     deadline = time.monotonic() + 60

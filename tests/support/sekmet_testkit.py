@@ -5,7 +5,8 @@ as the running interpreter, with its SQLite store under ``workdir``, its lab/RIS
 simulator off (it would otherwise fill in ServiceRequests behind the tests' back) and no peers,
 so it neither changes what the tests write nor talks to anything beyond 127.0.0.1; it yields the
 base URL (``…/fhir``) and stops the server when the context ends. The integration tests
-(tests/integration) and the SMART launch tests (tests/web) start it through this.
+(tests/integration) and the SMART launch tests (tests/web) start it through this; ``wait_ready``
+and ``stop`` serve the other servers they start too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import httpx
 import pytest
 from live_servers import free_port
 
-__all__ = ["run_sekmet"]
+__all__ = ["run_sekmet", "stop", "wait_ready"]
 
 log = logging.getLogger("painpath.integration")
 
@@ -52,7 +53,8 @@ def _settings_yaml(port: int, data_dir: Path) -> str:
     return json.dumps(settings, indent=2) + "\n"
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process (kill it if it does not exit in time)."""
     if proc.poll() is not None:
         return
     proc.terminate()
@@ -63,7 +65,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, stderr_path: Path) -> float:
+def wait_ready(
+    proc: subprocess.Popen[bytes], base: str, stderr_path: Path, name: str = "sekmet"
+) -> float:
     """Poll ``GET {base}/metadata`` until 200; the seconds it took. Fails if the server dies."""
     started = time.monotonic()
     deadline = started + STARTUP_TIMEOUT_S
@@ -71,7 +75,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, stderr_path: Path) -> 
         while True:
             if proc.poll() is not None:
                 pytest.fail(
-                    f"sekmet exited with {proc.returncode} before answering /metadata:\n"
+                    f"{name} exited with {proc.returncode} before answering /metadata:\n"
                     f"{stderr_path.read_text(errors='replace')}"
                 )
             try:
@@ -80,9 +84,9 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, stderr_path: Path) -> 
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                _stop(proc)
+                stop(proc)
                 pytest.fail(
-                    f"sekmet did not answer {base}/metadata within {STARTUP_TIMEOUT_S:.0f} s:\n"
+                    f"{name} did not answer {base}/metadata within {STARTUP_TIMEOUT_S:.0f} s:\n"
                     f"{stderr_path.read_text(errors='replace')}"
                 )
             time.sleep(0.1)
@@ -113,10 +117,10 @@ def run_sekmet(workdir: Path) -> Iterator[str]:
             stderr=err,
         )
     try:
-        seconds = _wait_ready(proc, base, stderr_path)
+        seconds = wait_ready(proc, base, stderr_path)
         log.info("sekmet ready at %s after %.2f s (pid %d)", base, seconds, proc.pid)
         yield base
     finally:
         stopping = time.monotonic()
-        _stop(proc)
+        stop(proc)
         log.info("sekmet stopped (exit %s) in %.2f s", proc.returncode, time.monotonic() - stopping)

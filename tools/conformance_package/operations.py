@@ -209,8 +209,10 @@ def _populate_definition(meta: Meta) -> Json:
         "comment": "Errors carry an OperationOutcome: 400, 404 (not a PainPath Questionnaire), "
         "413, 415, 422. Unanswered items are left out for the clinician. Each pre-filled answer "
         "carries the extension https://painpath.dev/fhir/StructureDefinition/answer-source "
-        "(valueReference: the input entry it was read from).",
-        "base": "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate",
+        "(valueReference: the input entry it was read from). Follows the SDC operation "
+        "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate; SDC is not a "
+        "dependency of this package (R4 core only), so it is named here and not as `base`, which "
+        "a package loader could not resolve.",
         "resource": ["Questionnaire"],
         "system": False,
         "type": True,
