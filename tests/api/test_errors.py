@@ -720,3 +720,28 @@ def test_every_input_error_kind_has_one_status() -> None:
 
     assert set(STATUS_BY_KIND) == set(get_args(InputErrorKind))
     assert all(400 <= status < 600 for status in STATUS_BY_KIND.values())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/PlanDefinition/back-pain-pathway/$apply",
+        "/fhir/Questionnaire/red-flag-screen/$populate",
+    ],
+)
+def test_apply_and_populate_keep_the_same_limits(
+    make_client: Callable[..., TestClient], path: str
+) -> None:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "data", "resource": case_bundle(CAUDA)}],
+    }
+    small = make_client(max_body_bytes=2000)
+    content = json.dumps(body).encode()
+    answer = small.post(path, content=content, headers={"content-type": FHIR_JSON})
+    issue = _only_issue(answer, 413, "too-costly")
+    assert issue["diagnostics"] == f"Body is {len(content)} bytes; the limit is 2000 bytes"
+    few = make_client(max_entries=4)
+    answer = few.post(path, content=content, headers={"content-type": FHIR_JSON})
+    issue = _only_issue(answer, 413, "too-costly")
+    assert issue["expression"] == ["Parameters.parameter[0].resource.entry"]

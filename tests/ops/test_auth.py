@@ -128,3 +128,25 @@ def test_scope_grammar() -> None:
     assert not has_scope({"scope": "system/*.cud"}, "read")
     assert has_scope({"scp": ["user/*.r"]}, "read")
     assert has_scope({"scope": "system/PainPath.write"}, "system/PainPath.write")
+
+
+# Every operation that evaluates a patient sits behind the same door as $triage.
+OPERATIONS = {
+    "/fhir/PlanDefinition/back-pain-pathway/$apply": "data",
+    "/fhir/Questionnaire/red-flag-screen/$populate": "data",
+}
+
+
+@pytest.mark.parametrize("path", sorted(OPERATIONS))
+def test_apply_and_populate_need_a_token_with_a_read_scope(client: TestClient, path: str) -> None:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": OPERATIONS[path], "resource": case_bundle(CAUDA)}],
+    }
+    refused = client.post(path, json=body)
+    assert refused.status_code == 401
+    assert refused.json()["issue"][0]["code"] == "login"
+    wrong = client.post(path, json=body, headers={"Authorization": f"Bearer {token('x/y')}"})
+    assert wrong.status_code == 403
+    good = client.post(path, json=body, headers={"Authorization": f"Bearer {token('user/*.rs')}"})
+    assert good.status_code == 200, good.text
