@@ -30,11 +30,11 @@ from service.app.pipeline import Pipeline, TriageResult
 from service.domain.assessment import Assessment, Finding, ProposedService
 from service.domain.engine import match_facts
 from service.domain.facts import Matcher
-from service.domain.knowledge import KnowledgeBase
+from service.domain.forms import questionnaire_title
+from service.domain.knowledge import KnowledgeBase, Prompt
 from service.domain.model import Code, Polarity
-from service.domain.open_questions import open_questions
+from service.domain.open_questions import open_forms, open_questions
 from service.domain.orders import OrderCheck, OrderKind, When
-from service.domain.screens import RED_FLAG_SCREEN
 from service.domain.vocabulary import STAGES, URGENT, most_urgent, urgency_rank
 from service.fhir.canonicals import canonical
 from service.fhir.emit import IDENTIFIER_SYSTEM, make_id
@@ -133,7 +133,6 @@ def override_reasons(kb: KnowledgeBase) -> list[Json]:
 
 
 # --- SMART app link ---------------------------------------------------------------------------
-_SCREEN_NOTES = {"red-flag-screen-not-documented", "red-flag-screen-unrecognised-entries"}
 
 
 def smart_link(kb: KnowledgeBase, assessment: Assessment, hook: str, launch_url: str) -> Json:
@@ -141,20 +140,12 @@ def smart_link(kb: KnowledgeBase, assessment: Assessment, hook: str, launch_url:
 
     ``appContext`` (a string, CDS Hooks 2.0) is JSON naming the patient, the hook and the
     Questionnaires that would record what would change the decision (RULES §9): those the
-    catalogue names for the open prompts, and the red-flag screen when it is not documented.
+    catalogue names for the open prompts (the red-flag screen when it is not documented).
     """
-    questionnaires = [
-        prompt.questionnaire
-        for entry in open_questions(kb, assessment)
-        for prompt in entry.prompts
-        if prompt.questionnaire
-    ]
-    if any(note.code in _SCREEN_NOTES for note in assessment.notes):
-        questionnaires.append(RED_FLAG_SCREEN)
     context = {
         "patient": assessment.subject.rsplit("/", 1)[-1],
         "hook": hook,
-        "questionnaires": [canonical("Questionnaire", q) for q in dict.fromkeys(questionnaires)],
+        "questionnaires": [canonical("Questionnaire", q) for q in open_forms(kb, assessment)],
     }
     return {
         "label": "Open PainPath: the decision trace and what would change it",
@@ -311,8 +302,21 @@ def _open_lines(ctx: _Ctx) -> list[str]:
     lines = []
     for entry in open_questions(ctx.kb, ctx.assessment):
         lines.append(f"\n**What would change the decision: {_md(entry.about)}**\n")
-        lines += [f"- {_md(p.text)} ({_md(p.system)} {_md(p.code)})" for p in entry.prompts]
+        lines += [f"- {_md(p.text)} ({_md(p.system)} {_md(p.code)}){_form(ctx, p)}"
+                  for p in entry.prompts]  # fmt: skip
     return lines
+
+
+def _form(ctx: _Ctx, prompt: Prompt) -> str:
+    """Where a prompt is recorded: the PainPath Questionnaire, linked, and its ``$populate``."""
+    if prompt.questionnaire is None:
+        return ""
+    title = questionnaire_title(ctx.kb, prompt.questionnaire)
+    url = canonical("Questionnaire", prompt.questionnaire)
+    return (
+        f": record it with the Questionnaire [{_md(title)}]({url})"
+        f" (`Questionnaire/{prompt.questionnaire}/$populate` pre-fills it from the record)"
+    )
 
 
 def _plan_lines(ctx: _Ctx) -> list[str]:

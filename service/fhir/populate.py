@@ -10,6 +10,7 @@ left out for the clinician to fill in; groups appear when one of their items is 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from service.fhir.outcome import issue, operation_outcome
@@ -19,10 +20,11 @@ from service.fhir.types import Json
 __all__ = ["ANSWER_SOURCE", "Answer", "answer_value", "populate_parameters"]
 
 ANSWER_SOURCE = f"{BASE}/StructureDefinition/answer-source"
-Answer = tuple[str | float | bool, str]  # the value as read, and the reference of its source
+Value = str | float | bool | datetime
+Answer = tuple[Value, str]  # the value as read, and the reference of its source
 
 
-def answer_value(item: Json, value: str | float | bool) -> Json | None:
+def answer_value(item: Json, value: Value) -> Json | None:
     """The ``value[x]`` of an answer to ``item`` (its type and answer options), or None."""
     kind = item.get("type")
     if kind == "boolean" and isinstance(value, bool):
@@ -31,6 +33,8 @@ def answer_value(item: Json, value: str | float | bool) -> Json | None:
         return {"valueInteger": int(value)}
     if kind == "decimal" and isinstance(value, float | int) and not isinstance(value, bool):
         return {"valueDecimal": float(value)}
+    if kind == "dateTime" and isinstance(value, datetime):
+        return {"valueDateTime": value.isoformat()}
     if kind in ("choice", "open-choice"):
         for option in item.get("answerOption", ()):
             coding = option.get("valueCoding") or {}
