@@ -4,7 +4,9 @@ patient-view: one card per evaluated patient with something to say - ``critical`
 calls for stat/asap/urgent action, ``warning`` for a routine red flag (inflammatory back pain),
 ``info`` for routine proposals. Its suggestion creates the result resources exactly as ``$triage``
 emits them (the pain-type and stage Observations the CarePlan cites, the CarePlan and its
-ServiceRequests), so the references inside the suggestion resolve.
+ServiceRequests), so the references inside the suggestion resolve. When a decision is open
+(RULES §9), ``record_suggestion`` adds one suggestion per PainPath Questionnaire that records what
+would change it, creating the response ``$populate`` pre-filled (``selectionBehavior`` ``any``).
 
 order-select / order-sign: one ``warning`` card per draft order the rules contradict, with a
 ``delete`` (or, for MRI with an MRI-unsafe implant, an ``update`` to CT) suggestion on the draft;
@@ -50,6 +52,7 @@ __all__ = [
     "order_cards",
     "override_reasons",
     "patient_cards",
+    "record_suggestion",
     "red_flag_urgency",
     "smart_link",
 ]
@@ -130,6 +133,30 @@ def override_reasons(kb: KnowledgeBase) -> list[Json]:
     the CodeSystem of the same name by the conformance package)."""
     reasons = kb.catalogue.displays[OVERRIDE_CODES]
     return [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in reasons.items()]
+
+
+# --- recording what would change the decision -------------------------------------------------
+def record_suggestion(kb: KnowledgeBase, card: Json, form: str, response: Json) -> None:
+    """Add to a patient-view card the suggestion to record what would change the decision
+    (RULES §9) with ``form``: create ``response``, the form pre-filled from the record by
+    ``Questionnaire/$populate`` (``in-progress``, each answer naming its source), for the
+    clinician to complete. Independent of the plan suggestion, so several may be chosen."""
+    title = questionnaire_title(kb, form)
+    action = {
+        "type": "create",
+        "description": f"Create QuestionnaireResponse: {title} (in progress, pre-filled from the "
+        "record; complete it and PainPath re-evaluates)",
+        "resource": response,
+    }
+    suggestions = card.setdefault("suggestions", [])
+    suggestions.append(
+        {
+            "label": f"Record what would change the decision: {title}",
+            "uuid": make_id(card["uuid"], "record", form),
+            "actions": [action],
+        }
+    )
+    card["selectionBehavior"] = "any" if len(suggestions) > 1 else "at-most-one"
 
 
 # --- SMART app link ---------------------------------------------------------------------------
