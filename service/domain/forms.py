@@ -172,18 +172,14 @@ def prefill(
     kb: KnowledgeBase, matcher: Matcher, form: str, record: PatientRecord
 ) -> list[Prefilled]:
     """The form's answers the record already holds, each with the entry it came from."""
-    found: list[Prefilled] = []
-    for item in form_items(kb, form):
-        facts = [
-            fact
-            for entry in record.items
-            for fact in matcher.match(entry)[0]
-            if fact.concept == item.concept
-        ]
-        answer = _prefilled(item, facts)
-        if answer is not None:
-            found.append(answer)
-    return found
+    items = form_items(kb, form)
+    by_concept: dict[str, list[Fact]] = {item.concept: [] for item in items}
+    for entry in record.items:  # one pass over the record, whatever the form's size
+        for fact in matcher.match(entry)[0]:
+            if fact.concept in by_concept:
+                by_concept[fact.concept].append(fact)
+    found = [_prefilled(item, by_concept[item.concept]) for item in items]
+    return [answer for answer in found if answer is not None]
 
 
 def _prefilled(item: FormItem, facts: list[Fact]) -> Prefilled | None:

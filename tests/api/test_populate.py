@@ -243,6 +243,10 @@ def test_an_answer_that_does_not_decide_leaves_the_stage_open(client: TestClient
     )  # fmt: skip
     decided = _post(client, TRIAGE, _with(case, treated)).json()
     assert stage_of(decided, "injection") == "not-eligible"
+    # a pain score outside 0-10 is not read, and said so - as the same Observation would be
+    out_of_range = _answered(response, {"72514-3": {"valueDecimal": 15}})
+    reported = _post(client, TRIAGE, _with(case, out_of_range)).json()
+    assert "value-out-of-range" in issue_codes(reported)
     # an answer of the wrong type (text for the onset) is no finding
     wrong = _answered(response, {"symptom-onset": {"valueString": "last spring"}})
     assert stage_of(_post(client, TRIAGE, _with(case, wrong)).json(), "injection") == (
