@@ -153,6 +153,7 @@ def record_suggestion(kb: KnowledgeBase, card: Json, form: str, response: Json) 
         {
             "label": f"Record what would change the decision: {title}",
             "uuid": make_id(card["uuid"], "record", form),
+            "isRecommended": False,  # the plan is; stated, for clients whose card model needs it
             "actions": [action],
         }
     )

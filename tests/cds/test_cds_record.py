@@ -59,6 +59,7 @@ def test_the_card_suggests_each_open_questionnaire_prefilled(cds: TestClient) ->
         "valueReference": {"reference": "Observation/obs-nrs"},
     }
     assert all(s["actions"][0]["type"] == "create" for s in records)
+    assert [s["isRecommended"] for s in records] == [False, False, False]
 
 
 def test_a_decided_card_suggests_no_questionnaire(cds: TestClient) -> None:
