@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from service.fhir.narrative import summary_narrative
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.systems import BASE
 from service.fhir.types import Json
@@ -62,6 +63,19 @@ def _items(items: list[Json], answers: dict[str, Answer]) -> list[Json]:
     return out
 
 
+def _lines(items: list[Json]) -> list[str]:
+    """One line per pre-filled answer, with the entry it came from (dom-6: a narrative)."""
+    lines = []
+    for item in items:
+        for answer in item.get("answer", ()):
+            value = next(v for k, v in answer.items() if k.startswith("value"))
+            shown = value.get("display") or value.get("code") if isinstance(value, dict) else value
+            source = answer["extension"][0]["valueReference"]["reference"]
+            lines.append(f"{item.get('text', item['linkId'])}: {shown} (from {source})")
+        lines += _lines(item.get("item", []))
+    return lines
+
+
 def _count(items: list[Json]) -> int:
     return sum(("answer" in i) + _count(i.get("item", [])) for i in items)
 
@@ -75,9 +89,15 @@ def populate_parameters(
 ) -> Json:
     """The ``$populate`` output Parameters for one subject."""
     items = _items(questionnaire.get("item", []), answers)
+    title = str(questionnaire.get("title") or questionnaire["url"])
     response: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": rid,
+        "text": summary_narrative(
+            f"{title}: pre-filled from the record",
+            _lines(items)
+            or ["Nothing in the record answers it yet: every item is the clinician's."],
+        ),
         "questionnaire": questionnaire["url"],
         "status": "in-progress",
         "subject": {"reference": subject},
