@@ -41,14 +41,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from service.api.deps import PipelineDep
+from service.api.deps import ConformanceDep, PipelineDep
 from service.api.jwt_verify import AuthError, JtiCache, JwtVerifier
 from service.api.responses import fhir_response
 from service.cds_hooks.cards import (
     OVERRIDE_CODES,
     OVERRIDE_SYSTEM,
 )
-from service.cds_hooks.evaluate import cards_for
+from service.cds_hooks.evaluate import CardLinks, cards_for
 from service.cds_hooks.prefetch import fetch_missing
 from service.cds_hooks.request import (
     PREFETCH_TYPES,
@@ -251,7 +251,11 @@ def _precondition_failed(text: str) -> Response:
 
 @router.post("/cds-services/{service_id}")
 async def cds_service(
-    request: Request, pipeline: PipelineDep, state: CdsStateDep, service_id: str
+    request: Request,
+    pipeline: PipelineDep,
+    state: CdsStateDep,
+    conformance: ConformanceDep,
+    service_id: str,
 ) -> Response:
     """Evaluate one hook call and answer its cards."""
     service = SERVICES.get(service_id)
@@ -272,7 +276,10 @@ async def cds_service(
         cds,
         resources,
         now=state.clock().astimezone(UTC),
-        launch_url=state.settings.cds_smart_launch_url,
+        links=CardLinks(
+            launch_url=state.settings.cds_smart_launch_url,
+            questionnaire=lambda form: conformance.read("Questionnaire", form),
+        ),
     )
     for card in cards:
         state.counters.cards[(service_id, card["indicator"])] += 1

@@ -32,10 +32,10 @@ from service.domain.assessment import Assessment
 from service.domain.engine import evaluate
 from service.domain.errors import NoPatientError
 from service.domain.facts import Matcher
+from service.domain.forms import form_findings
 from service.domain.instruments import score
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.model import PatientRecord
-from service.domain.screens import RED_FLAG_SCREEN, screen_items
 from service.fhir.apply import ApplyRequest, read_apply_request
 from service.fhir.canonicals import canonical
 from service.fhir.emit import Emitter
@@ -116,6 +116,8 @@ class Pipeline:
         self.relevance = Relevance(self.matcher)
         self.default_profile = default_profile
         self.limits = limits or Limits()
+        # the recording forms (RULES §9) by canonical: their answers are findings
+        self.forms = {canonical("Questionnaire", f): f for f in kb.catalogue.questionnaires}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -241,10 +243,8 @@ class Pipeline:
     def _assess(
         self, record: PatientRecord, found: Ingested, options: TriageOptions
     ) -> tuple[Assessment, list[str]]:
-        screened, answers = screen_items(
-            self.kb,
-            found.answers.get(record.subject, []),
-            canonical("Questionnaire", RED_FLAG_SCREEN),
+        screened, answers = form_findings(
+            self.kb, found.answers.get(record.subject, []), self.forms
         )
         items, problems = score(self.kb.scoring, answers, systems=self.kb.valuesets.systems)
         items = screened + items

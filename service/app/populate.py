@@ -1,14 +1,15 @@
 """``Questionnaire/$populate``: which answers the record already holds, from a Pipeline result.
 
-The red-flag screen is pre-filled from the findings the record states present or absent
-(``domain.screens.prefill_screen``); an instrument (STarT Back, ODI, DN4, ...) from the latest
+A recording form (the red-flag screen, the treatment-stage facts: ``[questionnaires]`` in
+catalogue.toml) is pre-filled from the findings, readings and dates the record states
+(``domain.forms.prefill``); an instrument (STarT Back, ODI, DN4, ...) from the latest
 QuestionnaireResponse to it that the record holds. ``service.fhir.populate`` writes the answer.
 """
 
 from __future__ import annotations
 
 from service.app.pipeline import Pipeline, TriageResult
-from service.domain.screens import RED_FLAG_SCREEN, prefill_screen
+from service.domain.forms import prefill
 from service.fhir.emit import make_id
 from service.fhir.errors import InputError
 from service.fhir.populate import Answer, populate_parameters
@@ -23,11 +24,12 @@ def populate(pipeline: Pipeline, questionnaire: Json, result: TriageResult, subj
     if record is None:
         raise InputError.one("processing", f"{subject} is not a patient of the data")
     answers: dict[str, Answer] = {}
-    if questionnaire.get("id") == RED_FLAG_SCREEN:
-        for found in prefill_screen(pipeline.kb, pipeline.matcher, record):
+    url = str(questionnaire.get("url"))
+    form = pipeline.forms.get(url)
+    if form is not None:
+        for found in prefill(pipeline.kb, pipeline.matcher, form, record):
             answers[found.link_id] = (found.value, found.source)
     else:
-        url = str(questionnaire.get("url"))
         responses = [
             a for a in result.found.answers.get(subject, []) if a.questionnaire.split("|")[0] == url
         ]
@@ -35,7 +37,7 @@ def populate(pipeline: Pipeline, questionnaire: Json, result: TriageResult, subj
             latest = max(responses, key=lambda a: (str(a.when or ""), a.ref))
             for link_id, value in latest.answers:
                 answers.setdefault(link_id, (value, latest.ref))
-    rid = make_id(str(result.bundle.get("id", "")), subject, str(questionnaire.get("url")))
+    rid = make_id(str(result.bundle.get("id", "")), subject, url)
     return populate_parameters(
         questionnaire,
         answers,

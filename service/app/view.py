@@ -16,11 +16,13 @@ from service.app.pipeline import Pipeline, TriageResult
 from service.domain.assessment import Assessment, Conclusion, Finding, ProposedService
 from service.domain.explanation import patient_explanation
 from service.domain.facts import Matcher
+from service.domain.forms import questionnaire_title
 from service.domain.knowledge import KnowledgeBase
 from service.domain.model import PatientRecord, Polarity
 from service.domain.open_questions import open_questions
 from service.domain.trace import Evidence, RuleRef
 from service.domain.vocabulary import STAGES, urgency_rank
+from service.fhir.canonicals import canonical
 from service.fhir.types import Json
 
 __all__ = ["trace_view"]
@@ -33,6 +35,21 @@ _DAY_S = 86400.0
 
 def _label(kb: KnowledgeBase, system: str, code: str | None) -> str:
     return kb.catalogue.displays.get(system, {}).get(code or "", code or "unknown")
+
+
+def _form(kb: KnowledgeBase, questionnaire: str | None) -> dict[str, str] | None:
+    """The PainPath Questionnaire that records a prompt (RULES §9): its id, title, canonical,
+    where the page reads it and where ``$populate`` pre-fills it."""
+    if questionnaire is None:
+        return None
+    read = f"/fhir/Questionnaire/{questionnaire}"
+    return {
+        "id": questionnaire,
+        "title": questionnaire_title(kb, questionnaire),
+        "url": canonical("Questionnaire", questionnaire),
+        "read": read,
+        "populate": f"{read}/$populate",
+    }
 
 
 def _rule(rule: RuleRef) -> Json:
@@ -203,7 +220,7 @@ def _patient(
                         "text": p.text,
                         "system": kb.valuesets.systems[p.system],
                         "code": p.code,
-                        "questionnaire": p.questionnaire,
+                        "questionnaire": _form(kb, p.questionnaire),
                     }
                     for p in entry.prompts
                 ],

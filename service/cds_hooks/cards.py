@@ -4,7 +4,9 @@ patient-view: one card per evaluated patient with something to say - ``critical`
 calls for stat/asap/urgent action, ``warning`` for a routine red flag (inflammatory back pain),
 ``info`` for routine proposals. Its suggestion creates the result resources exactly as ``$triage``
 emits them (the pain-type and stage Observations the CarePlan cites, the CarePlan and its
-ServiceRequests), so the references inside the suggestion resolve.
+ServiceRequests), so the references inside the suggestion resolve. When a decision is open
+(RULES §9), ``record_suggestion`` adds one suggestion per PainPath Questionnaire that records what
+would change it, creating the response ``$populate`` pre-filled (``selectionBehavior`` ``any``).
 
 order-select / order-sign: one ``warning`` card per draft order the rules contradict, with a
 ``delete`` (or, for MRI with an MRI-unsafe implant, an ``update`` to CT) suggestion on the draft;
@@ -30,11 +32,11 @@ from service.app.pipeline import Pipeline, TriageResult
 from service.domain.assessment import Assessment, Finding, ProposedService
 from service.domain.engine import match_facts
 from service.domain.facts import Matcher
-from service.domain.knowledge import KnowledgeBase
+from service.domain.forms import questionnaire_title
+from service.domain.knowledge import KnowledgeBase, Prompt
 from service.domain.model import Code, Polarity
-from service.domain.open_questions import open_questions
+from service.domain.open_questions import open_forms, open_questions
 from service.domain.orders import OrderCheck, OrderKind, When
-from service.domain.screens import RED_FLAG_SCREEN
 from service.domain.vocabulary import STAGES, URGENT, most_urgent, urgency_rank
 from service.fhir.canonicals import canonical
 from service.fhir.emit import IDENTIFIER_SYSTEM, make_id
@@ -50,6 +52,7 @@ __all__ = [
     "order_cards",
     "override_reasons",
     "patient_cards",
+    "record_suggestion",
     "red_flag_urgency",
     "smart_link",
 ]
@@ -132,8 +135,32 @@ def override_reasons(kb: KnowledgeBase) -> list[Json]:
     return [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in reasons.items()]
 
 
+# --- recording what would change the decision -------------------------------------------------
+def record_suggestion(kb: KnowledgeBase, card: Json, form: str, response: Json) -> None:
+    """Add to a patient-view card the suggestion to record what would change the decision
+    (RULES §9) with ``form``: create ``response``, the form pre-filled from the record by
+    ``Questionnaire/$populate`` (``in-progress``, each answer naming its source), for the
+    clinician to complete. Independent of the plan suggestion, so several may be chosen."""
+    title = questionnaire_title(kb, form)
+    action = {
+        "type": "create",
+        "description": f"Create QuestionnaireResponse: {title} (in progress, pre-filled from the "
+        "record; complete it and PainPath re-evaluates)",
+        "resource": response,
+    }
+    suggestions = card.setdefault("suggestions", [])
+    suggestions.append(
+        {
+            "label": f"Record what would change the decision: {title}",
+            "uuid": make_id(card["uuid"], "record", form),
+            "isRecommended": False,  # the plan is; stated, for clients whose card model needs it
+            "actions": [action],
+        }
+    )
+    card["selectionBehavior"] = "any" if len(suggestions) > 1 else "at-most-one"
+
+
 # --- SMART app link ---------------------------------------------------------------------------
-_SCREEN_NOTES = {"red-flag-screen-not-documented", "red-flag-screen-unrecognised-entries"}
 
 
 def smart_link(kb: KnowledgeBase, assessment: Assessment, hook: str, launch_url: str) -> Json:
@@ -141,20 +168,12 @@ def smart_link(kb: KnowledgeBase, assessment: Assessment, hook: str, launch_url:
 
     ``appContext`` (a string, CDS Hooks 2.0) is JSON naming the patient, the hook and the
     Questionnaires that would record what would change the decision (RULES §9): those the
-    catalogue names for the open prompts, and the red-flag screen when it is not documented.
+    catalogue names for the open prompts (the red-flag screen when it is not documented).
     """
-    questionnaires = [
-        prompt.questionnaire
-        for entry in open_questions(kb, assessment)
-        for prompt in entry.prompts
-        if prompt.questionnaire
-    ]
-    if any(note.code in _SCREEN_NOTES for note in assessment.notes):
-        questionnaires.append(RED_FLAG_SCREEN)
     context = {
         "patient": assessment.subject.rsplit("/", 1)[-1],
         "hook": hook,
-        "questionnaires": [canonical("Questionnaire", q) for q in dict.fromkeys(questionnaires)],
+        "questionnaires": [canonical("Questionnaire", q) for q in open_forms(kb, assessment)],
     }
     return {
         "label": "Open PainPath: the decision trace and what would change it",
@@ -311,8 +330,21 @@ def _open_lines(ctx: _Ctx) -> list[str]:
     lines = []
     for entry in open_questions(ctx.kb, ctx.assessment):
         lines.append(f"\n**What would change the decision: {_md(entry.about)}**\n")
-        lines += [f"- {_md(p.text)} ({_md(p.system)} {_md(p.code)})" for p in entry.prompts]
+        lines += [f"- {_md(p.text)} ({_md(p.system)} {_md(p.code)}){_form(ctx, p)}"
+                  for p in entry.prompts]  # fmt: skip
     return lines
+
+
+def _form(ctx: _Ctx, prompt: Prompt) -> str:
+    """Where a prompt is recorded: the PainPath Questionnaire, linked, and its ``$populate``."""
+    if prompt.questionnaire is None:
+        return ""
+    title = questionnaire_title(ctx.kb, prompt.questionnaire)
+    url = canonical("Questionnaire", prompt.questionnaire)
+    return (
+        f": record it with the Questionnaire [{_md(title)}]({url})"
+        f" (`Questionnaire/{prompt.questionnaire}/$populate` pre-fills it from the record)"
+    )
 
 
 def _plan_lines(ctx: _Ctx) -> list[str]:

@@ -6,18 +6,40 @@ https://cds-hooks.hl7.org/2.0/#calling-a-cds-service
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from service.app.pipeline import Pipeline
-from service.cds_hooks.cards import assessment_of, order_cards, patient_cards, smart_link
+from service.app.pipeline import Pipeline, TriageResult
+from service.app.populate import populate
+from service.cds_hooks.cards import (
+    assessment_of,
+    order_cards,
+    patient_cards,
+    record_suggestion,
+    smart_link,
+)
 from service.cds_hooks.request import CdsRequest, cds_bundle
+from service.domain.assessment import Assessment
+from service.domain.open_questions import open_forms
 from service.fhir.types import Json
 from service.fhir.validate import validate_bundle
 
-__all__ = ["cards_for"]
+__all__ = ["CardLinks", "cards_for"]
 
 
 _LINKED_HOOKS = ("patient-view", "order-sign")
+
+
+@dataclass(frozen=True, slots=True)
+class CardLinks:
+    """Where cards lead. ``launch_url``: the patient-view and order-sign cards link to the
+    SMART app. ``questionnaire`` (a PainPath Questionnaire by id): the patient-view card
+    suggests recording what would change the decision - each Questionnaire the open prompts
+    name, pre-filled by ``Questionnaire/$populate`` from the same evaluation."""
+
+    launch_url: str | None = None
+    questionnaire: Callable[[str], Json | None] | None = None
 
 
 async def cards_for(
@@ -26,10 +48,11 @@ async def cards_for(
     resources: list[Json],
     *,
     now: datetime,
-    launch_url: str | None = None,
+    links: CardLinks | None = None,
 ) -> list[Json]:
-    """The cards for one hook call (none when the prefetch holds nothing about the patient);
-    with ``launch_url`` the patient-view and order-sign cards link to the SMART app."""
+    """The cards for one hook call (none when the prefetch holds nothing about the patient),
+    with what ``links`` asks for."""
+    links = links or CardLinks()
     bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
     if not bundle["entry"]:
         return []
@@ -49,13 +72,31 @@ async def cards_for(
         raise RuntimeError("the evaluation returned no assessment for the context patient")
     if cds.hook == "patient-view":
         cards = patient_cards(pipeline.kb, assessment, result.bundle, cds.hook_instance)
+        if cards and links.questionnaire is not None:
+            _suggest_records(pipeline, result, assessment, cards[0], links.questionnaire)
     else:
         orders = cds.draft_orders
         if cds.hook == "order-select":
             chosen = set(cds.selections)
             orders = tuple(o for o in orders if f"{o['resourceType']}/{o['id']}" in chosen)
         cards = order_cards(pipeline, result, assessment, orders, cds.hook_instance)
-    if launch_url and cds.hook in _LINKED_HOOKS:
+    if links.launch_url and cds.hook in _LINKED_HOOKS:
         for card in cards:
-            card["links"] = [smart_link(pipeline.kb, assessment, cds.hook, launch_url)]
+            card["links"] = [smart_link(pipeline.kb, assessment, cds.hook, links.launch_url)]
     return cards
+
+
+def _suggest_records(
+    pipeline: Pipeline,
+    result: TriageResult,
+    assessment: Assessment,
+    card: Json,
+    questionnaire: Callable[[str], Json | None],
+) -> None:
+    """RULES §9 on the card: a suggestion per Questionnaire the open prompts name, creating it
+    pre-filled (``$populate`` on the same evaluation)."""
+    for form in open_forms(pipeline.kb, assessment):
+        found = questionnaire(form)
+        if found is not None:
+            response = populate(pipeline, found, result, assessment.subject)
+            record_suggestion(pipeline.kb, card, form, response["parameter"][0]["resource"])

@@ -200,6 +200,14 @@ class Prompt(_Strict):
     questionnaire: str | None = None  # a PainPath Questionnaire id that records it
 
 
+class FormDef(_Strict):
+    """A PainPath Questionnaire that records findings (RULES §9): its items are the prompts of
+    ``what_would_change`` that name it (``service.domain.forms``)."""
+
+    title: str
+    description: str
+
+
 class WhatWouldChange(_Strict):
     """RULES §9: what would decide a decision a rule left open (or an undocumented screen)."""
 
@@ -233,6 +241,7 @@ class Catalogue(_Strict):
     medication_issues: dict[str, MedicationIssueDef] = Field(default_factory=dict)
     hold: HoldDef
     what_would_change: dict[str, WhatWouldChange] = Field(default_factory=dict)
+    questionnaires: dict[str, FormDef] = Field(default_factory=dict)
     notes: dict[str, NoteDef]
     profiles: dict[str, ProfileDef]
     default_profile: str
@@ -418,7 +427,7 @@ def load_knowledge(directory: Path | None = None) -> KnowledgeBase:
     scoring = check_instruments(instruments, set(valuesets.concepts), systems=valuesets.systems)
     orders = _model(OrderChecks, _read_toml(directory, "orders.toml"), "orders.toml")
     check_orders(orders, _known_names(valuesets, catalogue, rules))
-    _check_what_would_change(catalogue, valuesets, {r.id for r in rules})
+    _check_what_would_change(catalogue, valuesets, {r.id for r in rules}, set(scoring.instruments))
     medications = _model(Medications, _read_toml(directory, "medications.toml"), "medications.toml")
     check_medications(
         medications,
@@ -475,9 +484,19 @@ def _known_names(valuesets: ValueSets, catalogue: Catalogue, rules: tuple[Rule, 
     )
 
 
-def _check_what_would_change(catalogue: Catalogue, valuesets: ValueSets, rules: set[str]) -> None:
-    """Every key is a rule id or a note; every prompt's code is one valuesets.toml lists."""
+def _check_what_would_change(
+    catalogue: Catalogue, valuesets: ValueSets, rules: set[str], instruments: set[str]
+) -> None:
+    """Every key is a rule id or a note; every prompt's code is one valuesets.toml lists; every
+    Questionnaire a prompt names is a form of ``[questionnaires]`` or an instrument, and every
+    form records at least one prompt."""
     listed = {(c.system, c.code) for v in valuesets.concepts.values() for c in v.codes}
+    clash = set(catalogue.questionnaires) & instruments
+    if clash:
+        raise KnowledgeError(
+            f"catalogue.toml questionnaires.{min(clash)}: an instrument of the same id exists"
+        )
+    named: set[str] = set()
     for key, entry in catalogue.what_would_change.items():
         if key not in rules and key not in catalogue.notes:
             raise KnowledgeError(f"catalogue.toml what_would_change.{key}: no such rule or note")
@@ -487,6 +506,16 @@ def _check_what_would_change(catalogue: Catalogue, valuesets: ValueSets, rules: 
                     f"catalogue.toml what_would_change.{key}: {prompt.system}|{prompt.code} "
                     "is not a code valuesets.toml lists"
                 )
+            form = prompt.questionnaire
+            if form is not None and form not in set(catalogue.questionnaires) | instruments:
+                raise KnowledgeError(
+                    f"catalogue.toml what_would_change.{key}: questionnaire {form!r} is neither "
+                    "a [questionnaires] form nor an instrument"
+                )
+            named.add(form or "")
+    unused = sorted(set(catalogue.questionnaires) - named)
+    if unused:
+        raise KnowledgeError(f"catalogue.toml questionnaires.{unused[0]}: no prompt names it")
 
 
 @cache

@@ -108,10 +108,13 @@ class PatientRecord:
 class QuestionnaireAnswers:
     """Item answers of one QuestionnaireResponse, for the domain's instrument scoring.
 
-    ``answers`` holds (linkId, value) pairs: booleans, numbers, or the code of a valueCoding.
+    ``answers`` holds (linkId, value) pairs: booleans, numbers, or the code of a valueCoding;
+    ``dates`` the (linkId, moment) pairs of valueDate / valueDateTime answers (read by the
+    recording forms, ``service.domain.forms``; no instrument scores a date).
     """
 
     ref: str
     questionnaire: str
     when: datetime | None
     answers: tuple[tuple[str, str | float | bool], ...]
+    dates: tuple[tuple[str, datetime], ...] = ()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from service.domain.assessment import Assessment
 from service.domain.knowledge import KnowledgeBase, WhatWouldChange
 
-__all__ = ["open_questions"]
+__all__ = ["open_forms", "open_questions"]
 
 _OPEN = "insufficient-data"
 
@@ -23,3 +23,14 @@ def open_questions(kb: KnowledgeBase, assessment: Assessment) -> list[WhatWouldC
         if entry is not None and entry not in found:
             found.append(entry)
     return found
+
+
+def open_forms(kb: KnowledgeBase, assessment: Assessment) -> list[str]:
+    """The PainPath Questionnaires (ids) that record the open prompts, in prompt order."""
+    forms = [
+        prompt.questionnaire
+        for entry in open_questions(kb, assessment)
+        for prompt in entry.prompts
+        if prompt.questionnaire
+    ]
+    return list(dict.fromkeys(forms))

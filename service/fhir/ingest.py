@@ -620,19 +620,27 @@ def _search_outcome(res: Json) -> str:
 
 def _answers(ref: str, res: Json) -> QuestionnaireAnswers:
     found: list[tuple[str, str | float | bool]] = []
+    dates: list[tuple[str, datetime]] = []
 
     def walk(groups: list[Json]) -> None:
         for item in groups:
             for answer in item.get("answer", ()):
                 value = _answer_value(answer)
+                moment = parse_datetime(answer.get("valueDateTime", answer.get("valueDate")))
                 if value is not None:
                     found.append((str(item.get("linkId")), value))
+                elif moment is not None:
+                    dates.append((str(item.get("linkId")), moment))
                 walk(answer.get("item", ()))
             walk(item.get("item", ()))
 
     walk(res.get("item", []))
     return QuestionnaireAnswers(
-        ref, str(res.get("questionnaire", "")), parse_datetime(res.get("authored")), tuple(found)
+        ref,
+        str(res.get("questionnaire", "")),
+        parse_datetime(res.get("authored")),
+        tuple(found),
+        tuple(dates),
     )
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from service.domain.assessment import Assessment, Finding
 from service.domain.explanation import PatientExplanation
+from service.domain.forms import questionnaire_title
 from service.domain.knowledge import KnowledgeBase, Prompt, WhatWouldChange
 from service.domain.open_questions import open_questions
 from service.domain.vocabulary import STAGES, urgency_rank
+from service.fhir.canonicals import canonical
 
 __all__ = [
     "careplan_narrative", "explanation_narrative", "issue_narrative", "narrated",
@@ -151,14 +153,23 @@ def describe(entry: WhatWouldChange, kb: KnowledgeBase) -> str:
 
 def _prompt_code(prompt: Prompt, kb: KnowledgeBase) -> str:
     code = f"{kb.valuesets.systems[prompt.system]}|{prompt.code}"
-    return code + (f", Questionnaire {prompt.questionnaire}" if prompt.questionnaire else "")
+    form = prompt.questionnaire
+    return code + (f", Questionnaire {canonical('Questionnaire', form)}" if form else "")
 
 
 def _what_would_change(assessment: Assessment, kb: KnowledgeBase) -> str:
-    lines = [
-        f"<b>{escape(entry.about)}</b>: " + "; ".join(escape(p.text) for p in entry.prompts)
-        for entry in open_questions(kb, assessment)
-    ]
+    lines = []
+    for entry in open_questions(kb, assessment):
+        forms = dict.fromkeys(p.questionnaire for p in entry.prompts if p.questionnaire)
+        recorded = "; ".join(
+            f"{escape(questionnaire_title(kb, f))} ({escape(canonical('Questionnaire', f))})"
+            for f in forms
+        )
+        lines.append(
+            f"<b>{escape(entry.about)}</b>: "
+            + "; ".join(escape(p.text) for p in entry.prompts)
+            + (f". Record with: {recorded}" if recorded else "")
+        )
     return ("<p><b>What would change the decision</b></p>" + _list(lines)) if lines else ""
 
 

@@ -10,8 +10,10 @@ left out for the clinician to fill in; groups appear when one of their items is 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from service.fhir.narrative import summary_narrative
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.systems import BASE
 from service.fhir.types import Json
@@ -19,10 +21,11 @@ from service.fhir.types import Json
 __all__ = ["ANSWER_SOURCE", "Answer", "answer_value", "populate_parameters"]
 
 ANSWER_SOURCE = f"{BASE}/StructureDefinition/answer-source"
-Answer = tuple[str | float | bool, str]  # the value as read, and the reference of its source
+Value = str | float | bool | datetime
+Answer = tuple[Value, str]  # the value as read, and the reference of its source
 
 
-def answer_value(item: Json, value: str | float | bool) -> Json | None:
+def answer_value(item: Json, value: Value) -> Json | None:
     """The ``value[x]`` of an answer to ``item`` (its type and answer options), or None."""
     kind = item.get("type")
     if kind == "boolean" and isinstance(value, bool):
@@ -31,6 +34,8 @@ def answer_value(item: Json, value: str | float | bool) -> Json | None:
         return {"valueInteger": int(value)}
     if kind == "decimal" and isinstance(value, float | int) and not isinstance(value, bool):
         return {"valueDecimal": float(value)}
+    if kind == "dateTime" and isinstance(value, datetime):
+        return {"valueDateTime": value.isoformat()}
     if kind in ("choice", "open-choice"):
         for option in item.get("answerOption", ()):
             coding = option.get("valueCoding") or {}
@@ -58,6 +63,19 @@ def _items(items: list[Json], answers: dict[str, Answer]) -> list[Json]:
     return out
 
 
+def _lines(items: list[Json]) -> list[str]:
+    """One line per pre-filled answer, with the entry it came from (dom-6: a narrative)."""
+    lines = []
+    for item in items:
+        for answer in item.get("answer", ()):
+            value = next(v for k, v in answer.items() if k.startswith("value"))
+            shown = value.get("display") or value.get("code") if isinstance(value, dict) else value
+            source = answer["extension"][0]["valueReference"]["reference"]
+            lines.append(f"{item.get('text', item['linkId'])}: {shown} (from {source})")
+        lines += _lines(item.get("item", []))
+    return lines
+
+
 def _count(items: list[Json]) -> int:
     return sum(("answer" in i) + _count(i.get("item", [])) for i in items)
 
@@ -71,9 +89,15 @@ def populate_parameters(
 ) -> Json:
     """The ``$populate`` output Parameters for one subject."""
     items = _items(questionnaire.get("item", []), answers)
+    title = str(questionnaire.get("title") or questionnaire["url"])
     response: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": rid,
+        "text": summary_narrative(
+            f"{title}: pre-filled from the record",
+            _lines(items)
+            or ["Nothing in the record answers it yet: every item is the clinician's."],
+        ),
         "questionnaire": questionnaire["url"],
         "status": "in-progress",
         "subject": {"reference": subject},

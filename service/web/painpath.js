@@ -350,7 +350,17 @@ function changeCard(p) {
     el("h3", { id: `change-${p.index}`, text: "What would change the decision" }),
     p.whatWouldChange.map((w) => el("div", { class: "change-item" },
       el("h4", { text: w.about }),
-      el("ul", {}, w.prompts.map((pr) => el("li", { class: "prompt" }, pr.text))))));
+      el("ul", {}, w.prompts.map((pr) => el("li", { class: "prompt" },
+        el("span", { class: "prompt-text", text: pr.text }), recordLink(pr.questionnaire)))))));
+}
+
+// RULES §9: the PainPath Questionnaire that records a prompt, linked; its $populate pre-fills it
+// from the record and the answered form, sent back with the patient's data, re-evaluates.
+function recordLink(q) {
+  if (!q) return null;
+  return el("span", { class: "record" }, " Record with: ",
+    el("a", { href: q.read, class: "record-link", target: "_blank", rel: "noopener", "data-populate": q.populate,
+      title: `${q.url} (pre-filled from the record by POST ${q.populate})`, text: q.title }));
 }
 
 function medicationCard(p) {

@@ -134,8 +134,8 @@ def test_search_unknown_url_is_an_empty_searchset(client: TestClient) -> None:
 
 def test_search_without_url_lists_every_questionnaire(client: TestClient) -> None:
     bundle = _searchset(client)
-    # the hand-written instruments and the red-flag screen generated from the knowledge files
-    expected = sorted([*QUESTIONNAIRES, "red-flag-screen"])
+    # the hand-written instruments and the recording forms generated from the knowledge files
+    expected = sorted([*QUESTIONNAIRES, "red-flag-screen", "stage-facts"])
     assert sorted(e["resource"]["id"] for e in bundle["entry"]) == expected
 
 

@@ -63,6 +63,11 @@ def test_cards_carry_a_smart_link_when_a_launch_url_is_set(
         questionnaires = json.loads(cards[0]["links"][0]["appContext"])["questionnaires"]
         assert f"{PP}/Questionnaire/red-flag-screen" in questionnaires
         assert f"{PP}/Questionnaire/startback" in questionnaires
+        assert f"{PP}/Questionnaire/stage-facts" in questionnaires
+        # the card's detail links each prompt to the Questionnaire that records it
+        detail = cards[0]["detail"]
+        assert f"[PainPath treatment-stage facts]({PP}/Questionnaire/stage-facts)" in detail
+        assert "`Questionnaire/red-flag-screen/$populate` pre-fills it" in detail
 
 
 def test_no_link_without_a_launch_url_nor_on_order_select(make_app: Callable[..., Any]) -> None:

@@ -39,6 +39,8 @@ PATIENT_VIEW_CASES = (
     "mechanical-low-back-pain-fever-screened-absent",  # info, routine proposals
     "med-mme-90-high",  # medication-safety cards (critical and warning)
     "age-15-out-of-scope",  # nothing to say, or a card saying so
+    # open decisions: a suggestion per Questionnaire, creating a pre-filled QuestionnaireResponse
+    "duration-subacute-43-days-esi-insufficient",
 )
 
 

@@ -13,7 +13,7 @@ import pytest
 from service.app.pipeline import Pipeline
 from service.domain.errors import KnowledgeError
 from service.domain.knowledge import load_knowledge
-from service.domain.open_questions import open_questions
+from service.domain.open_questions import open_forms, open_questions
 
 CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"
 PACKAGED = Path(str(resources.files("service.knowledge")))
@@ -44,6 +44,14 @@ def test_a_decided_case_has_no_open_question(pipeline: Pipeline) -> None:
     assert _run(pipeline, "mechanical-low-back-pain-fever-screened-absent") == []
 
 
+def test_open_forms_are_the_questionnaires_the_open_prompts_name(pipeline: Pipeline) -> None:
+    case = orjson.loads((CASES / "duration-subacute-43-days-esi-insufficient.json").read_bytes())
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    result = pipeline.run_body(orjson.dumps(case["bundle"]), {"asOf": case["asOf"]}, now=now)
+    forms = open_forms(pipeline.kb, result.assessments[0])
+    assert forms == ["stage-facts", "startback", "red-flag-screen"]
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
@@ -51,6 +59,12 @@ def test_a_decided_case_has_no_open_question(pipeline: Pipeline) -> None:
          "no such rule or note"),
         ('code = "imaging-canal-stenosis"', 'code = "imaging-canal-narrowing"',
          "is not a code valuesets.toml lists"),
+        ('questionnaire = "startback"', 'questionnaire = "no-such-form"',
+         "neither a \\[questionnaires\\] form nor an instrument"),
+        ("[questionnaires.stage-facts]", "[questionnaires.startback]",
+         "an instrument of the same id exists"),
+        ("[questionnaires.stage-facts]", "[questionnaires.stage-facts]\ntitle = \"x\"\n"
+         "description = \"x\"\n[questionnaires.unused-form]", "unused-form: no prompt names it"),
     ],
 )  # fmt: skip
 def test_what_would_change_defects_stop_start_up(

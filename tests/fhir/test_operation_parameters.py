@@ -69,6 +69,11 @@ def test_answer_values_follow_the_item_type() -> None:
     assert answer_value({"type": "integer"}, 3.0) == {"valueInteger": 3}
     assert answer_value({"type": "decimal"}, 2) == {"valueDecimal": 2.0}
     assert answer_value({"type": "integer"}, True) is None
+    onset = datetime(2026, 11, 10, tzinfo=UTC)
+    assert answer_value({"type": "dateTime"}, onset) == {
+        "valueDateTime": "2026-11-10T00:00:00+00:00"
+    }
+    assert answer_value({"type": "dateTime"}, "2026-11-10") is None
     coding = {"system": "s", "code": "a"}
     choice = {
         "type": "choice",

@@ -167,6 +167,7 @@ def test_mutated_bundles_never_5xx(
 OPERATIONS = {
     "/fhir/PlanDefinition/back-pain-pathway/$apply": "CarePlan",
     "/fhir/Questionnaire/red-flag-screen/$populate": "Parameters",
+    "/fhir/Questionnaire/stage-facts/$populate": "Parameters",
 }
 
 

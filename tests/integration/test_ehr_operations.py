@@ -1,6 +1,7 @@
 """``PlanDefinition/$apply`` and ``Questionnaire/$populate`` with ``subject`` against the real
 FHIR server of the session fixture: the patient is pulled exactly as ``Patient/{id}/$triage``
-pulls it, and a completed red-flag screen written to the server is read on the next pull."""
+pulls it, and a completed recording form written to the server is read on the next pull - the
+red-flag screen documents the screen, the treatment-stage facts decide the injection stage."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from fhir_testkit import issue_codes, load_patient
+from fhir_testkit import issue_codes, load_patient, stage_of
 
 from service.api.app import create_app
 from service.fhir.populate import ANSWER_SOURCE
@@ -105,3 +106,33 @@ def test_populate_from_the_server_and_a_screen_written_back_is_read(
     after = painpath.post(triage_path, json=options)
     assert after.status_code == 200, after.text
     assert "red-flag-screen-not-documented" not in issue_codes(after.json())
+
+
+def test_stage_facts_written_back_decide_the_injection_stage(
+    fhir: httpx.Client, painpath: TestClient
+) -> None:
+    patient = load_patient(fhir, "esi-unknown-duration-insufficient", "loop1")
+    triage_path = f"/fhir/Patient/{patient}/$triage"
+    options = {"resourceType": "Parameters", "parameter": [AS_OF]}
+    before = painpath.post(triage_path, json=options)
+    assert stage_of(before.json(), "injection") == "insufficient-data"
+    subject = {"name": "subject", "valueReference": {"reference": f"Patient/{patient}"}}
+    answer = _post(painpath, "/fhir/Questionnaire/stage-facts/$populate", subject, AS_OF)
+    assert answer.status_code == 200, answer.text
+    response = answer.json()["parameter"][0]["resource"]
+    [nrs] = response["item"]  # the pain score, read from the server's Observation
+    source = nrs["answer"][0]["extension"][0]["valueReference"]["reference"]
+    assert source.endswith("Observation/loop1-obs-nrs")
+    # written back with the pre-filled score only: the onset is still unknown, still open
+    blank = response | {"id": "loop1-stage", "status": "completed"}
+    assert fhir.put("/QuestionnaireResponse/loop1-stage", json=blank).status_code in (200, 201)
+    still = painpath.post(triage_path, json=options)
+    assert stage_of(still.json(), "injection") == "insufficient-data"
+    # the clinician records the onset two weeks ago: acute sciatica with NRS 8 - decided
+    onset = {"linkId": "symptom-onset", "answer": [{"valueDateTime": "2026-11-10"}]}
+    completed = blank | {"item": [*response["item"], onset]}
+    written = fhir.put("/QuestionnaireResponse/loop1-stage", json=completed)
+    assert written.status_code in (200, 201), written.text
+    after = painpath.post(triage_path, json=options)
+    assert after.status_code == 200, after.text
+    assert stage_of(after.json(), "injection") == "eligible"

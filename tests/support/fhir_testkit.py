@@ -175,6 +175,18 @@ def observation(bundle: Json, code: str, subject: str | None = None) -> Json:
     return found[0]
 
 
+def stage_of(bundle: Json, stage: str) -> str:
+    """A treatment stage's eligibility (eligible, not-eligible, insufficient-data, deferred) in
+    the treatment-stage-eligibility Observation of a one-patient result."""
+    found = observation(bundle, "treatment-stage-eligibility")
+    [value] = [
+        codes(c["valueCodeableConcept"], cs("eligibility"))[0]
+        for c in found["component"]
+        if codes(c["code"], cs("treatment-stage")) == [stage]
+    ]
+    return value
+
+
 def issues(bundle: Json) -> list[Json]:
     """Every issue of every OperationOutcome entry."""
     return [i for oo in resources(bundle, "OperationOutcome") for i in oo["issue"]]

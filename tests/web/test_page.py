@@ -167,6 +167,16 @@ def test_what_would_change_lists_one_line_prompts(shown: dict[str, Any]) -> None
         assert all("\n" not in line and len(line) <= 140 for line in lines)
     assert "What would change the decision" in page["printSummary"]
     assert shown["samples"][ROUTINE]["whatWouldChange"] == []  # nothing undecided
+    # RULES §9: each prompt a PainPath Questionnaire records links to it and its $populate
+    records = {c["about"]: c["records"] for c in page["whatWouldChange"]}
+    assert records["Surgical referral undecided: concordant lumbar imaging is needed"] == []
+    screen = records["Red-flag screen not documented"]
+    assert len(screen) == len(changes["Red-flag screen not documented"])
+    assert screen[0] == {
+        "href": "/fhir/Questionnaire/red-flag-screen",
+        "text": "PainPath red-flag screen",
+        "populate": "/fhir/Questionnaire/red-flag-screen/$populate",
+    }
 
 
 def test_patient_explanation_is_offered(shown: dict[str, Any]) -> None:

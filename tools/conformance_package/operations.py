@@ -191,8 +191,9 @@ def _populate_definition(meta: Meta) -> Json:
         "questionnaire-populate",
         title="Pre-fill a PainPath Questionnaire from the record",
         description="SDC Questionnaire/$populate on PainPath's Questionnaires (the instruments "
-        "and the red-flag screen): a QuestionnaireResponse pre-filled from the patient's record, "
-        "each answer naming the entry it came from.",
+        "and the recording forms: the red-flag screen, the treatment-stage facts): a "
+        "QuestionnaireResponse pre-filled from the patient's record, each answer naming the entry "
+        "it came from.",
     )
     subject = _param(
         "subject",

@@ -8,7 +8,8 @@ Layout (file names ``<Type>-<id>.json``)::
       codesystems/ valuesets/ conceptmaps/  terminology
       profiles/                             StructureDefinitions (differential + snapshot)
       operations/                           OperationDefinition $triage
-      pathway/                              PlanDefinition + ActivityDefinitions
+      pathway/                              PlanDefinition + ActivityDefinitions, the
+                                            recording-form Questionnaires (forms.py)
       examples/                             outputs of samples/ (examples.py)
       questionnaires/                       hand-written Questionnaires (read, never written)
 
@@ -28,10 +29,10 @@ from tools.conformance_package.codesystems import code_systems
 from tools.conformance_package.common import Json, Meta
 from tools.conformance_package.conceptmaps import concept_maps
 from tools.conformance_package.examples import examples
+from tools.conformance_package.forms import recording_forms
 from tools.conformance_package.guide import implementation_guide, package_manifest
 from tools.conformance_package.operations import operation_definitions
 from tools.conformance_package.pathway import activity_definitions, plan_definition
-from tools.conformance_package.screens import red_flag_screen
 from tools.conformance_package.structures import structure_definitions
 from tools.conformance_package.valuesets import value_sets
 
@@ -71,7 +72,7 @@ def build_package(kb: KnowledgeBase, *, root: Path, samples: Path) -> Files:
         *(("operations", r) for r in operation_definitions(meta)),
         ("pathway", plan_definition(meta)),
         *(("pathway", r) for r in activity_definitions(meta)),
-        ("pathway", red_flag_screen(meta)),
+        *(("pathway", r) for r in recording_forms(meta)),
     ]
     placed = [(folder, narrated(r)) for folder, r in placed]  # dom-6: a narrative on each
     samples_out = [narrated(resource) for _, resource in examples(kb, samples)]

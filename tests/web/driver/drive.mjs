@@ -137,7 +137,9 @@ async function shownOf(page) {
       })),
       whatWouldChange: all("[data-testid=what-would-change] .change-item").map((n) => ({
         about: n.querySelector("h4").textContent.trim(),
-        prompts: [...n.querySelectorAll("li")].map((li) => li.textContent.trim()),
+        prompts: [...n.querySelectorAll("li .prompt-text")].map((li) => li.textContent.trim()),
+        records: [...n.querySelectorAll("li a.record-link")].map((a) => ({
+          href: a.getAttribute("href"), text: a.textContent.trim(), populate: a.dataset.populate })),
       })),
       evidenceLinks: all(".evidence a.ref").map((a) => a.getAttribute("href")),
       evidenceLabels: all(".evidence a.ref").map((a) => a.textContent.trim()),
