@@ -43,6 +43,7 @@ _SCHEMA_ENOUGH = frozenset(
     {"String", "Code", "Id", "Uri", "Canonical", "Markdown", "Oid", "Xhtml", "Decimal"}
 )
 _EXTENSION_SIBLING = "FHIRPrimitiveExtension"
+_NOT_ELEMENTS = frozenset({"fhir_comments", "resource_type"})  # model fields, not JSON keys
 # a time part the walk vouches for: no leap second, at most microseconds (else the models decide)
 _SAFE_TIME = re.compile(r"\d\d:\d\d:[0-5]\d(\.\d{1,6})?")
 
@@ -211,15 +212,13 @@ def _shape(type_name: str) -> _Shape | None:
     elements: dict[str, _Element] = {}
     required: list[str] = []
     for name, field in model.model_fields.items():
-        if name in {"fhir_comments", "resource_type"}:
-            continue
-        element = _element(field.annotation)
-        if element is None:  # a type the walk cannot read: leave the key to the models
-            continue
-        key = field.alias or name
-        elements[key] = element
-        if field.is_required():
-            required.append(key)
+        # a type the walk cannot read is left out: a key of it sends the resource to the models
+        element = None if name in _NOT_ELEMENTS else _element(field.annotation)
+        if element is not None:
+            key = field.alias or name
+            elements[key] = element
+            if field.is_required():
+                required.append(key)
     aliases = {name: (field.alias or name) for name, field in model.model_fields.items()}
     primitives = tuple(
         (aliases[name], aliases[sibling] if sibling else "")

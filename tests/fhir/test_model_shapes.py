@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fhir_testkit import CASES, Json, load_case
 from pydantic import ValidationError
 
 from bench.make_record import make_record
+from service.fhir import model_shapes
 from service.fhir.ingest import READ_TYPES
 from service.fhir.model_shapes import conforms
 from service.fhir.validate import _fast_valid, validate_resource
@@ -217,3 +219,29 @@ def test_base64_the_walk_decodes_as_the_models_do(data: str, walk: bool) -> None
 def test_an_unknown_type_is_left_to_the_models() -> None:
     assert conforms({"resourceType": "NoSuchThing"}) is False
     assert conforms(_obs(contained=[{"resourceType": "NoSuchThing"}])) is False
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        _obs(component={"code": {"text": "x"}}),  # a list element given one object
+        _obs(code="pain"),  # a complex element given a string
+        _obs(effectiveDateTime=20230101),
+        _obs(valueInteger="7"),
+        {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "note"},
+         "presentedForm": [{"data": 12}]},
+    ],
+)  # fmt: skip
+def test_what_the_schema_refuses_the_walk_never_vouches_for(resource: Json) -> None:
+    """The walk runs after the schema, but whatever it is given it answers, and never yes to a
+    value of the wrong JSON type."""
+    assert not _fast_valid(resource)
+    assert conforms(resource) is False
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [int | str, typing.Optional[typing.List[int | str]], int, typing.List[str]],  # noqa: UP006, UP045
+)
+def test_annotations_the_walk_cannot_read_are_left_to_the_models(annotation: Any) -> None:
+    assert model_shapes._element(annotation) is None
