@@ -147,6 +147,9 @@ class IngredientHit:
     how: str
 
 
+_TEXT_CACHE_LIMIT = 65_536  # distinct medication texts remembered; bounded for a long-lived server
+
+
 class IngredientIndex:
     """Ingredient codes and one compiled whole-word pattern over every name and brand."""
 
@@ -162,6 +165,7 @@ class IngredientIndex:
                 self._by_word.setdefault(word.lower(), (name, "name"))
             for word in ingredient.brands:
                 self._by_word.setdefault(word.lower(), (name, "brand"))
+        self._texts: dict[str, tuple[IngredientHit, ...]] = {}
         words = sorted(self._by_word, key=lambda w: (-len(w), w))  # longest first
         self._pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
 
@@ -178,7 +182,20 @@ class IngredientIndex:
         """Every ingredient named (by name or brand) in the texts, once each, in text order."""
         found: dict[str, IngredientHit] = {}
         for text in texts:
+            for hit in self._in_one(text):
+                found.setdefault(hit.ingredient, hit)
+        return list(found.values())
+
+    def _in_one(self, text: str) -> tuple[IngredientHit, ...]:
+        """The ingredients one text names, memoised: a record repeats its product names
+        (hundreds of refills of the same clinical drug), and the pattern spans every name."""
+        hits = self._texts.get(text)
+        if hits is None:
+            found: dict[str, IngredientHit] = {}
             for match in self._pattern.finditer(text.lower()):
                 name, how = self._by_word[match.group(1)]
                 found.setdefault(name, IngredientHit(name, self._classes[name], how))
-        return list(found.values())
+            hits = tuple(found.values())
+            if len(self._texts) < _TEXT_CACHE_LIMIT:
+                self._texts[text] = hits
+        return hits

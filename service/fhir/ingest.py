@@ -100,6 +100,8 @@ class Ingested:
     # as (ref, entry index); with ``entries`` the result reports those no concept recognised
     read: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     entries: list[Json] = field(default_factory=list)
+    # the Bundle's Medication entries by every reference that may name them (``medication_of``)
+    medications: dict[str, Json] = field(default_factory=dict)
 
 
 # --- small JSON readers ------------------------------------------------------------------------
@@ -580,7 +582,10 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
         for key, found in sorted(items.items(), key=lambda pair: patients.subjects[pair[0]])
     ]
     answered = {patients.subjects[k]: v for k, v in answers.items()}
-    return Ingested(records, skipped, unused, ref_types, answered, entry_paths, read, entries)
+    return Ingested(
+        records, skipped, unused, ref_types, answered, entry_paths, read, entries,
+        readers.medications,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

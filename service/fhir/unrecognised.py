@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from service.domain.assessment import Assessment
-from service.fhir.ingest import Ingested, medication_catalogue, referenced_medication
+from service.fhir.ingest import Ingested, referenced_medication
 from service.fhir.types import Json
 
 __all__ = ["MAX_PATHS", "Group", "Unrecognised", "unrecognised"]
@@ -60,7 +60,6 @@ class Unrecognised:
 def unrecognised(found: Ingested, assessment: Assessment) -> Unrecognised:
     """The patient's read entries that no concept recognised, grouped per code or text."""
     groups: dict[tuple[str, str], Group] = {}
-    medications: dict[str, Json] | None = None
     for ref, index in found.read.get(assessment.subject, ()):
         if ref in assessment.recognised:
             continue
@@ -73,9 +72,7 @@ def unrecognised(found: Ingested, assessment: Assessment) -> Unrecognised:
         label, unresolved = _label(concept), False
         if element == "medicationCodeableConcept" and concept is None:
             element = "medicationReference"
-            if medications is None:  # built once, and only when a reference needs it
-                medications = medication_catalogue(found.entries)
-            label, unresolved = _medication_label(resource, medications)
+            label, unresolved = _medication_label(resource, found.medications)
         group = groups.setdefault((rtype, label), Group(rtype, label, unresolved=unresolved))
         group.paths.append(f"Bundle.entry[{index}].resource.{element}")
         group.maybe_finding |= _maybe_finding(rtype, resource)
