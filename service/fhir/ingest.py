@@ -543,19 +543,21 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
     read: dict[str, list[tuple[str, int]]] = {}
     for index, entry in enumerate(entries):
         res = entry.get("resource")
-        where = f"Bundle.entry[{index}]"
         if not isinstance(res, dict):
-            skipped.append(Skip(where, "entry has no resource (request-only entry)"))
+            skipped.append(
+                Skip(f"Bundle.entry[{index}]", "entry has no resource (request-only entry)")
+            )
             continue
         rtype = res["resourceType"]
         if rtype in {"Patient", "Medication"}:
             continue
         if rtype == "OperationOutcome" and _search_mode(entry) == "outcome":
-            skipped.append(Skip(where, _search_outcome(res)))
+            skipped.append(Skip(f"Bundle.entry[{index}]", _search_outcome(res)))
             continue
-        if rtype not in READ_TYPES:
+        if rtype not in READ_TYPES:  # most of a whole record (claims, encounters): counted only
             unused[rtype] += 1
             continue
+        where = f"Bundle.entry[{index}]"
         key = patients.resolve(_subject_reference(res))
         if key is None:
             skipped.append(Skip(where, f"{rtype}: subject does not resolve to a patient"))

@@ -226,20 +226,18 @@ def carried_inputs(entries: list[Json], found: Ingested, digest: str) -> list[Js
     References that already dangled in the input stay as they were (docs/interface.md).
     """
     by_url: dict[str, tuple[int, Json]] = {}
-    for index, entry in enumerate(found.entries):
-        url = entry.get("fullUrl")
-        if (
-            isinstance(url, str)
-            and url.startswith("urn:")
-            and isinstance(entry.get("resource"), dict)
-        ):
-            by_url.setdefault(url, (index, entry["resource"]))
     local: dict[str, str] = {}
-    for index, entry in enumerate(found.entries):
-        if isinstance(entry.get("resource"), dict) and not entry.get("fullUrl"):
+    for index, entry in enumerate(found.entries):  # one pass: a whole record has thousands
+        resource = entry.get("resource")
+        if type(resource) is not dict:
+            continue
+        url = entry.get("fullUrl")
+        if not url:
             url = f"urn:uuid:{make_id(digest, 'entry', str(index))}"
             local[f"Bundle.entry[{index}]"] = url
-            by_url[url] = (index, entry["resource"])
+            by_url[url] = (index, resource)  # a generated fullUrl wins over any input's
+        elif isinstance(url, str) and url.startswith("urn:") and url not in by_url:
+            by_url[url] = (index, resource)
     present = {e["fullUrl"] for e in entries}
     carried: dict[int, Json] = {}
     pending = [r for e in entries for r in _references(e["resource"])]
