@@ -22,6 +22,7 @@ import httpx
 import jwt
 
 from service.server.errors import UpstreamAuthError, UpstreamUnavailableError
+from service.server.http import json_object
 
 __all__ = [
     "ASSERTION_TYPE",
@@ -141,7 +142,7 @@ class SmartBackendAuth:
             raise UpstreamUnavailableError(
                 f"token endpoint unreachable ({type(exc).__name__})", request=("POST", url)
             ) from exc
-        body = _json_or_empty(response)
+        body = json_object(response)
         token = body.get("access_token")
         if response.status_code != 200 or not isinstance(token, str):
             reason = body.get("error_description") or body.get("error") or "no access_token"
@@ -156,11 +157,3 @@ class SmartBackendAuth:
         self._token = token
         self._expires_at = self._clock() + max(lifetime - _EXPIRY_MARGIN_S, lifetime / 2)
         self.tokens_fetched += 1
-
-
-def _json_or_empty(response: httpx.Response) -> dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

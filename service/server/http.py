@@ -3,6 +3,7 @@
 
 - :data:`Transport`: the injectable httpx transport type (tests put fault injectors there).
 - :func:`get_json`: one GET of a JSON document (a JWKS for inbound token checks).
+- :func:`json_object`: an answer's JSON object, or nothing (token and discovery answers).
 - :func:`probe_metadata`: the readiness probe of the configured FHIR server (``GET /metadata``).
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["FetchError", "Transport", "get_json", "probe_metadata"]
+__all__ = ["FetchError", "Transport", "get_json", "json_object", "probe_metadata"]
 
 Transport = httpx.AsyncBaseTransport
 
@@ -30,6 +31,15 @@ async def get_json(url: str, *, transport: Transport | None, timeout: float) -> 
             return response.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise FetchError(f"{type(exc).__name__}") from exc
+
+
+def json_object(answer: httpx.Response) -> dict[str, object]:
+    """The answer's JSON object, or ``{}`` when it is not JSON or not an object."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 async def probe_metadata(base: str, *, transport: Transport | None, timeout: float) -> str:

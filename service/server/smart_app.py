@@ -42,6 +42,7 @@ from service.fhir.errors import InputError
 from service.server.credentials import BearerAuth
 from service.server.errors import UpstreamError, UpstreamStatusError, redact_url
 from service.server.fhir_server import ClientConfig, FhirServerClient
+from service.server.http import json_object
 from service.server.patient_triage import PatientTriage
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "discover",
     "evaluate_patient",
     "exchange_code",
-    "json_object",
     "launch_scope",
     "new_state",
     "new_verifier",
@@ -208,15 +208,6 @@ async def discover(iss: str, *, transport: Transport | None, timeout: float) -> 
         capabilities=tuple(str(c) for c in capabilities) if isinstance(capabilities, list) else (),
         issuer=str(config.get("issuer") or ""),
     )
-
-
-def json_object(answer: httpx.Response) -> dict[str, object]:
-    """The answer's JSON object, or ``{}`` when it is not JSON or not an object."""
-    try:
-        body = answer.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 async def exchange_code(  # noqa: PLR0913 - the parameters of the OAuth request, by keyword

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from service.fhir.errors import InputError
 from service.server.errors import UpstreamStatusError, UpstreamUnavailableError
+from service.server.http import json_object
 from service.server.smart_app import (
     LaunchError,
     SmartEndpoints,
@@ -20,7 +21,6 @@ from service.server.smart_app import (
     authorize_url,
     check_iss,
     code_challenge,
-    json_object,
     launch_scope,
     new_state,
     new_verifier,
