@@ -21,7 +21,8 @@ schema-validated and still reported as not recognised (``unrecognised``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from service.domain.facts import Matcher
 from service.domain.model import Code
@@ -86,20 +87,10 @@ class Relevance:
             return bool(concept.get("text"))  # text-only: the keyword matcher reads it
         if not isinstance(codings, list):
             return False
-        known = self._known
-        for coding in codings:
-            if type(coding) is not dict:
-                continue
-            system, code = coding.get("system"), coding.get("code")
-            if not system or not code:
-                continue
-            key = (str(system), str(code))
-            found = known.get(key)
-            if found is None:
-                found = self._coded(*key)
-            if found:
-                return True
-        return self._worded(concept, codings)
+        if _any_code(codings, self._known, self._concept_coded):
+            return True
+        text = _words(concept, codings)
+        return bool(text) and _remembered(self._words, text, self._concept_worded)
 
     def _medication_relevant(self, concept: object) -> bool:
         """True unless an inline medication concept names no concept and no listed ingredient,
@@ -108,56 +99,71 @@ class Relevance:
             return True  # by reference (the Medication decides), or nothing to read: kept
         codings = concept.get("coding")
         codings = codings if type(codings) is list else []
-        for coding in codings:
-            if type(coding) is dict:
-                system, code = coding.get("system"), coding.get("code")
-                if system and code and self._medicine_coded(str(system), str(code)):
+        if _any_code(codings, self._medicines, self._medicine_coded):
+            return True
+        text = _words(concept, codings)
+        return bool(text) and _remembered(self._medicine_words, text, self._medicine_worded)
+
+    # the decisions the caches remember (a record repeats its codes and texts)
+    def _concept_coded(self, key: tuple[str, str]) -> bool:
+        return self._matcher.concept_of(_code(*key)) is not None
+
+    def _concept_worded(self, text: str) -> bool:
+        return bool(self._matcher.concepts_in_words(text))
+
+    def _medicine_coded(self, key: tuple[str, str]) -> bool:
+        code = _code(*key)
+        return (
+            self._matcher.concept_of(code) is not None
+            or self._matcher.ingredients.by_code(code.system, code.code) is not None
+        )
+
+    def _medicine_worded(self, text: str) -> bool:
+        matcher = self._matcher
+        return bool(matcher.ingredients.in_text([text]) or matcher.concepts_in_words(text))
+
+
+K = TypeVar("K")
+
+
+def _remembered(cache: dict[K, bool], key: K, decide: Callable[[K], bool]) -> bool:
+    """``decide(key)``, remembered in ``cache`` up to ``_CACHE_LIMIT`` keys."""
+    found = cache.get(key)
+    return _remember(cache, key, decide(key)) if found is None else found
+
+
+def _remember(cache: dict[K, bool], key: K, found: bool) -> bool:
+    if len(cache) < _CACHE_LIMIT:
+        cache[key] = found
+    return found
+
+
+def _any_code(
+    codings: list[Any],
+    cache: dict[tuple[str, str], bool],
+    coded: Callable[[tuple[str, str]], bool],
+) -> bool:
+    """True when a coding with a system and a code is one ``coded`` knows (remembered). The
+    hottest loop of a request: the cache is read here, ``coded`` runs only on a miss."""
+    for coding in codings:
+        if type(coding) is dict:
+            system, code = coding.get("system"), coding.get("code")
+            if system and code:
+                key = (str(system), str(code))
+                found = cache.get(key)
+                if found is None:
+                    found = _remember(cache, key, coded(key))
+                if found:
                     return True
-        words = [concept.get("text"), *(c.get("display") for c in codings if type(c) is dict)]
-        text = " | ".join(w for w in words if isinstance(w, str) and w)
-        if not text:
-            return False
-        found = self._medicine_words.get(text)
-        if found is None:
-            ingredients = self._matcher.ingredients.in_text([text])
-            found = bool(ingredients) or bool(self._matcher.concepts_in_words(text))
-            if len(self._medicine_words) < _CACHE_LIMIT:
-                self._medicine_words[text] = found
-        return found
+    return False
 
-    def _medicine_coded(self, system: str, code: str) -> bool:
-        """True when a medication code names a concept or a listed ingredient (memoised)."""
-        found = self._medicines.get((system, code))
-        if found is None:
-            uri = normalise_system(system)
-            key = Code(uri, normalise_code(uri, code))
-            found = (
-                self._matcher.concept_of(key) is not None
-                or self._matcher.ingredients.by_code(key.system, key.code) is not None
-            )
-            if len(self._medicines) < _CACHE_LIMIT:
-                self._medicines[(system, code)] = found
-        return found
 
-    def _coded(self, system: str, code: str) -> bool:
-        """True when the code belongs to a concept; memoised (a record repeats its codes)."""
-        found = self._known.get((system, code))
-        if found is None:
-            uri = normalise_system(system)
-            found = self._matcher.concept_of(Code(uri, normalise_code(uri, code))) is not None
-            if len(self._known) < _CACHE_LIMIT:
-                self._known[(system, code)] = found
-        return found
+def _words(concept: dict[str, Any], codings: list[Any]) -> str:
+    """The concept's text and its codings' displays, as the matcher reads them."""
+    words = [concept.get("text"), *(c.get("display") for c in codings if type(c) is dict)]
+    return " | ".join(w for w in words if isinstance(w, str) and w)
 
-    def _worded(self, concept: dict[str, Any], codings: list[Any]) -> bool:
-        """True when the text or a coding's display names a concept (memoised per text)."""
-        words = [concept.get("text"), *(c.get("display") for c in codings if type(c) is dict)]
-        text = " | ".join(w for w in words if isinstance(w, str) and w)
-        if not text:
-            return False
-        found = self._words.get(text)
-        if found is None:
-            found = bool(self._matcher.concepts_in_words(text))
-            if len(self._words) < _CACHE_LIMIT:
-                self._words[text] = found
-        return found
+
+def _code(system: str, code: str) -> Code:
+    uri = normalise_system(system)
+    return Code(uri, normalise_code(uri, code))
