@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import anyio.to_thread
 import orjson
@@ -101,6 +101,13 @@ def digest_of(bundle: Json, options: TriageOptions) -> str:
     return seed.hexdigest()
 
 
+class _Reading(TypedDict):
+    max_bytes: int
+    max_entries: int
+    max_depth: int
+    relevant: Relevance
+
+
 class Pipeline:
     """The knowledge base with its compiled matcher, shared across requests and threads."""
 
@@ -126,6 +133,14 @@ class Pipeline:
         return cls(load_knowledge(), default_profile=settings.default_profile, limits=limits)
 
     # --- reading -----------------------------------------------------------------------------
+    def _reading(self) -> _Reading:
+        """What every body is read within: the configured limits and the relevance test."""
+        limits = self.limits
+        return _Reading(
+            max_bytes=limits.max_bytes, max_entries=limits.max_entries,
+            max_depth=limits.max_depth, relevant=self.relevance,
+        )  # fmt: skip
+
     def options(self, *layers: RawOptions, now: datetime) -> TriageOptions:
         """The request's options (later layers win), defaulted from the configuration."""
         return resolve_options(self.kb, *layers, now=now, default_profile=self.default_profile)
@@ -133,25 +148,12 @@ class Pipeline:
     def read(self, body: bytes, *, strict: bool = False) -> TriageRequest:
         """Parse and validate a ``$triage`` body within the configured limits (``strict``:
         refuse invalid entries of types PainPath does not read, instead of warning)."""
-        return read_triage_request(
-            body,
-            max_bytes=self.limits.max_bytes,
-            max_entries=self.limits.max_entries,
-            max_depth=self.limits.max_depth,
-            relevant=self.relevance,
-            strict=strict,
-        )
+        return read_triage_request(body, **self._reading(), strict=strict)
 
     def read_apply(self, body: bytes) -> ApplyRequest:
         """Parse and validate a ``PlanDefinition/$apply`` body (its ``data`` Bundle is checked
         like a ``$triage`` body) within the configured limits."""
-        return read_apply_request(
-            body,
-            max_bytes=self.limits.max_bytes,
-            max_entries=self.limits.max_entries,
-            max_depth=self.limits.max_depth,
-            relevant=self.relevance,
-        )
+        return read_apply_request(body, **self._reading())
 
     async def read_apply_async(self, body: bytes) -> ApplyRequest:
         """:meth:`read_apply` on a worker thread."""
@@ -162,10 +164,7 @@ class Pipeline:
         or ``canonical`` at type level; ``local``, ``context``, ``content`` accepted, unused)."""
         return read_apply_request(
             body,
-            max_bytes=self.limits.max_bytes,
-            max_entries=self.limits.max_entries,
-            max_depth=self.limits.max_depth,
-            relevant=self.relevance,
+            **self._reading(),
             targets=("questionnaire", "canonical"),
             ignored_names=("local", "context", "content", "identifier"),
         )
