@@ -9,6 +9,7 @@ same body, query parameters and errors as ``POST /fhir/$triage``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from importlib.resources import files
 from typing import Annotated
 
@@ -36,18 +37,20 @@ _CSP = (
 )
 
 
+@cache
+def _index_html() -> bytes:
+    """The page, read once (it is part of the installed package)."""
+    return _WEB.joinpath("index.html").read_bytes()
+
+
 def page_with(data: Json, *, status: int = 200) -> Response:
     """The web page with ``data`` for its script in a JSON data block (``#page-data``; a data
     block is not run, so the CSP stands), not cached and sent with no referrer (the SMART
     callback's URL holds the authorization code)."""
     block = orjson.dumps(data).replace(b"<", b"\\u003c").replace(b">", b"\\u003e")
-    html = (
-        _WEB.joinpath("index.html")
-        .read_bytes()
-        .replace(
-            b"</body>",
-            b'<script type="application/json" id="page-data">' + block + b"</script>\n</body>",
-        )
+    html = _index_html().replace(
+        b"</body>",
+        b'<script type="application/json" id="page-data">' + block + b"</script>\n</body>",
     )
     headers = {
         "Content-Security-Policy": _CSP,
