@@ -262,15 +262,15 @@ def _procedure(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     yield _span_item(ref, Origin.PROCEDURE, res, res.get("code"), "performed")
 
 
-def _medication_concept(res: Json, medications: dict[str, Json]) -> Any:
+def _medication_concept(res: Json, found: Json | None) -> Any:
     """The medication as one CodeableConcept: inline, or the Medication it references (a Bundle
     entry, or a resource ``contained`` in this one: ``#id``) with its code and the codings and
     texts of its ingredients (``Medication.ingredient.itemCodeableConcept``); when the reference
-    names nothing in the request, its ``display`` read as text ("Tramadol 50 mg capsules")."""
+    names nothing in the request, its ``display`` read as text ("Tramadol 50 mg capsules").
+    ``found``: the referenced Medication (``referenced_medication``), if any."""
     concept = res.get("medicationCodeableConcept")
     if concept is not None:
         return concept
-    found = referenced_medication(res, medications)
     if found is not None:
         return _with_ingredients(found)
     holder = res.get("medicationReference")
@@ -297,8 +297,9 @@ def _with_ingredients(medication: Json) -> Any:
 
 
 def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
-    concept = _medication_concept(res, ctx.medications)
-    dose = dose_of(res, referenced_medication(res, ctx.medications))
+    medication = referenced_medication(res, ctx.medications)  # resolved once: code and dose
+    concept = _medication_concept(res, medication)
+    dose = dose_of(res, medication)
     if res.get("resourceType") == "MedicationRequest":
         item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
         start = parse_datetime(res.get("authoredOn"))
