@@ -40,6 +40,12 @@ _PROFILE_HELP = "guideline profile: nice-ng59 (default) or neupsig"
 _AS_OF_HELP = "evaluation date and time (FHIR dateTime, e.g. 2026-03-01); default: now"
 
 
+def _evaluation_options(command: argparse.ArgumentParser) -> None:
+    """The options of every command that evaluates: the evaluation date and the profile."""
+    command.add_argument("--as-of", help=_AS_OF_HELP)
+    command.add_argument("--profile", help=_PROFILE_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="painpath",
@@ -56,8 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "print a one-screen summary (--json: the result Bundle).",
     )
     triage.add_argument("file", type=Path, help="FHIR R4 Bundle or Parameters, as JSON")
-    triage.add_argument("--as-of", help=_AS_OF_HELP)
-    triage.add_argument("--profile", help=_PROFILE_HELP)
+    _evaluation_options(triage)
     triage.add_argument(
         "--return",
         dest="return_mode",
@@ -73,8 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "evidence it used, as a tree (--json: the trace as JSON).",
     )
     explain.add_argument("file", type=Path, help="FHIR R4 Bundle or Parameters, as JSON")
-    explain.add_argument("--as-of", help=_AS_OF_HELP)
-    explain.add_argument("--profile", help=_PROFILE_HELP)
+    _evaluation_options(explain)
     explain.add_argument("--all-rules", action="store_true", help="list rules that did not fire")
     explain.add_argument("--json", action="store_true", help="print the trace as JSON")
     explain.add_argument(
@@ -89,8 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument("input", type=Path, help="export directory (<Type>.ndjson) or one NDJSON")
     bulk.add_argument("output", type=Path, help="result directory (a re-run resumes)")
-    bulk.add_argument("--as-of", help=_AS_OF_HELP)
-    bulk.add_argument("--profile", help=_PROFILE_HELP)
+    _evaluation_options(bulk)
     bulk.add_argument("--workers", type=int, help="processes (default: all cores; 0: inline)")
     serve = commands.add_parser(
         "serve",
