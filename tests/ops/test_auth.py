@@ -95,13 +95,31 @@ def test_bad_tokens_are_refused_with_operation_outcome(
         assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_writeback_needs_the_write_scope(client: TestClient) -> None:
-    # no FHIR server configured: with the write scope the request gets past auth to the 422
+def test_writeback_needs_the_write_scope(jwks: Path) -> None:
+    # a FHIR server that is configured but does not answer: the scope is checked before it is
+    # asked, so a read-only token is refused (403) and a writing one gets as far as the server
+    # (502/504, it is down); without a FHIR server the 422 would come first and hide the check
+    settings = Settings(
+        _env_file=None,
+        fhir_server="http://127.0.0.1:9/fhir",
+        fhir_retries=0,
+        auth_mode="jwt",
+        auth_issuers={ISSUER: str(jwks)},
+        auth_audience="https://painpath.test",
+    )
     url = "/fhir/Patient/p1/$triage?writeback=true"
-    read_only = client.post(url, headers={"Authorization": f"Bearer {token('system/*.read')}"})
-    assert read_only.status_code in (403, 422)
-    both = token("system/*.read system/PainPath.write")
-    assert client.post(url, headers={"Authorization": f"Bearer {both}"}).status_code == 422
+    with TestClient(create_app(settings)) as client:
+        read_only = client.post(url, headers={"Authorization": f"Bearer {token('system/*.read')}"})
+        assert read_only.status_code == 403
+        assert "system/PainPath.write" in read_only.json()["issue"][0]["diagnostics"]
+        both = token("system/*.read system/PainPath.write")
+        answer = client.post(url, headers={"Authorization": f"Bearer {both}"})
+        assert answer.status_code in (502, 504), answer.text
+        reading = client.post(
+            "/fhir/Patient/p1/$triage",
+            headers={"Authorization": f"Bearer {token('system/*.read')}"},
+        )
+        assert reading.status_code in (502, 504)  # no write-back asked: no write scope needed
 
 
 def test_metadata_and_probes_stay_open(client: TestClient) -> None:
