@@ -2,20 +2,11 @@
 // request that is not to PainPath itself aborted (no CDN, no internet), opens $triage and the
 // CDS service operation, and prints what the page shows as JSON on stdout.
 //   node docs.mjs BASE_URL SCREENSHOT_DIR
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const [baseUrl, shotDir] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-});
+const browser = await launchChromium();
 const result = { console: [], requests: [], blocked: [], failed: [] };
 try {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });

@@ -7,26 +7,15 @@
 // (routine care opened, explanation opened, inputs opened, raw JSON opened), axe-core's
 // violations, screenshots, and the clinician summary printed to PDF (A4).
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { basename } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium, readAxe } from "./browser.mjs";
 
 const [baseUrl, shotDir, asOf, ...files] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const axeSource = readAxe();
 const WIDE = { width: 1400, height: 900 };
 const NARROW = { width: 390, height: 844 };
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-});
+const browser = await launchChromium();
 const result = { samples: {}, console: [], requests: [] };
 
 // what overflows the viewport horizontally, and whether the timeline labels are legible

@@ -6,23 +6,11 @@
 //   node smart.mjs CONFIG_JSON
 // CONFIG_JSON: {"painpath": base URL, "shotDir": dir, "scenarios": [{"name", "start",
 //               "abort": bool}]}; prints {"scenarios": {name: what was seen}} as JSON.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { launchChromium, readAxe } from "./browser.mjs";
 
 const config = JSON.parse(process.argv[2]);
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-});
+const axeSource = readAxe();
+const browser = await launchChromium();
 
 const text = async (page, selector) => {
   const node = page.locator(selector).first();
