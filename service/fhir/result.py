@@ -250,9 +250,14 @@ def carried_inputs(entries: list[Json], found: Ingested, digest: str) -> list[Js
             continue
         index, resource = by_url[target]
         present.add(target)
-        # a copy (orjson, ~10x deepcopy): the rewrite above must not reach the input
-        carried[index] = {"fullUrl": target, "resource": orjson.loads(orjson.dumps(resource))}
-        pending += _references(carried[index]["resource"])
+        found_refs = _references(resource)
+        if any(r["reference"] in local for r in found_refs):
+            # the rewrite above must not reach the input: this one is carried as a copy (orjson,
+            # ~10x deepcopy); the rest are carried as they are (nothing writes to a result)
+            resource = orjson.loads(orjson.dumps(resource))
+            found_refs = _references(resource)
+        carried[index] = {"fullUrl": target, "resource": resource}
+        pending += found_refs
     return [carried[index] for index in sorted(carried)]
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ from fhir_testkit import (
     with_prefix,
     with_urn_uuids,
 )
+
+from service.app.pipeline import Pipeline
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -282,6 +285,27 @@ def test_evidence_with_neither_id_nor_full_url_is_carried_under_a_urn(
     carried = [e for e in result["entry"] if e["resource"]["resourceType"] in kinds]
     assert carried
     assert all(e["fullUrl"].startswith("urn:uuid:") for e in carried)
+
+
+def test_carried_inputs_never_change_the_callers_bundle(pipeline: Pipeline) -> None:
+    """Carried inputs are the input's own resources; one whose reference has to be rewritten (it
+    names a nameless entry by its trace path) is carried as a copy, the caller's Bundle intact."""
+    bundle, _ = with_urn_uuids(case_bundle(CAUDA))
+    by_id = {e["resource"]["id"]: e for e in bundle["entry"]}
+    nameless = by_id["obs-saddle"]
+    del nameless["fullUrl"], nameless["resource"]["id"]
+    path = f"Bundle.entry[{bundle['entry'].index(nameless)}]"
+    by_id["obs-slr"]["resource"]["derivedFrom"] = [{"reference": path}]
+    before = copy.deepcopy(bundle)
+    options = pipeline.options({"asOf": "2026-11-24T10:00:00+01:00"}, now=datetime.now(UTC))
+    result = pipeline.evaluate(bundle, options).bundle
+    assert bundle == before
+    carried = {e["fullUrl"]: e["resource"] for e in result["entry"]}
+    slr = carried[by_id["obs-slr"]["fullUrl"]]
+    urn = slr["derivedFrom"][0]["reference"]
+    assert urn.startswith("urn:uuid:")
+    assert carried[urn]["code"] == nameless["resource"]["code"]
+    assert _dangling(result) == []
 
 
 def test_transaction_mixing_urn_and_literal_full_urls(client: TestClient) -> None:
