@@ -51,13 +51,27 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class OutOfRange:
-    """An item whose value lies outside its concept's range, or whose unit is not understood
-    (``unit`` set: the unit as sent); it is ignored and reported."""
+    """An item whose value PainPath does not use; it is ignored and reported. Its value lies
+    outside the concept's range, or its unit is not understood (``unit``: the unit as sent), or
+    the value cannot be read at all (``reason``: why; ``value`` is then None)."""
 
     ref: str
     concept: str
-    value: float
+    value: float | None
     unit: str | None = None
+    reason: str | None = None
+    # the value said nothing (an "unknown" answer, a dataAbsentReason) rather than something
+    # PainPath cannot read
+    absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Unread:
+    """Why an item's value cannot be used (``absent``: it says nothing, rather than something
+    unreadable)."""
+
+    why: str
+    absent: bool = False
 
 
 def _describe(item: Item) -> str:
@@ -97,6 +111,7 @@ class Matcher:
             (systems[a.system], a.code): a.means for a in kb.valuesets.answers
         }
         self._absent_words = frozenset(kb.valuesets.absent_words)
+        self._present_words = frozenset(kb.valuesets.present_words)
         self._units = {
             canonical: (dict(unit.convert), {k.lower(): v for k, v in unit.convert.items()})
             for canonical, unit in kb.valuesets.units.items()
@@ -128,7 +143,7 @@ class Matcher:
         and brands in its displays and text); when no code is known, the words (text and
         displays) against the concepts' keyword lists, as lower-certainty facts.
         """
-        item = self._read_value(item)
+        item, unread = self._read_value(item)
         found = {(name, code) for code in item.codes if (name := self.concept_of(code)) is not None}
         facts = [
             Fact(name, self._coded_value(item, code), code)
@@ -143,12 +158,45 @@ class Matcher:
                 Fact(name, item, first, lower_certainty=True, how=how)
                 for name in self._by_text(item)
             ]
+        facts, unusable = self._usable(facts, unread)
         facts += [
             Fact(parent, item, fact.code, fact.lower_certainty, how=fact.how)
             for fact in list(facts)
             for parent in self._parents.get(fact.concept, ())
         ]
-        return self._in_range(facts)
+        kept, rejected = self._in_range(facts)
+        return kept, unusable + rejected
+
+    def _usable(
+        self, facts: list[Fact], unread: _Unread | None
+    ) -> tuple[list[Fact], list[OutOfRange]]:
+        """The facts whose value fits their concept, and the rest as rejected values."""
+        kept: list[Fact] = []
+        rejected: list[OutOfRange] = []
+        for fact in facts:
+            reason = self._unusable(fact, unread)
+            if reason is None:
+                kept.append(fact)
+                continue
+            ref, concept = fact.item.ref, fact.concept
+            rejected.append(OutOfRange(ref, concept, None, reason=reason.why, absent=reason.absent))
+        return kept, rejected
+
+    def _unusable(self, fact: Fact, unread: _Unread | None) -> _Unread | None:
+        """Why an Observation's fact cannot be used: a finding (a yes/no concept, or one with no
+        value type) whose answer says nothing or cannot be read, or that a yes/no concept got as
+        a number; a score or measure (an integer or quantity concept) without a number."""
+        item = fact.item
+        if item.origin is not Origin.OBSERVATION:
+            return None
+        kind = self._concepts[fact.concept].value_type
+        if kind in {"integer", "quantity"}:
+            return (unread or _Unread("no numeric value")) if item.value is None else None
+        if kind not in {None, "boolean"} or unread is not None:
+            return unread
+        if kind == "boolean" and item.value is not None:
+            return _Unread("a number is not a yes/no answer")
+        return None
 
     def _coded_value(self, item: Item, code: Code) -> Item:
         """The item with the number its code stands for, when it carries no value itself."""
@@ -178,20 +226,29 @@ class Matcher:
             for concept in hit.classes
         ]  # fmt: skip
 
-    def _read_value(self, item: Item) -> Item:
-        """Apply a coded yes/no/number answer, or a negative word, to the item's value."""
-        for code in item.value_codes:
-            means = self._answers.get((code.system, code.code))
-            if means == "no":
-                return replace(item, polarity=Polarity.ABSENT)
-            if isinstance(means, float | int):
-                return replace(item, value=float(means))
-            if means == "yes":
-                return item
-        words = (item.value_text or "").strip().lower().split()
-        if words and words[0].strip(".,;:") in self._absent_words:
-            return replace(item, polarity=Polarity.ABSENT)
-        return item
+    def _read_value(self, item: Item) -> tuple[Item, _Unread | None]:
+        """Apply a coded yes/no/number answer, or a negative word, to the item's value; and say
+        why the value cannot be used, when it cannot: the Observation carries none (a
+        ``dataAbsentReason``), its answer is "unknown", or its coded answer is none PainPath
+        reads, spelled by no yes/no word and naming no concept of its own."""
+        if item.value_absent is not None:
+            return item, _Unread(f"no value ({item.value_absent})", absent=True)
+        answers = (self._answers.get((c.system, c.code)) for c in item.value_codes)
+        means = next((m for m in answers if m is not None), None)
+        if means is None:
+            words = (item.value_text or "").strip().lower().split()
+            first = words[0].strip(".,;:") if words else None
+            means = "no" if first in self._absent_words else None
+            means = "yes" if first in self._present_words else means
+        if means == "no":
+            return replace(item, polarity=Polarity.ABSENT), None
+        if isinstance(means, float | int):
+            return replace(item, value=float(means)), None
+        if means == "unknown":
+            return item, _Unread("the answer is 'unknown'", absent=True)
+        if means is None and item.value_codes and not any(map(self.concept_of, item.value_codes)):
+            return item, _Unread("the coded answer is not one PainPath reads")
+        return item, None
 
     def concepts_in_words(self, words: str) -> list[str]:
         """The concepts whose keywords the words name (negations and exclusions applied)."""

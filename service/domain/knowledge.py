@@ -102,7 +102,7 @@ class Answer(_Strict):
     system: str
     code: str
     display: str
-    means: Literal["yes", "no"] | float
+    means: Literal["yes", "no", "unknown"] | float
     status: str
     source: str
 
@@ -115,6 +115,7 @@ class ValueSets(_Strict):
     concepts: dict[str, Concept]
     answers: list[Answer] = Field(default_factory=list)
     absent_words: list[str] = Field(default_factory=list)
+    present_words: list[str] = Field(default_factory=list)
     units: dict[str, UnitDef] = Field(default_factory=dict)
 
 

@@ -78,6 +78,7 @@ class Item:
     until: datetime | None = None
     recorded: datetime | None = None
     value_codes: tuple[Code, ...] = ()
+    value_absent: str | None = None  # why an Observation carries no value (its dataAbsentReason)
     value_text: str | None = None
     unit: str | None = None  # of ``value``: a UCUM code, else the sender's unit text
     comparator: str | None = None  # "<", "<=", ">=" or ">": the true value lies beyond ``value``

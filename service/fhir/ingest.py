@@ -154,10 +154,11 @@ class _Value:
     moment: datetime | None = None
     unit: str | None = None
     comparator: str | None = None
+    absent: str | None = None  # no value, and why (the dataAbsentReason)
 
 
-def _value(holder: Json) -> _Value | None:
-    """What a ``value[x]`` says; None if there is no usable value."""
+def _value(holder: Json) -> _Value:
+    """What a ``value[x]`` says (``absent``: why there is none, from a ``dataAbsentReason``)."""
     if "valueBoolean" in holder:
         return _Value(polarity=Polarity.PRESENT if holder["valueBoolean"] else Polarity.ABSENT)
     if "valueInteger" in holder:
@@ -173,7 +174,8 @@ def _value(holder: Json) -> _Value | None:
     if "valueDateTime" in holder:
         return _Value(moment=parse_datetime(holder["valueDateTime"]))
     if "dataAbsentReason" in holder:
-        return None
+        reason = _first_code(holder["dataAbsentReason"])
+        return _Value(absent=f"dataAbsentReason {reason}" if reason else "dataAbsentReason")
     return _Value()
 
 
@@ -230,8 +232,6 @@ def _observation(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     holders = [res, *[c for c in res.get("component", ()) if isinstance(c, dict)]]
     for holder in holders:
         value = _value(holder)
-        if value is None:
-            continue
         codes, text = _codes(holder.get("code"))
         concept = holder.get("valueCodeableConcept")
         vcodes, vtext = _codes(concept)
@@ -239,7 +239,7 @@ def _observation(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
         yield Item(
             ref, Origin.OBSERVATION, codes, text, value.polarity, value.number,
             value.moment or when, value_codes=vcodes, value_text=value_text, unit=value.unit,
-            comparator=value.comparator,
+            comparator=value.comparator, value_absent=value.absent,
         )  # fmt: skip
         if isinstance(concept, dict):
             # a finding carried as the value (code "clinical finding", value "sciatica")

@@ -85,7 +85,7 @@ def _patient_outcome(
     """The patient's OperationOutcome; each issue names the patient (an OperationOutcome has no
     subject element, and a Bundle may carry several patients)."""
     missed = unrecognised(found, assessment)
-    issues = [_note(emitter.kb, n.code, missed) for n in assessment.notes]
+    issues = [_note(emitter.kb, n.code, missed, assessment.out_of_range) for n in assessment.notes]
     issues += [
         issue(
             s.severity, "informational", s.reason, expression=s.expression, detail="skipped-entry"
@@ -116,16 +116,27 @@ _SCREEN_NOTE = "red-flag-screen-not-documented"
 _SCREEN_UNREAD = "red-flag-screen-unrecognised-entries"
 
 
-def _note(kb: KnowledgeBase, code: str, missed: Unrecognised) -> Json:
+_FINDING = frozenset({None, "boolean"})  # value types of findings (not scores or measures)
+
+
+def _note(
+    kb: KnowledgeBase, code: str, missed: Unrecognised, unread: Sequence[OutOfRange] = ()
+) -> Json:
     """A rule's note; an undocumented red-flag screen names the entries PainPath could not read
     that might have been a red-flag finding (RULES §0: never "not documented" because of coding)."""
-    candidates = list(missed.findings()) if code == _SCREEN_NOTE else []
+    candidates = [f"{g.rtype} {g.label}" for g in missed.findings()] if code == _SCREEN_NOTE else []
+    if code == _SCREEN_NOTE:  # a finding recognised whose answer could not be read
+        candidates += [
+            f"{o.concept} ({o.reason})"
+            for o in unread
+            if o.reason is not None and kb.valuesets.concepts[o.concept].value_type in _FINDING
+        ]
     if candidates:
         code = _SCREEN_UNREAD
     note = kb.catalogue.notes[code]
     text = note.text
     if candidates:
-        names = "; ".join(f"{g.rtype} {g.label}" for g in candidates[:MAX_PATHS])
+        names = "; ".join(candidates[:MAX_PATHS])
         more = f" and {len(candidates) - MAX_PATHS} more" if len(candidates) > MAX_PATHS else ""
         text = f"{text} {names}{more}."
     return issue(note.severity, note.code, text, detail=code)
@@ -150,6 +161,10 @@ def _not_recognised(group: Group) -> Json:
 
 def _rejected_value(kb: KnowledgeBase, found: Ingested, rejected: OutOfRange) -> Json:
     where = _resource_path(found, rejected.ref)
+    if rejected.reason is not None or rejected.value is None:
+        text = f"{rejected.concept}: {rejected.reason or 'no value'}; not used"
+        severity = "information" if rejected.absent else "warning"
+        return issue(severity, "value", text, expression=where, detail="value-not-read")
     if rejected.unit is None:
         text = f"{rejected.concept} value {rejected.value:g} is out of range; ignored"
         return issue("warning", "value", text, expression=where, detail="value-out-of-range")

@@ -406,3 +406,46 @@ def test_an_unreadable_medication_display_is_a_warning_naming_it(pipeline: Pipel
     [reported] = _issues(_run(pipeline, LBP, request), "code-not-recognised")
     assert reported["severity"] == "warning"
     assert "no reference (named 'Compound X 30/500')" in reported["diagnostics"]
+
+
+# --- values that say nothing or cannot be read --------------------------------------------------
+def _fever(**value: Any) -> Json:
+    return {
+        "resourceType": "Observation", "id": "fever", "status": "final",
+        "code": _concept("https://painpath.dev/fhir/CodeSystem/painpath", "fever"),
+        "subject": {"reference": "Patient/p"}, "effectiveDateTime": "2026-11-20", **value,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "severity"),
+    [
+        ({"dataAbsentReason": {"coding": [{"code": "asked-unknown"}]}}, "information"),
+        ({"valueCodeableConcept": _concept(SNOMED, "261665006", "Unknown")}, "information"),
+        ({"valueInteger": 1}, "warning"),
+        ({"valueCodeableConcept": _concept(SNOMED, "999999999")}, "warning"),
+    ],
+)
+def test_a_finding_whose_value_is_not_read_is_reported_once_and_named_by_the_screen(
+    pipeline: Pipeline, value: Json, severity: str
+) -> None:
+    """Recognised (no code-not-recognised issue), not used (no fact), reported with its path, and
+    the red-flag screen names it instead of saying "not documented"."""
+    assert "fever" not in _facts(pipeline, _fever(**value))
+    result = _run(pipeline, LBP, _fever(**value))
+    [reported] = _issues(result, "value-not-read")
+    assert reported["severity"] == severity
+    assert reported["expression"] == ["Bundle.entry[2].resource"]
+    assert not _issues(result, "code-not-recognised")
+    assert not _issues(result, "red-flag-screen-not-documented")
+    [note] = _issues(result, "red-flag-screen-unrecognised-entries")
+    assert "fever" in note["diagnostics"]
+
+
+def test_a_finding_read_from_its_value_is_not_reported(pipeline: Pipeline) -> None:
+    """The other side: yes/no answers are read, and screened-absent documents the screen."""
+    for value in ({"valueBoolean": False}, {"valueCodeableConcept": _concept(SNOMED, "373067005")}):
+        result = _run(pipeline, LBP, _fever(**value))
+        assert not _issues(result, "value-not-read")
+        assert not _issues(result, "red-flag-screen-not-documented")
+        assert not _issues(result, "red-flag-screen-unrecognised-entries")

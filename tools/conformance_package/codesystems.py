@@ -40,6 +40,12 @@ OUTCOME_CODES = {
         "A measurement whose unit PainPath cannot convert to the unit its thresholds use was "
         "ignored (diagnostics names the unit sent and the unit expected).",
     ),
+    "value-not-read": (
+        "Value not read",
+        "A recognised finding, score or measurement whose value says nothing (an unknown answer, "
+        "a dataAbsentReason) or cannot be read (an answer PainPath does not know, a number for a "
+        "yes/no finding, no number for a score) was not used; diagnostics says which.",
+    ),
     "questionnaire-not-scored": (
         "Questionnaire not scored",
         "A QuestionnaireResponse could not be scored (e.g. incomplete).",
