@@ -54,6 +54,7 @@ from service.cds_hooks.request import (
     PREFETCH_TYPES,
     SERVICES,
     CdsRequest,
+    Sourced,
     discovery,
     fhir_server_allowed,
     read_cds_request,
@@ -312,7 +313,7 @@ async def _fallback(
     cds: CdsRequest,
     missing: list[str],
     next_pages: dict[str, str],
-) -> list[Json] | Response:
+) -> list[Sourced] | Response:
     """What the prefetch lacks, read from a trusted ``fhirServer``; a 412 when it cannot be."""
     lacking = ", ".join([*missing, *next_pages])
     server = cds.fhir_server
@@ -342,7 +343,11 @@ async def _fallback(
         log.warning("cds %s %s: fhirServer failed: %s", service_id, cds.hook_instance,
                     exc.describe())  # fmt: skip
         return _precondition_failed(f"The data could not be read from fhirServer: {exc.describe()}")
-    return [r for found in fetched.values() for r in found]
+    return [
+        Sourced(resource, f"fhirServer.{key}[{index}]", sent=False)
+        for key, found in fetched.items()
+        for index, resource in enumerate(found)
+    ]
 
 
 @router.post("/cds-services/{service_id}/feedback")

@@ -21,7 +21,8 @@ from fhir_testkit import schema_errors
 from starlette.testclient import TestClient
 
 from service.app.pipeline import canonical_bytes
-from service.cds_hooks.request import PREFETCH, cds_bundle
+from service.cds_hooks.request import PREFETCH, Sourced, cds_bundle
+from service.server.pull import subject_patient_id
 
 Json = dict[str, Any]
 AppFactory = Any
@@ -166,7 +167,8 @@ def test_suggested_resources_are_exactly_what_triage_emits(cds: TestClient) -> N
     card = _patient_view(cds, case)["cards"][0]
     suggested = [a["resource"] for a in card["suggestions"][0]["actions"]]
     # $triage on the same data (the Bundle the service builds from the prefetch), same date
-    bundle = cds_bundle(case_patient_id(case), None, case_resources(case))
+    sent = [Sourced(r, f"prefetch.{i}") for i, r in enumerate(case_resources(case))]
+    bundle = cds_bundle(case_patient_id(case), None, sent).bundle
     response = cds.post(
         "/fhir/$triage",
         params={"asOf": as_of(case).isoformat(), "profile": "nice-ng59"},
@@ -206,9 +208,27 @@ GOLDEN = [
 ]
 
 
+def _about_someone_else(case: Json) -> bool:
+    """Whether the case's Bundle holds a record entry about another patient (a Bundle may; a
+    prefetch, about the context patient only, may not)."""
+    patient = case_patient_id(case)
+    return any(
+        r["resourceType"] not in {"Patient", "Medication"} and subject_patient_id(r) != patient
+        for r in case_resources(case)
+    )
+
+
 @pytest.mark.parametrize("name", GOLDEN)
 def test_golden_vignette_indicator(cds: TestClient, name: str) -> None:
     case = load_case(name)
+    if _about_someone_else(case):
+        body = hook_request(
+            "patient-view", case_patient_id(case), prefetch=prefetch_for(case_resources(case))
+        )
+        response = cds.post(PV, json=body)
+        assert response.status_code == 400, response.text
+        assert all("subject" in i["expression"][0] for i in response.json()["issue"])
+        return
     cards = _patient_view(cds, case)["cards"]
     expected = _expected_indicator(case["expect"])
     if expected == "none":
