@@ -33,6 +33,7 @@ import orjson
 from service.fhir.errors import InputError, Problem
 from service.fhir.ingest import READ_TYPES
 from service.fhir.types import Json
+from service.fhir.validate import validate_resource
 from service.server.pull import subject_patient_id
 from service.server.writeback import is_painpath_result
 
@@ -233,6 +234,7 @@ def _draft_orders(value: Any) -> tuple[Json, ...]:
     if not isinstance(entries, list):
         raise _bad(f"{where}.entry must be an array", f"{where}.entry")
     orders = []
+    problems: list[Problem] = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         path = f"{where}.entry[{index}].resource"
@@ -242,7 +244,10 @@ def _draft_orders(value: Any) -> tuple[Json, ...]:
             )
         if not isinstance(resource.get("id"), str):
             raise _bad(f"{path}.id is required: selections and suggestions refer to it", path)
+        problems += validate_resource(resource, path)  # R4, as a prefetch resource is held to
         orders.append(resource)
+    if problems:
+        raise InputError("invalid", problems[:_MAX_PROBLEMS])
     return tuple(orders)
 
 
