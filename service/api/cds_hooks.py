@@ -29,6 +29,7 @@ client's ``tenant`` and an untrusted fhirServer's host are.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from service.cds_hooks.request import (
     PREFETCH_TYPES,
     SERVICES,
     CdsRequest,
+    Sourced,
     discovery,
     fhir_server_allowed,
     read_cds_request,
@@ -80,6 +82,12 @@ __all__ = [
 
 log = logging.getLogger("painpath.cds_hooks")
 _OUTCOMES = ("accepted", "overridden")
+# card and suggestion uuids as PainPath issues them: UUIDv5 (service.fhir.emit.make_id)
+_ISSUED_UUID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
+)
+# outcomeTimestamp: an RFC 3339 date-time (CDS Hooks 2.0), so with seconds and an offset
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 @dataclass
@@ -312,7 +320,7 @@ async def _fallback(
     cds: CdsRequest,
     missing: list[str],
     next_pages: dict[str, str],
-) -> list[Json] | Response:
+) -> list[Sourced] | Response:
     """What the prefetch lacks, read from a trusted ``fhirServer``; a 412 when it cannot be."""
     lacking = ", ".join([*missing, *next_pages])
     server = cds.fhir_server
@@ -342,7 +350,11 @@ async def _fallback(
         log.warning("cds %s %s: fhirServer failed: %s", service_id, cds.hook_instance,
                     exc.describe())  # fmt: skip
         return _precondition_failed(f"The data could not be read from fhirServer: {exc.describe()}")
-    return [r for found in fetched.values() for r in found]
+    return [
+        Sourced(resource, f"fhirServer.{key}[{index}]", sent=False)
+        for key, found in fetched.items()
+        for index, resource in enumerate(found)
+    ]
 
 
 @router.post("/cds-services/{service_id}/feedback")
@@ -363,10 +375,11 @@ async def cds_feedback(
     return JSONResponse({})
 
 
-def _check_feedback_rules(item: Json, outcome: str, where: str) -> None:
+def _check_feedback_rules(item: Json, outcome: str, where: str, known_reasons: set[str]) -> None:
     """The CDS Hooks 2.0 feedback invariants: an accepted card names the suggestions accepted
     (cds-fb-2: ``acceptedSuggestions``, each with the suggestion's ``id``); an override reason,
-    when given, carries a reason or a comment (cds-fb-3), and only on an overridden card."""
+    when given, carries a reason or a comment (cds-fb-3), and only on an overridden card. The
+    suggestion ids are uuids as PainPath issues them, and a reason is one the card offered."""
     accepted = item.get("acceptedSuggestions")
     if outcome == "accepted":
         if not isinstance(accepted, list) or not accepted:
@@ -377,10 +390,11 @@ def _check_feedback_rules(item: Json, outcome: str, where: str) -> None:
             )
         for i, suggestion in enumerate(accepted):
             sid = suggestion.get("id") if isinstance(suggestion, dict) else None
-            if not isinstance(sid, str) or not sid:
+            if not isinstance(sid, str) or not _ISSUED_UUID.match(sid):
                 raise InputError.one(
                     "invalid",
-                    f"{where}.acceptedSuggestions[{i}].id must be the suggestion's uuid",
+                    f"{where}.acceptedSuggestions[{i}].id must be the uuid of a suggestion "
+                    "PainPath gave on the card",
                     f"{where}.acceptedSuggestions[{i}].id",
                 )
     elif accepted is not None:
@@ -404,6 +418,40 @@ def _check_feedback_rules(item: Json, outcome: str, where: str) -> None:
             "invalid", f"{where}.overrideReason needs a reason or a userComment",
             f"{where}.overrideReason",
         )  # fmt: skip
+    _check_override_reason(override, f"{where}.overrideReason", known_reasons)
+
+
+def _check_override_reason(override: Json, where: str, known_reasons: set[str]) -> None:
+    """``reason``, when given, is a Coding PainPath offered in the card's ``overrideReasons``
+    (system ``PP/CodeSystem/cds-override-reason``); ``userComment`` is a string."""
+    reason = override.get("reason")
+    if reason is not None and not (
+        isinstance(reason, dict)
+        and reason.get("system") == OVERRIDE_SYSTEM
+        and reason.get("code") in known_reasons
+    ):
+        raise InputError.one(
+            "invalid",
+            f"{where}.reason must be one of the override reasons PainPath offered on the card "
+            f"(a Coding of {OVERRIDE_SYSTEM}: {', '.join(sorted(known_reasons))})",
+            f"{where}.reason",
+        )
+    comment = override.get("userComment")
+    if comment is not None and not isinstance(comment, str):
+        raise InputError.one(
+            "invalid", f"{where}.userComment must be a string", f"{where}.userComment"
+        )
+
+
+def _instant(value: object) -> bool:
+    """Whether ``value`` is an RFC 3339 date-time with an offset, on a real calendar day."""
+    if not isinstance(value, str) or not _INSTANT.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper())
+    except ValueError:  # 2026-02-30, 25:00, a leap second
+        return False
+    return True
 
 
 def _feedback_item(
@@ -412,21 +460,22 @@ def _feedback_item(
     if not isinstance(item, dict):
         raise InputError.one("invalid", f"{where} must be an object", where)
     card, outcome, when = item.get("card"), item.get("outcome"), item.get("outcomeTimestamp")
-    if not isinstance(card, str) or not card:
-        raise InputError.one("invalid", f"{where}.card must be the card's uuid", f"{where}.card")
+    if not isinstance(card, str) or not _ISSUED_UUID.match(card):
+        raise InputError.one(
+            "invalid", f"{where}.card must be the uuid of a card PainPath gave", f"{where}.card"
+        )
     if outcome not in _OUTCOMES:
         raise InputError.one(
             "invalid", f"{where}.outcome must be accepted or overridden", f"{where}.outcome"
         )
-    if not isinstance(when, str) or not when:
+    if not _instant(when):
         raise InputError.one(
-            "invalid", f"{where}.outcomeTimestamp is required", f"{where}.outcomeTimestamp"
+            "invalid",
+            f"{where}.outcomeTimestamp is required: an ISO 8601 (RFC 3339) date and time with a "
+            "time zone, e.g. 2026-11-24T10:05:00Z",
+            f"{where}.outcomeTimestamp",
         )
-    _check_feedback_rules(item, str(outcome), where)
-    reason = None
-    coding = (item.get("overrideReason") or {}).get("reason") if outcome == "overridden" else None
-    if isinstance(coding, dict):
-        code = coding.get("code")
-        known = coding.get("system") == OVERRIDE_SYSTEM and code in known_reasons
-        reason = str(code) if known else "other"  # a free code could carry PHI: not kept
-    return card, str(outcome), when, reason
+    _check_feedback_rules(item, str(outcome), where, known_reasons)
+    coding = (item.get("overrideReason") or {}).get("reason")
+    reason = str(coding["code"]) if isinstance(coding, dict) else None  # an offered code
+    return card.lower(), str(outcome), str(when), reason

@@ -7,7 +7,7 @@ https://cds-hooks.hl7.org/2.0/#calling-a-cds-service
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from service.app.pipeline import Pipeline, TriageResult
@@ -19,11 +19,12 @@ from service.cds_hooks.cards import (
     record_suggestion,
     smart_link,
 )
-from service.cds_hooks.request import CdsRequest, cds_bundle
+from service.cds_hooks.request import CdsBundle, CdsRequest, Sourced, cds_bundle
 from service.domain.assessment import Assessment
 from service.domain.open_questions import open_forms
+from service.fhir.errors import InputError
 from service.fhir.types import Json
-from service.fhir.validate import validate_bundle
+from service.fhir.validate import BundleCheck, validate_bundle
 
 __all__ = ["CardLinks", "cards_for"]
 
@@ -45,24 +46,19 @@ class CardLinks:
 async def cards_for(
     pipeline: Pipeline,
     cds: CdsRequest,
-    resources: list[Json],
+    resources: list[Sourced],
     *,
     now: datetime,
     links: CardLinks | None = None,
 ) -> list[Json]:
-    """The cards for one hook call (none when the prefetch holds nothing about the patient),
-    with what ``links`` asks for."""
+    """The cards for one hook call (none when the prefetch holds no data), with what ``links``
+    asks for."""
     links = links or CardLinks()
-    bundle = cds_bundle(cds.patient_id, cds.fhir_server, resources)
+    built = cds_bundle(cds.patient_id, cds.fhir_server, resources)
+    bundle = built.bundle
     if not bundle["entry"]:
         return []
-    check = validate_bundle(
-        bundle,
-        max_entries=pipeline.limits.max_entries,
-        prefix="prefetch",
-        relevant=pipeline.relevance,
-        max_depth=pipeline.limits.max_depth,
-    )
+    check = _validated(pipeline, built)
     options = pipeline.options(now=now)
     result = await pipeline.evaluate_async(
         bundle, options, selected=check.selected, warnings=check.warnings
@@ -84,6 +80,22 @@ async def cards_for(
         for card in cards:
             card["links"] = [smart_link(pipeline.kb, assessment, cds.hook, links.launch_url)]
     return cards
+
+
+def _validated(pipeline: Pipeline, built: CdsBundle) -> BundleCheck:
+    """``validate_bundle`` on the Bundle built from the prefetch, every problem and warning
+    named by the resource's path in the request (``prefetch.conditions.entry[0].resource…``)."""
+    try:
+        check = validate_bundle(
+            built.bundle,
+            max_entries=pipeline.limits.max_entries,
+            prefix="Bundle",
+            relevant=pipeline.relevance,
+            max_depth=pipeline.limits.max_depth,
+        )
+    except InputError as exc:
+        raise InputError(exc.kind, built.in_request(exc.problems)) from None
+    return replace(check, warnings=tuple(built.in_request(check.warnings)))
 
 
 def _suggest_records(

@@ -21,14 +21,19 @@ policy (``service.api.cds_hooks.fhir_server_trusted``).
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from service.fhir.errors import InputError
+import orjson
+
+from service.fhir.errors import InputError, Problem
+from service.fhir.ingest import READ_TYPES
 from service.fhir.types import Json
+from service.fhir.validate import validate_resource
 from service.server.pull import subject_patient_id
 from service.server.writeback import is_painpath_result
 
@@ -37,9 +42,11 @@ __all__ = [
     "PREFETCH",
     "PREFETCH_TYPES",
     "SERVICES",
+    "CdsBundle",
     "CdsRequest",
     "CdsService",
     "PrefetchValue",
+    "Sourced",
     "cds_bundle",
     "discovery",
     "fhir_server_allowed",
@@ -227,6 +234,7 @@ def _draft_orders(value: Any) -> tuple[Json, ...]:
     if not isinstance(entries, list):
         raise _bad(f"{where}.entry must be an array", f"{where}.entry")
     orders = []
+    problems: list[Problem] = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         path = f"{where}.entry[{index}].resource"
@@ -236,7 +244,10 @@ def _draft_orders(value: Any) -> tuple[Json, ...]:
             )
         if not isinstance(resource.get("id"), str):
             raise _bad(f"{path}.id is required: selections and suggestions refer to it", path)
+        problems += validate_resource(resource, path)  # R4, as a prefetch resource is held to
         orders.append(resource)
+    if problems:
+        raise InputError("invalid", problems[:_MAX_PROBLEMS])
     return tuple(orders)
 
 
@@ -299,10 +310,21 @@ def fhir_server_allowed(fhir_server: str, bases: Iterable[str]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Sourced:
+    """A resource and where it came from: its path in the request
+    (``prefetch.conditions.entry[0].resource``, ``prefetch.patient``) or, for one PainPath read
+    from ``fhirServer``, ``fhirServer.<key>[i]`` (``sent`` false)."""
+
+    resource: Json
+    where: str
+    sent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PrefetchValue:
     """What one prefetch key supplied: its resources, and a next page still to read."""
 
-    resources: tuple[Json, ...]
+    resources: tuple[Sourced, ...]
     next_url: str | None = None
 
 
@@ -318,30 +340,32 @@ def read_prefetch(request: CdsRequest) -> tuple[dict[str, PrefetchValue], list[s
             missing.append(key)
             continue
         value = request.prefetch[key]
+        where = f"prefetch.{key}"
         if value is None:
             usable[key] = PrefetchValue(())
         elif not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-            raise _bad(f"prefetch.{key} must be a FHIR resource or null", f"prefetch.{key}")
+            raise _bad(f"{where} must be a FHIR resource or null", where)
         elif value["resourceType"] == "OperationOutcome":
             missing.append(key)
         elif value["resourceType"] == "Bundle":
-            usable[key] = _from_bundle(key, value)
+            usable[key] = _from_bundle(where, value)
         else:
-            usable[key] = PrefetchValue((value,))
+            usable[key] = PrefetchValue((Sourced(value, where),))
     return usable, missing
 
 
-def _from_bundle(key: str, bundle: Json) -> PrefetchValue:
+def _from_bundle(where: str, bundle: Json) -> PrefetchValue:
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
-        raise _bad(f"prefetch.{key}.entry must be an array", f"prefetch.{key}.entry")
-    found = tuple(
-        e["resource"]
-        for e in entries
-        if isinstance(e, dict)
-        and isinstance(e.get("resource"), dict)
-        and (e.get("search") or {}).get("mode") != "outcome"
-    )
+        raise _bad(f"{where}.entry must be an array", f"{where}.entry")
+    found = []
+    for index, entry in enumerate(entries):
+        path = f"{where}.entry[{index}].resource"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            raise _bad(f"{path} is required and must be a FHIR resource", path)
+        if (entry.get("search") or {}).get("mode") != "outcome":
+            found.append(Sourced(resource, path))
     links = bundle.get("link", [])
     nxt = next(
         (
@@ -351,33 +375,123 @@ def _from_bundle(key: str, bundle: Json) -> PrefetchValue:
         ),
         None,
     )
-    return PrefetchValue(found, nxt)
+    return PrefetchValue(tuple(found), nxt)
+
+
+_MAX_PROBLEMS = 20
+_PATIENT_HOLDER = {"Device": "patient"}  # where a type names its patient, if not ``subject``
+
+
+def _patient_problem(item: Sourced, patient_id: str) -> Problem | None:
+    """Why a resource the caller sent is not about ``context.patientId`` (None when it is, or
+    when it names no patient and PainPath does not read its type, or it is a Medication)."""
+    resource = item.resource
+    rtype = resource.get("resourceType")
+    if rtype == "Medication":
+        return None
+    if rtype == "Patient":
+        if resource.get("id") in (None, patient_id):
+            return None
+        return Problem(
+            "This Patient is not the one the hook is about: its id differs from "
+            "context.patientId (the prefetch is about the context patient only)",
+            f"{item.where}.id",
+        )
+    named = subject_patient_id(resource)
+    if named == patient_id or (named is None and rtype not in READ_TYPES):
+        return None
+    holder = next(
+        (k for k in ("subject", "patient") if k in resource),
+        _PATIENT_HOLDER.get(str(rtype), "subject"),
+    )
+    what = "another patient than" if named else "no patient as Patient/<id>; it must name"
+    return Problem(
+        f"This {rtype} names {what} context.patientId (the prefetch is about the context "
+        "patient only)",
+        f"{item.where}.{holder}",
+    )
 
 
 def _about(resource: Json, patient_id: str) -> bool:
+    """Whether a resource read from fhirServer is about the patient (a search by patient
+    returns nothing else; anything else is left out)."""
     rtype = resource.get("resourceType")
     if rtype == "Medication":
         return True
     if rtype == "Patient":
         return resource.get("id") == patient_id
-    return subject_patient_id(resource) == patient_id and not is_painpath_result(resource)
+    return subject_patient_id(resource) == patient_id
 
 
-def cds_bundle(patient_id: str, fhir_server: str | None, resources: list[Json]) -> Json:
+def _content_key(resource: Json) -> str:
+    """A name for a resource without id, from its content: the same whatever the prefetch order,
+    and the same for two identical copies."""
+    return hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CdsBundle:
+    """The collection Bundle to evaluate, and where each entry's resource came from (entry index
+    -> :attr:`Sourced.where`), so that a problem is named by its path in the request."""
+
+    bundle: Json
+    paths: tuple[str, ...]
+
+    def in_request(self, problems: Iterable[Problem]) -> list[Problem]:
+        """``problems`` of ``validate_bundle(bundle, prefix="Bundle")`` with each expression
+        into an entry turned into the resource's path in the request."""
+        return [replace(p, expression=self._path(p.expression)) for p in problems]
+
+    def _path(self, expression: str | None) -> str | None:
+        found = _ENTRY.match(expression or "")
+        if found is None:
+            return "prefetch" if expression else expression
+        return self.paths[int(found[1])] + found[2]
+
+
+_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource(.*)$")
+
+
+def cds_bundle(patient_id: str, fhir_server: str | None, resources: Sequence[Sourced]) -> CdsBundle:
     """The collection Bundle to evaluate: the patient's resources, deduplicated and sorted (so the
-    digest, and the result ids, do not depend on prefetch order). Resources about another patient
-    and PainPath's own earlier results are left out."""
-    kept: dict[tuple[str, str], Json] = {}
-    for resource in resources:
-        rid = resource.get("id")
-        if isinstance(rid, str) and _about(resource, patient_id):
-            kept.setdefault((str(resource["resourceType"]), rid), resource)
+    digest, and the result ids, do not depend on prefetch order).
+
+    Everything the caller sent is used or refused: a resource about another patient than
+    ``context.patientId`` (or a record resource naming no patient) is a 400 naming its prefetch
+    key and entry. A resource without ``id`` - a hand-built prefetch - is used without a fullUrl,
+    so it gets the Bundle-local name ``$triage`` gives such entries; a Patient without ``id`` is
+    the context patient (every prefetch template is about it). PainPath's own earlier results
+    are left out (they are its output, not evidence), and so are resources ``fhirServer``
+    returned about another patient.
+    """
+    problems = [
+        p
+        for item in resources
+        if item.sent and not is_painpath_result(item.resource)
+        for p in [_patient_problem(item, patient_id)]
+        if p is not None
+    ]
+    if problems:
+        raise InputError("invalid", problems[:_MAX_PROBLEMS])
+    kept: dict[tuple[str, str, str], Sourced] = {}
+    for item in resources:
+        resource = item.resource
+        if is_painpath_result(resource) or not (item.sent or _about(resource, patient_id)):
+            continue
+        rtype, rid = str(resource["resourceType"]), resource.get("id")
+        if rtype == "Patient" and rid is None:
+            item = replace(item, resource={"resourceType": rtype, "id": patient_id, **resource})
+            rid = patient_id
+        key = (rtype, rid, "") if isinstance(rid, str) else (rtype, "", _content_key(resource))
+        kept.setdefault(key, item)
     base = fhir_server.rstrip("/") if fhir_server else None
     order = sorted(kept, key=lambda k: (k[0] != "Patient", k))
     entries = []
-    for rtype, rid in order:
-        entry: Json = {"resource": kept[(rtype, rid)]}
-        if base:
+    for key in order:
+        rtype, rid, _ = key
+        entry: Json = {"resource": kept[key].resource}
+        if base and rid:  # a resource without id has no URL on the server: no fullUrl
             entry = {"fullUrl": f"{base}/{rtype}/{rid}", **entry}
         entries.append(entry)
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return CdsBundle(bundle, tuple(kept[k].where for k in order))

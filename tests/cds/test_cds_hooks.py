@@ -21,7 +21,8 @@ from fhir_testkit import schema_errors
 from starlette.testclient import TestClient
 
 from service.app.pipeline import canonical_bytes
-from service.cds_hooks.request import PREFETCH, cds_bundle
+from service.cds_hooks.request import PREFETCH, Sourced, cds_bundle
+from service.server.pull import subject_patient_id
 
 Json = dict[str, Any]
 AppFactory = Any
@@ -166,7 +167,8 @@ def test_suggested_resources_are_exactly_what_triage_emits(cds: TestClient) -> N
     card = _patient_view(cds, case)["cards"][0]
     suggested = [a["resource"] for a in card["suggestions"][0]["actions"]]
     # $triage on the same data (the Bundle the service builds from the prefetch), same date
-    bundle = cds_bundle(case_patient_id(case), None, case_resources(case))
+    sent = [Sourced(r, f"prefetch.{i}") for i, r in enumerate(case_resources(case))]
+    bundle = cds_bundle(case_patient_id(case), None, sent).bundle
     response = cds.post(
         "/fhir/$triage",
         params={"asOf": as_of(case).isoformat(), "profile": "nice-ng59"},
@@ -206,9 +208,27 @@ GOLDEN = [
 ]
 
 
+def _about_someone_else(case: Json) -> bool:
+    """Whether the case's Bundle holds a record entry about another patient (a Bundle may; a
+    prefetch, about the context patient only, may not)."""
+    patient = case_patient_id(case)
+    return any(
+        r["resourceType"] not in {"Patient", "Medication"} and subject_patient_id(r) != patient
+        for r in case_resources(case)
+    )
+
+
 @pytest.mark.parametrize("name", GOLDEN)
 def test_golden_vignette_indicator(cds: TestClient, name: str) -> None:
     case = load_case(name)
+    if _about_someone_else(case):
+        body = hook_request(
+            "patient-view", case_patient_id(case), prefetch=prefetch_for(case_resources(case))
+        )
+        response = cds.post(PV, json=body)
+        assert response.status_code == 400, response.text
+        assert all("subject" in i["expression"][0] for i in response.json()["issue"])
+        return
     cards = _patient_view(cds, case)["cards"]
     expected = _expected_indicator(case["expect"])
     if expected == "none":
@@ -360,6 +380,11 @@ def test_feedback_counts_outcomes_without_phi(cds: TestClient) -> None:
 
 
 _WHEN = "2026-11-24T10:05:00Z"
+# uuids as PainPath issues them (UUIDv5: service.fhir.emit.make_id)
+_CARD = "d72eefc2-e152-52b1-8a66-ea83d771c72e"
+_SUGGESTION = "7c817d05-eb24-5819-bb44-bc6849b34ab1"
+_REASON = {"system": "https://painpath.dev/fhir/CodeSystem/cds-override-reason",
+           "code": "patient-declined", "display": "Patient declined"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -369,18 +394,47 @@ _WHEN = "2026-11-24T10:05:00Z"
         ({"outcome": "accepted"}, "acceptedSuggestions"),
         ({"outcome": "accepted", "acceptedSuggestions": []}, "acceptedSuggestions"),
         ({"outcome": "accepted", "acceptedSuggestions": [{}]}, "acceptedSuggestions[0].id"),
-        ({"outcome": "overridden", "acceptedSuggestions": [{"id": "s"}]}, "acceptedSuggestions"),
+        ({"outcome": "overridden", "acceptedSuggestions": [{"id": _SUGGESTION}]},
+         "acceptedSuggestions"),
         # cds-fb-3: an override reason says something, and only on an overridden card
         ({"outcome": "overridden", "overrideReason": {}}, "overrideReason"),
         ({"outcome": "overridden", "overrideReason": {"userComment": ""}}, "overrideReason"),
-        ({"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}],
+        ({"outcome": "accepted", "acceptedSuggestions": [{"id": _SUGGESTION}],
           "overrideReason": {"userComment": "no"}}, "overrideReason"),
+        # the card and suggestion ids are uuids as PainPath issues them
+        ({"card": "not a uuid", "outcome": "overridden"}, "card"),
+        ({"card": "c", "outcome": "overridden"}, "card"),
+        ({"card": "0b7e6f0e-9c1c-4a4e-8a52-1f2a4a7d2c11", "outcome": "overridden"}, "card"),
+        ({"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}]},
+         "acceptedSuggestions[0].id"),
+        ({"outcome": "accepted", "acceptedSuggestions": [{"id": _SUGGESTION}, {"id": 7}]},
+         "acceptedSuggestions[1].id"),
+        # outcome is accepted | overridden
+        ({"outcome": "ignored"}, "outcome"),
+        # outcomeTimestamp is an ISO 8601 instant: date, time and offset
+        ({"outcome": "overridden", "outcomeTimestamp": "Zebulon"}, "outcomeTimestamp"),
+        ({"outcome": "overridden", "outcomeTimestamp": "2026-11-24"}, "outcomeTimestamp"),
+        ({"outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:05:00"},
+         "outcomeTimestamp"),
+        ({"outcome": "overridden", "outcomeTimestamp": "2026-02-30T10:05:00Z"},
+         "outcomeTimestamp"),
+        ({"outcome": "overridden", "outcomeTimestamp": 1764000000}, "outcomeTimestamp"),
+        # the reason is one PainPath offered (the card's overrideReasons)
+        ({"outcome": "overridden", "overrideReason": {"reason": _REASON | {"code": "bored"}}},
+         "overrideReason.reason"),
+        ({"outcome": "overridden",
+          "overrideReason": {"reason": _REASON | {"system": "http://example.org/reasons"}}},
+         "overrideReason.reason"),
+        ({"outcome": "overridden", "overrideReason": {"reason": "patient-declined"}},
+         "overrideReason.reason"),
+        ({"outcome": "overridden", "overrideReason": {"reason": _REASON, "userComment": 5}},
+         "overrideReason.userComment"),
     ],
 )  # fmt: skip
 def test_feedback_against_the_cds_hooks_rules_is_400(
     cds: TestClient, item: Json, where: str
 ) -> None:
-    body = {"feedback": [{"card": "c", "outcomeTimestamp": _WHEN, **item}]}
+    body = {"feedback": [{"card": _CARD, "outcomeTimestamp": _WHEN, **item}]}
     response = cds.post(f"{PV}/feedback", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["issue"][0]["expression"] == [f"feedback[0].{where}"]
@@ -389,14 +443,31 @@ def test_feedback_against_the_cds_hooks_rules_is_400(
 @pytest.mark.parametrize(
     "item",
     [
-        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}]},
+        {"outcome": "accepted", "acceptedSuggestions": [{"id": _SUGGESTION}]},
         {"outcome": "overridden"},
         {"outcome": "overridden", "overrideReason": {"userComment": "discussed with the patient"}},
+        {"outcome": "overridden", "overrideReason": {"reason": _REASON}},
+        {"outcome": "overridden", "overrideReason": {"reason": _REASON, "userComment": "wait"}},
+        {"outcome": "overridden", "card": _CARD.upper()},
+        {"outcome": "overridden", "outcomeTimestamp": "2026-11-24T11:05:00.123+01:00"},
+        {"outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:05:00.5z"},
     ],
 )
 def test_feedback_within_the_rules_is_taken(cds: TestClient, item: Json) -> None:
-    body = {"feedback": [{"card": "c", "outcomeTimestamp": _WHEN, **item}]}
-    assert cds.post(f"{PV}/feedback", json=body).status_code == 200
+    body = {"feedback": [{"card": _CARD, "outcomeTimestamp": _WHEN, **item}]}
+    response = cds.post(f"{PV}/feedback", json=body)
+    assert response.status_code == 200, response.text
+
+
+def test_every_offered_override_reason_is_taken(cds: TestClient) -> None:
+    card = _patient_view(cds, load_case("deficit-progressing-stat"))["cards"][0]
+    items = [
+        {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": _WHEN,
+         "overrideReason": {"reason": reason}}
+        for reason in card["overrideReasons"]
+    ]  # fmt: skip
+    assert len(items) == 4
+    assert cds.post(f"{PV}/feedback", json={"feedback": items}).status_code == 200
 
 
 def test_cors_preflight_for_the_sandbox(cds: TestClient) -> None:

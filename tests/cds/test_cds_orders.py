@@ -134,3 +134,33 @@ def test_order_hooks_validate_draft_orders(cds: TestClient) -> None:
     response = cds.post("/cds-services/painpath-order-select", json=body)
     assert response.status_code == 400
     assert "unknown" in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize(
+    ("fault", "where"),
+    [
+        ({"status": 5}, "status"),
+        ({"foo": 1}, "foo"),
+        ({"authoredOn": "yesterday"}, "authoredOn"),
+        ({"status": None}, "status"),
+    ],
+)
+def test_an_invalid_draft_order_is_400_naming_it(
+    cds: TestClient, hook: str, fault: Json, where: str
+) -> None:
+    # R4-invalid like the same fault in the prefetch, named by its path in the request
+    case = "certainty-possible-sciatica"
+    pid = case_patient_id(load_case(case))
+    good = _mri(pid)
+    bad = draft_medication("draft-gaba", pid, "25480", "gabapentin") | fault
+    body = hook_request(
+        hook,
+        pid,
+        prefetch=prefetch_for(case_resources(load_case(case))),
+        draft_orders=[good, bad],
+    )
+    response = cds.post(f"/cds-services/painpath-{hook}", json=body)
+    assert response.status_code == 400, response.text
+    expressions = [e for i in response.json()["issue"] for e in i["expression"]]
+    assert expressions == [f"context.draftOrders.entry[1].resource.{where}"]

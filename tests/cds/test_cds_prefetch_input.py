@@ -1,0 +1,135 @@
+"""CDS Hooks prefetch as the caller sent it: nothing in it is dropped without a word.
+
+A hand-built prefetch may hold a resource without ``id`` (used, under a Bundle-local name); a
+resource about another patient than ``context.patientId`` is the caller's error (400 naming the
+prefetch key and entry); an invalid resource is named by its path in the request, not in the
+Bundle PainPath builds from the prefetch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from cds_testkit import case_patient_id, case_resources, hook_request, load_case, prefetch_for
+from starlette.testclient import TestClient
+
+Json = dict[str, Any]
+PV = "/cds-services/painpath-patient-view"
+
+
+def _request(name: str, patient_id: str | None = None) -> Json:
+    """The patient-view request of a golden case, for ``patient_id`` (the case's own)."""
+    case = load_case(name)
+    prefetch = prefetch_for(case_resources(case))
+    return hook_request("patient-view", patient_id or case_patient_id(case), prefetch=prefetch)
+
+
+def _cards(client: TestClient, body: Json) -> list[Json]:
+    response = client.post(PV, json=body)
+    assert response.status_code == 200, response.text
+    cards: list[Json] = response.json()["cards"]
+    return cards
+
+
+def _expressions(client: TestClient, body: Json) -> list[str]:
+    response = client.post(PV, json=body)
+    assert response.status_code == 400, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    return [e for i in outcome["issue"] for e in i.get("expression", [])]
+
+
+# --- a resource without id ----------------------------------------------------------------------
+def test_a_prefetched_condition_without_id_is_evaluated(cds: TestClient) -> None:
+    body = _request("certainty-possible-sciatica")
+    (expected,) = _cards(cds, body)
+    del body["prefetch"]["conditions"]["entry"][0]["resource"]["id"]
+    (card,) = _cards(cds, body)  # not {"cards": []}: the sciatica is on record
+    assert (card["indicator"], card["summary"]) == (expected["indicator"], expected["summary"])
+    assert card["summary"].startswith("Neuropathic pain")
+    assert _cards(cds, body) == [card]  # the Bundle-local name is deterministic
+
+
+def test_the_same_resources_without_id_in_another_order_give_the_same_cards(
+    cds: TestClient,
+) -> None:
+    body = _request("certainty-possible-sciatica")
+    for key in ("conditions", "observations"):
+        for entry in body["prefetch"][key]["entry"]:
+            del entry["resource"]["id"]
+    conditions = body["prefetch"]["conditions"]["entry"]
+    conditions.append(copy.deepcopy(conditions[0]))
+    conditions[1]["resource"]["note"] = [{"text": "second copy"}]
+    first = _cards(cds, body)
+    assert first
+    conditions.reverse()
+    assert _cards(cds, body) == first
+
+
+def test_a_prefetched_patient_without_id_is_the_context_patient(cds: TestClient) -> None:
+    body = _request("fracture-minor-trauma-age-66")
+    (expected,) = _cards(cds, body)
+    assert expected["indicator"] == "critical"  # needs the age: the Patient's birth date
+    del body["prefetch"]["patient"]["id"]
+    (card,) = _cards(cds, body)
+    assert (card["indicator"], card["summary"]) == (expected["indicator"], expected["summary"])
+
+
+# --- another patient ------------------------------------------------------------------------------
+def test_a_prefetched_patient_with_another_id_is_400(cds: TestClient) -> None:
+    body = _request("certainty-possible-sciatica")
+    body["prefetch"]["patient"]["id"] = "zzz"
+    assert _expressions(cds, body) == ["prefetch.patient.id"]
+
+
+def test_prefetch_about_another_patient_than_the_context_is_400(cds: TestClient) -> None:
+    body = _request("certainty-possible-sciatica", patient_id="other")
+    assert _expressions(cds, body) == [
+        "prefetch.patient.id",
+        "prefetch.conditions.entry[0].resource.subject",
+        "prefetch.observations.entry[0].resource.subject",
+    ]
+
+
+def test_one_prefetched_resource_about_another_patient_is_400(cds: TestClient) -> None:
+    body = _request("certainty-possible-sciatica")
+    stranger = copy.deepcopy(body["prefetch"]["conditions"]["entry"][0])
+    stranger["resource"] |= {"id": "stranger", "subject": {"reference": "Patient/someone-else"}}
+    body["prefetch"]["conditions"]["entry"].append(stranger)
+    (where,) = _expressions(cds, body)
+    assert where == "prefetch.conditions.entry[1].resource.subject"
+    response = cds.post(PV, json=body)
+    assert "context.patientId" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_a_record_resource_naming_no_patient_is_400(cds: TestClient) -> None:
+    body = _request("certainty-possible-sciatica")
+    del body["prefetch"]["observations"]["entry"][0]["resource"]["subject"]
+    assert _expressions(cds, body) == ["prefetch.observations.entry[0].resource.subject"]
+
+
+# --- paths of invalid resources -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda p: p["conditions"]["entry"][0]["resource"].update(code=5),
+         "prefetch.conditions.entry[0].resource.code"),
+        (lambda p: p["observations"]["entry"][0]["resource"].update(foo=1),
+         "prefetch.observations.entry[0].resource.foo"),
+        (lambda p: p["patient"].update(gender=5), "prefetch.patient.gender"),
+        # an outcome entry before it: the index is the request's, not the Bundle's
+        (lambda p: (p["conditions"]["entry"].insert(0, {
+            "resource": {"resourceType": "OperationOutcome",
+                         "issue": [{"severity": "information", "code": "informational"}]},
+            "search": {"mode": "outcome"}}),
+            p["conditions"]["entry"][1]["resource"].update(onsetDateTime="yesterday")),
+         "prefetch.conditions.entry[1].resource.onsetDateTime"),
+    ],
+)  # fmt: skip
+def test_an_invalid_prefetch_resource_is_named_by_its_path_in_the_request(
+    cds: TestClient, mutate: Any, where: str
+) -> None:
+    body = _request("certainty-possible-sciatica")
+    mutate(body["prefetch"])
+    assert _expressions(cds, body) == [where]
