@@ -419,6 +419,9 @@ class _Patients:
     subjects: dict[str, str] = field(default_factory=dict)
     demographics: dict[str, Demographics] = field(default_factory=dict)
     anonymous: list[str] = field(default_factory=list)
+    # ``Patient/{id}`` -> the absolute fullUrl the patient came with: an absolute reference to
+    # the same id on another server is another patient (FHIR Bundle reference resolution)
+    located: dict[str, str] = field(default_factory=dict)
 
     def add(self, where: str, full_url: str | None, res: Json) -> None:
         rid = res.get("id")
@@ -432,6 +435,8 @@ class _Patients:
             self.aliases[alias] = key
         if full_url and "/Patient/" in full_url:
             self.aliases["Patient/" + full_url.rsplit("/Patient/", 1)[1]] = key
+            if "://" in full_url:
+                self.located["Patient/" + full_url.rsplit("/Patient/", 1)[1]] = full_url
         self.subjects[key] = subject
         birth = parse_date(res.get("birthDate"))
         died = parse_datetime(res.get("deceasedDateTime"))
@@ -444,7 +449,7 @@ class _Patients:
         if reference in self.aliases:
             return self.aliases[reference]
         relative = _relative_patient(reference)
-        if relative is None:
+        if relative is None or not self._same_server(relative, reference):
             return None
         if relative in self.aliases:
             return self.aliases[relative]
@@ -453,6 +458,14 @@ class _Patients:
         self.aliases[relative] = relative
         self.subjects[relative] = relative
         return relative
+
+    def _same_server(self, relative: str, reference: str) -> bool:
+        """False when an absolute reference names, on another server, the id of a patient the
+        Bundle gave with an absolute fullUrl (the same URL at any version is the same one)."""
+        located = self.located.get(relative)
+        if located is None or "://" not in reference:
+            return True
+        return reference.split("/_history/")[0].rstrip("/") == located
 
 
 def _relative_patient(reference: str) -> str | None:

@@ -155,6 +155,35 @@ def test_other_subjects_are_skipped_with_the_entry_path(reference: str) -> None:
     assert _items(found, "Patient/p1") == ["Observation/o1"]
 
 
+A_PATIENT = "https://a.example/fhir/Patient/p1"
+
+
+@pytest.mark.parametrize(
+    ("reference", "resolves"),
+    [
+        (A_PATIENT, True),
+        (f"{A_PATIENT}/_history/3", True),  # a version of the same patient
+        ("Patient/p1", True),  # relative: resolved against the Bundle's own base
+        ("https://b.example/fhir/Patient/p1", False),  # the same id on another server
+        ("http://a.example/fhir/Patient/p1", False),  # another URL is another resource
+    ],
+)
+def test_an_absolute_reference_names_the_patient_of_that_full_url_only(
+    reference: str, resolves: bool
+) -> None:
+    """FHIR Bundle resolution: an absolute reference matches the entry whose fullUrl it is; the
+    same id on another server is another patient, skipped and reported, never merged."""
+    found = ingest(_bundle(_patient(full_url=A_PATIENT), _finding("o1", reference)))
+    assert _items(found, "Patient/p1") == (["Observation/o1"] if resolves else [])
+    assert bool(_skips(found)) is not resolves
+
+
+def test_an_absolute_reference_still_finds_a_patient_sent_without_a_base() -> None:
+    """A Bulk Data export's lines carry no fullUrl: the id is all there is to match."""
+    found = ingest(_bundle(_patient(), _finding("o1", "https://b.example/fhir/Patient/p1")))
+    assert _items(found, "Patient/p1") == ["Observation/o1"]
+
+
 def test_an_entry_without_subject_is_skipped() -> None:
     entry = _finding("o1", "Patient/p1")
     del entry["resource"]["subject"]
