@@ -4,7 +4,8 @@ For each current opioid medication: the strength of each opioid ingredient (the 
 ``ingredient.strength``, else the strength its display states, e.g. "Oxycodone Hydrochloride
 5 MG / Acetaminophen 325 MG Oral Tablet" or "72 HR Fentanyl 0.025 MG/HR Transdermal System"),
 times the amount per administration and the administrations a day, times the ingredient's CDC 2022
-factor (``medications.toml [mme]``). A transdermal system counts by its delivery rate (µg/h) times
+factor (``medications.toml [mme]``); a dose stated as a mass (60 mg) is the opioid's own amount
+when the product holds no other known ingredient. A transdermal system counts by its delivery rate (µg/h) times
 the patches worn. What the record does not state is never guessed: the dose is "not computable",
 with the reason, and the rules report it.
 """
@@ -24,6 +25,11 @@ _STRENGTH = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mg/hr|mg/h|mcg/hr|mcg/h|ug/hr|ug/h|µg/h|mg/ml|mcg|ug|µg|mg)\b"
 )
 _MICRO = {"mcg", "ug", "µg"}
+# A dose stated as a mass of the ingredient itself (UCUM mg, g, ug; the common spellings beside
+# them), in milligrams per unit.
+_MASS_MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001, "µg": 0.001, "milligram": 1.0,
+            "milligrams": 1.0, "gram": 1000.0, "grams": 1000.0, "microgram": 0.001,
+            "micrograms": 0.001}  # fmt: skip
 _COUNTS = {"1", "{tbl}", "{tablet}", "tablet", "tablets", "tab", "tabs", "{capsule}", "capsule",
            "capsules", "cap", "caps", "patch", "patches", "{patch}", "{spray}", "film", "lozenge",
            "suppository", "{puff}"}  # fmt: skip
@@ -61,12 +67,21 @@ def opioid_doses(
         if factor is None:
             found.append(OpioidDose(item.ref, hit.ingredient, None, "no CDC 2022 factor"))
             continue
-        found.append(_dose(item, hit.ingredient, index.words_of(hit.ingredient), factor))
+        words = index.words_of(hit.ingredient)
+        found.append(_dose(item, hit.ingredient, words, factor, alone=len(hits) == 1))
     return found
 
 
-def _dose(item: Item, ingredient: str, words: Iterable[str], factor: MmeFactor) -> OpioidDose:
+def _dose(
+    item: Item, ingredient: str, words: Iterable[str], factor: MmeFactor, *, alone: bool
+) -> OpioidDose:
     dose = item.dose or Dose()
+    mass = _MASS_MG.get((dose.unit or "").lower())
+    if mass is not None:  # a mass: the opioid's own amount only in a one-ingredient product
+        mg, why = _mass_dose(dose, mass, factor, alone=alone)
+        if mg is None:
+            return OpioidDose(item.ref, ingredient, None, why)
+        return OpioidDose(item.ref, ingredient, round(mg * factor.factor, 1))
     strength = _strength(dose, item.text or "", words)
     if strength is None:
         return OpioidDose(item.ref, ingredient, None, "no strength stated")
@@ -76,6 +91,22 @@ def _dose(item: Item, ingredient: str, words: Iterable[str], factor: MmeFactor) 
     if mme is None:
         return OpioidDose(item.ref, ingredient, None, why)
     return OpioidDose(item.ref, ingredient, round(mme * factor.factor, 1))
+
+
+def _mass_dose(
+    dose: Dose, mass: float, factor: MmeFactor, *, alone: bool
+) -> tuple[float | None, str]:
+    """mg a day of a dose given as a mass (60 mg): the opioid's own amount, when the product
+    holds no other ingredient PainPath knows (in a combination it could be either one's)."""
+    if factor.per != "mg":
+        return None, "a mass dose, not a transdermal delivery rate"
+    if not alone:
+        return None, "a mass dose of a product of several ingredients"
+    if dose.amount is None:
+        return None, "no amount per dose"
+    if dose.per_day is None:
+        return None, "no frequency"
+    return dose.amount * mass * dose.per_day, ""
 
 
 def _transdermal(dose: Dose, value: float, unit: str, count: bool) -> tuple[float | None, str]:
