@@ -4,10 +4,11 @@ For each current opioid medication: the strength of each opioid ingredient (the 
 ``ingredient.strength``, else the strength its display states, e.g. "Oxycodone Hydrochloride
 5 MG / Acetaminophen 325 MG Oral Tablet" or "72 HR Fentanyl 0.025 MG/HR Transdermal System"),
 times the amount per administration and the administrations a day, times the ingredient's CDC 2022
-factor (``medications.toml [mme]``); a dose stated as a mass (60 mg) is the opioid's own amount
-when the product holds no other known ingredient. A transdermal system counts by its delivery rate (µg/h) times
-the patches worn. What the record does not state is never guessed: the dose is "not computable",
-with the reason, and the rules report it.
+factor (``medications.toml [mme]``); a dose stated as a mass (60 mg) is the opioid's own
+amount when the product holds no other known ingredient. A transdermal system counts by its
+delivery rate (µg/h) times the patches worn. Dosage lines that apply together are added;
+sequential lines (a taper) count at their highest day. What the record does not state is never
+guessed: the dose is "not computable", with the reason, and the rules report it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.domain.medications import IngredientIndex, MmeFactor
-from service.domain.model import Dose, Item
+from service.domain.model import Dose, DoseLine, Item
 
 __all__ = ["OpioidDose", "opioid_doses"]
 
@@ -37,18 +38,21 @@ _COUNTS = {"1", "{tbl}", "{tablet}", "tablet", "tablets", "tab", "tabs", "{capsu
 
 @dataclass(frozen=True, slots=True)
 class OpioidDose:
-    """One opioid ingredient of one medication entry: its MME a day, or why not."""
+    """One opioid ingredient of one medication entry: its MME a day, or why not; ``note``: how
+    several dosage lines were read."""
 
     ref: str
     ingredient: str
     mme: float | None
     why: str | None = None
+    note: str | None = None
 
     def describe(self) -> str:
         """For the trace: ``oxycodone 45 MME/day`` or ``fentanyl: not computable (…)``."""
         if self.mme is None:
             return f"{self.ingredient}: MME not computable ({self.why})"
-        return f"{self.ingredient} {self.mme:g} MME/day"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.ingredient} {self.mme:g} MME/day{note}"
 
 
 def opioid_doses(
@@ -72,62 +76,109 @@ def opioid_doses(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one medication entry says of one opioid ingredient, for its dosage lines."""
+
+    strength: tuple[float, str] | None
+    factor: MmeFactor
+    alone: bool  # no other known ingredient: a mass dose is this opioid's own amount
+
+
 def _dose(
     item: Item, ingredient: str, words: Iterable[str], factor: MmeFactor, *, alone: bool
 ) -> OpioidDose:
+    """Lines with the same (or no) ``sequence`` are taken together and added; lines with
+    different sequences follow one another (a taper): the highest day counts, and says so."""
     dose = item.dose or Dose()
-    mass = _MASS_MG.get((dose.unit or "").lower())
-    if mass is not None:  # a mass: the opioid's own amount only in a one-ingredient product
-        mg, why = _mass_dose(dose, mass, factor, alone=alone)
-        if mg is None:
+    lines = dose.lines or (DoseLine(),)
+    reading = _Reading(_strength(dose, item.text or "", words), factor, alone)
+    groups: dict[int | None, float] = {}
+    for number, line in enumerate(lines, 1):
+        amount, why = _line_amount(line, reading)
+        if amount is None:
+            why = why if len(lines) == 1 else f"dosage line {number}: {why}"
             return OpioidDose(item.ref, ingredient, None, why)
-        return OpioidDose(item.ref, ingredient, round(mg * factor.factor, 1))
-    strength = _strength(dose, item.text or "", words)
-    if strength is None:
-        return OpioidDose(item.ref, ingredient, None, "no strength stated")
-    value, unit = strength
-    count = dose.unit is None or dose.unit.lower() in _COUNTS
-    mme, why = (_transdermal if factor.per == "ug/h" else _oral)(dose, value, unit, count)
-    if mme is None:
-        return OpioidDose(item.ref, ingredient, None, why)
-    return OpioidDose(item.ref, ingredient, round(mme * factor.factor, 1))
+        groups[line.sequence] = groups.get(line.sequence, 0.0) + amount
+    sequence, best = max(groups.items(), key=lambda pair: pair[1])
+    note = None
+    if len(groups) > 1:
+        note = f"highest of {len(groups)} sequential dosage lines: sequence {sequence}"
+    elif len(lines) > 1:
+        note = f"{len(lines)} dosage lines taken together"
+    return OpioidDose(item.ref, ingredient, round(best * factor.factor, 1), note=note)
 
 
-def _mass_dose(
-    dose: Dose, mass: float, factor: MmeFactor, *, alone: bool
-) -> tuple[float | None, str]:
+def _line_amount(line: DoseLine, reading: _Reading) -> tuple[float | None, str]:
+    """One line's daily amount in the factor's unit (mg a day, or µg/h worn), or why not; a
+    line's ``maxDosePerPeriod`` caps it, and stands for it when the line gives no timing."""
+    mass = _MASS_MG.get((line.unit or "").lower())
+    if mass is not None:  # a mass: the opioid's own amount only in a one-ingredient product
+        amount, why = _mass_dose(line, mass, reading)
+    elif reading.strength is None:
+        return None, "no strength stated"
+    elif reading.factor.per == "ug/h":
+        return _transdermal(line, *reading.strength)
+    else:
+        amount, why = _oral(line, *reading.strength)
+    most = _most_per_day(line, reading)
+    if most is None:
+        return amount, why
+    return (most, "") if amount is None else (min(amount, most), "")
+
+
+def _most_per_day(line: DoseLine, reading: _Reading) -> float | None:
+    """mg a day that ``maxDosePerPeriod`` allows: a mass of this opioid, or a count of units."""
+    if line.max_per_day is None or reading.factor.per != "mg":
+        return None
+    mass = _MASS_MG.get((line.max_unit or "").lower())
+    if mass is not None:
+        return line.max_per_day * mass if reading.alone else None
+    if not _counted(line.max_unit) or reading.strength is None:
+        return None
+    value, unit = reading.strength
+    if unit.endswith(("/hr", "/h")) or unit == "mg/ml":
+        return None
+    return line.max_per_day * value * (1 / 1000 if unit in _MICRO else 1)
+
+
+def _counted(unit: str | None) -> bool:
+    return unit is None or unit.lower() in _COUNTS
+
+
+def _mass_dose(line: DoseLine, mass: float, reading: _Reading) -> tuple[float | None, str]:
     """mg a day of a dose given as a mass (60 mg): the opioid's own amount, when the product
     holds no other ingredient PainPath knows (in a combination it could be either one's)."""
-    if factor.per != "mg":
+    if reading.factor.per != "mg":
         return None, "a mass dose, not a transdermal delivery rate"
-    if not alone:
+    if not reading.alone:
         return None, "a mass dose of a product of several ingredients"
-    if dose.amount is None:
+    if line.amount is None:
         return None, "no amount per dose"
-    if dose.per_day is None:
+    if line.per_day is None:
         return None, "no frequency"
-    return dose.amount * mass * dose.per_day, ""
+    return line.amount * mass * line.per_day, ""
 
 
-def _transdermal(dose: Dose, value: float, unit: str, count: bool) -> tuple[float | None, str]:
+def _transdermal(line: DoseLine, value: float, unit: str) -> tuple[float | None, str]:
     """µg/h delivered: the system's rate times the patches worn."""
     if not unit.endswith(("/hr", "/h")):
         return None, "not a transdermal system"
     rate = value * (1 if unit.split("/")[0] in _MICRO else 1000)
-    patches = dose.amount if dose.amount is not None and count else 1.0
+    patches = line.amount if line.amount is not None and _counted(line.unit) else 1.0
     return rate * patches, ""
 
 
-def _oral(dose: Dose, value: float, unit: str, count: bool) -> tuple[float | None, str]:
+def _oral(line: DoseLine, value: float, unit: str) -> tuple[float | None, str]:
     """mg a day: strength times the amount per dose times the doses a day."""
     if unit.endswith(("/hr", "/h")) or unit == "mg/ml":
         return None, "strength per hour or per mL"  # a liquid needs the volume: not read
-    if dose.amount is None or not count:
+    if line.amount is None or not _counted(line.unit):
         return None, "no amount per dose"
-    if dose.per_day is None:
+    if line.per_day is None:
         return None, "no frequency"
     mg = value / 1000 if unit in _MICRO else value
-    return mg * dose.amount * dose.per_day, ""
+    return mg * line.amount * line.per_day, ""
 
 
 def _strength(dose: Dose, text: str, words: Iterable[str]) -> tuple[float, str] | None:

@@ -11,7 +11,7 @@ from service.domain.errors import KnowledgeError
 from service.domain.facts import Matcher
 from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.mme import opioid_doses
-from service.domain.model import Dose, Item, Origin
+from service.domain.model import Dose, DoseLine, Item, Origin
 
 
 @pytest.mark.parametrize(
@@ -44,6 +44,16 @@ def test_medication_file_defects_stop_start_up(
         load_knowledge(knowledge_dir)
 
 
+def _d(
+    amount: float | None,
+    unit: str | None,
+    per_day: float | None,
+    strengths: tuple[tuple[str, float, str], ...] = (),
+) -> Dose:
+    """A one-line dosage."""
+    return Dose((DoseLine(amount, unit, per_day),), strengths)
+
+
 def _mme(kb: KnowledgeBase, text: str, dose: Dose | None) -> list[tuple[str, float | None, str]]:
     item = Item("MedicationRequest/m", Origin.MEDICATION, (), text, dose=dose)
     found = opioid_doses(item, Matcher(kb).ingredients, kb.medications.mme, "opioid")
@@ -54,41 +64,41 @@ def _mme(kb: KnowledgeBase, text: str, dose: Dose | None) -> list[tuple[str, flo
     ("text", "dose", "expected"),
     [
         # computable: oral mg, micrograms, a patch by its rate, the Medication's own strength
-        ("morphine sulfate 10 MG Oral Tablet", Dose(2, "tablet", 3), ("morphine", 60.0, "")),
-        ("morphine 5000 MCG Oral Tablet", Dose(1, None, 2), ("morphine", 10.0, "")),
-        ("Fentanyl 25 MCG/HR Transdermal System", Dose(2, "patch", None),
+        ("morphine sulfate 10 MG Oral Tablet", _d(2, "tablet", 3), ("morphine", 60.0, "")),
+        ("morphine 5000 MCG Oral Tablet", _d(1, None, 2), ("morphine", 10.0, "")),
+        ("Fentanyl 25 MCG/HR Transdermal System", _d(2, "patch", None),
          ("fentanyl", 120.0, "")),
-        ("oxycodone", Dose(1, None, 2, (("Oxycodone hydrochloride", 10.0, "mg"),)),
+        ("oxycodone", _d(1, None, 2, (("Oxycodone hydrochloride", 10.0, "mg"),)),
          ("oxycodone", 30.0, "")),
         # a dose given as a mass of the opioid itself (UCUM mg, g, ug): no strength needed
-        ("Morphine sulfate 60 mg extended-release tablet", Dose(60, "mg", 2),
+        ("Morphine sulfate 60 mg extended-release tablet", _d(60, "mg", 2),
          ("morphine", 120.0, "")),
-        ("morphine sulfate 10 MG Oral Tablet", Dose(10, "mg", 4), ("morphine", 40.0, "")),
-        ("morphine sulfate extended-release tablet", Dose(60, "MG", 2), ("morphine", 120.0, "")),
-        ("oxycodone", Dose(0.01, "g", 3), ("oxycodone", 45.0, "")),
-        ("hydromorphone", Dose(2000, "ug", 2), ("hydromorphone", 20.0, "")),
-        ("tramadol", Dose(100, "milligrams", 4), ("tramadol", 80.0, "")),
+        ("morphine sulfate 10 MG Oral Tablet", _d(10, "mg", 4), ("morphine", 40.0, "")),
+        ("morphine sulfate extended-release tablet", _d(60, "MG", 2), ("morphine", 120.0, "")),
+        ("oxycodone", _d(0.01, "g", 3), ("oxycodone", 45.0, "")),
+        ("hydromorphone", _d(2000, "ug", 2), ("hydromorphone", 20.0, "")),
+        ("tramadol", _d(100, "milligrams", 4), ("tramadol", 80.0, "")),
         # ... but not in a combination (either ingredient's mass), nor for a patch, nor untimed
-        ("Oxycodone 5 MG / Acetaminophen 325 MG Oral Tablet", Dose(5, "mg", 4),
+        ("Oxycodone 5 MG / Acetaminophen 325 MG Oral Tablet", _d(5, "mg", 4),
          ("oxycodone", None, "a mass dose of a product of several ingredients")),
-        ("Fentanyl 25 MCG/HR Transdermal System", Dose(25, "ug", 1),
+        ("Fentanyl 25 MCG/HR Transdermal System", _d(25, "ug", 1),
          ("fentanyl", None, "a mass dose, not a transdermal delivery rate")),
-        ("morphine sulfate 10 MG Oral Tablet", Dose(10, "mg", None),
+        ("morphine sulfate 10 MG Oral Tablet", _d(10, "mg", None),
          ("morphine", None, "no frequency")),
         # not computable, with the reason
-        ("Buprenorphine 0.01 MG/HR Transdermal System", Dose(1, None, None),
+        ("Buprenorphine 0.01 MG/HR Transdermal System", _d(1, None, None),
          ("buprenorphine", None, "no CDC 2022 factor")),
-        ("fentanyl 0.2 MG Buccal Tablet", Dose(1, None, 4),
+        ("fentanyl 0.2 MG Buccal Tablet", _d(1, None, 4),
          ("fentanyl", None, "not a transdermal system")),
-        ("morphine sulfate 2 MG/ML Oral Solution", Dose(5, "mL", 4),
+        ("morphine sulfate 2 MG/ML Oral Solution", _d(5, "mL", 4),
          ("morphine", None, "strength per hour or per mL")),
-        ("morphine sulfate 5 MG/ML Oral Solution", Dose(5, "mL", 4),
+        ("morphine sulfate 5 MG/ML Oral Solution", _d(5, "mL", 4),
          ("morphine", None, "strength per hour or per mL")),
-        ("morphine sulfate 10 MG Oral Tablet", Dose(10, "{drop}", 4),
+        ("morphine sulfate 10 MG Oral Tablet", _d(10, "{drop}", 4),
          ("morphine", None, "no amount per dose")),
-        ("morphine sulfate 10 MG Oral Tablet", Dose(1, None, None),
+        ("morphine sulfate 10 MG Oral Tablet", _d(1, None, None),
          ("morphine", None, "no frequency")),
-        ("morphine sulfate Oral Tablet", Dose(1, None, 2),
+        ("morphine sulfate Oral Tablet", _d(1, None, 2),
          ("morphine", None, "no strength stated")),
     ],
 )  # fmt: skip
@@ -99,4 +109,51 @@ def test_daily_mme(
 
 
 def test_a_non_opioid_medication_has_no_opioid_dose(kb: KnowledgeBase) -> None:
-    assert _mme(kb, "Diazepam 5 MG Oral Tablet", Dose(1, None, 2)) == []
+    assert _mme(kb, "Diazepam 5 MG Oral Tablet", _d(1, None, 2)) == []
+
+
+def _lines(*lines: DoseLine) -> Dose:
+    return Dose(lines)
+
+
+_MS_CONTIN = "Morphine sulfate 30 mg extended-release tablet [MS Contin]"
+
+
+@pytest.mark.parametrize(
+    ("dose", "expected"),
+    [
+        # 1 tablet in the morning and 2 at night, no sequence or the same one: taken together
+        (_lines(DoseLine(1, None, 1), DoseLine(2, None, 1)),
+         ("morphine", 90.0, "", "morphine 90 MME/day (2 dosage lines taken together)")),
+        (_lines(DoseLine(1, None, 1, sequence=1), DoseLine(2, None, 1, sequence=1)),
+         ("morphine", 90.0, "", "morphine 90 MME/day (2 dosage lines taken together)")),
+        # different sequences follow one another (a taper): the highest day, and it says so
+        (_lines(DoseLine(2, None, 1, sequence=1), DoseLine(1, None, 1, sequence=2)),
+         ("morphine", 60.0, "",
+          "morphine 60 MME/day (highest of 2 sequential dosage lines: sequence 1)")),
+        # a single line says nothing of lines
+        (_lines(DoseLine(3, None, 1)), ("morphine", 90.0, "", "morphine 90 MME/day")),
+        # one line not computable: the whole dose is not, and the line is named
+        (_lines(DoseLine(1, None, 1), DoseLine(2, None, None)),
+         ("morphine", None, "dosage line 2: no frequency",
+          "morphine: MME not computable (dosage line 2: no frequency)")),
+        (_lines(DoseLine(1, None, 1, sequence=1), DoseLine(60, "mg", None, sequence=2)),
+         ("morphine", None, "dosage line 2: no frequency",
+          "morphine: MME not computable (dosage line 2: no frequency)")),
+        # maxDosePerPeriod caps a line, and stands for it when the line has no timing
+        (_lines(DoseLine(2, None, 6, max_per_day=4, max_unit="{tablet}")),
+         ("morphine", 120.0, "", "morphine 120 MME/day")),
+        (_lines(DoseLine(1, None, None, max_per_day=2, max_unit=None)),
+         ("morphine", 60.0, "", "morphine 60 MME/day")),
+        (_lines(DoseLine(1, None, 4, max_per_day=45, max_unit="mg")),
+         ("morphine", 45.0, "", "morphine 45 MME/day")),
+        (_lines(DoseLine(1, None, 2, max_per_day=8, max_unit="{tablet}")),
+         ("morphine", 60.0, "", "morphine 60 MME/day")),  # the cap is above the dose
+    ],
+)  # fmt: skip
+def test_dosage_lines(
+    kb: KnowledgeBase, dose: Dose, expected: tuple[str, float | None, str, str]
+) -> None:
+    item = Item("MedicationRequest/m", Origin.MEDICATION, (), _MS_CONTIN, dose=dose)
+    (found,) = opioid_doses(item, Matcher(kb).ingredients, kb.medications.mme, "opioid")
+    assert (found.ingredient, found.mme, found.why or "", found.describe()) == expected

@@ -14,7 +14,7 @@ import pytest
 
 from service.domain.assessment import Assessment
 from service.domain.knowledge import KnowledgeBase
-from service.domain.model import Dose, Item, Origin
+from service.domain.model import Dose, DoseLine, Item, Origin
 
 Build = Callable[[Callable[..., Item], float], tuple[list[Item], int]]
 
@@ -57,7 +57,7 @@ def _morphine(item: Callable[..., Item], mme: float) -> tuple[list[Item], int]:
     """Chronic low back pain and morphine 1 mg tablets, ``mme`` of them once a day."""
     morphine = Item(
         "MedicationRequest/morphine", Origin.MEDICATION, (), "morphine sulfate 1 MG Oral Tablet",
-        dose=Dose(amount=mme, unit=None, per_day=1.0),
+        dose=Dose((DoseLine(amount=mme, unit=None, per_day=1.0),)),
     )  # fmt: skip
     return [item("chronic-low-back-pain", origin=Origin.CONDITION, days_ago=400), morphine], 45
 
