@@ -14,7 +14,6 @@ guessed: the dose is "not computable", with the reason, and the rules report it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.domain.medications import IngredientIndex, MmeFactor
@@ -22,9 +21,19 @@ from service.domain.model import Dose, DoseLine, Item
 
 __all__ = ["OpioidDose", "opioid_doses"]
 
+_MASS = r"mg|mcg|ug|µg|micrograms?|milligrams?|grams?|g"
+# A strength in a display: "30mg", "0.025 MG/HR", "25micrograms/hour", "10mg/5ml", "0.05 MG/MG";
+# "30mg/500mg" is two strengths (a number before the second unit), not a ratio.
 _STRENGTH = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(mg/hr|mg/h|mcg/hr|mcg/h|ug/hr|ug/h|µg/h|mg/ml|mcg|ug|µg|mg)\b"
+    rf"(\d+(?:\.\d+)?)\s*({_MASS})\b"
+    rf"(?:\s*/\s*(?:(\d+(?:\.\d+)?)\s*)?(ml|hr|h|hour)\b|\s*/\s*({_MASS})\b)?"
 )
+_UNIT = {"mg": "mg", "milligram": "mg", "milligrams": "mg", "g": "mg", "gram": "mg",
+         "grams": "mg", "mcg": "ug", "ug": "ug", "µg": "ug", "microgram": "ug",
+         "micrograms": "ug"}  # fmt: skip
+_WORD = re.compile(r"[^\W\d_]")
+_NO_STRENGTH = "no strength stated"
+_UNCLEAR = "strength stated but not attributable to the ingredient unambiguously"
 _MICRO = {"mcg", "ug", "µg"}
 # A dose stated as a mass of the ingredient itself (UCUM mg, g, ug; the common spellings beside
 # them), in milligrams per unit.
@@ -71,8 +80,7 @@ def opioid_doses(
         if factor is None:
             found.append(OpioidDose(item.ref, hit.ingredient, None, "no CDC 2022 factor"))
             continue
-        words = index.words_of(hit.ingredient)
-        found.append(_dose(item, hit.ingredient, words, factor, alone=len(hits) == 1))
+        found.append(_dose(item, hit.ingredient, index, factor, alone=len(hits) == 1))
     return found
 
 
@@ -81,18 +89,23 @@ class _Reading:
     """What one medication entry says of one opioid ingredient, for its dosage lines."""
 
     strength: tuple[float, str] | None
+    missing: str  # why there is no strength
     factor: MmeFactor
     alone: bool  # no other known ingredient: a mass dose is this opioid's own amount
 
 
 def _dose(
-    item: Item, ingredient: str, words: Iterable[str], factor: MmeFactor, *, alone: bool
+    item: Item, ingredient: str, index: IngredientIndex, factor: MmeFactor, *, alone: bool
 ) -> OpioidDose:
     """Lines with the same (or no) ``sequence`` are taken together and added; lines with
     different sequences follow one another (a taper): the highest day counts, and says so."""
     dose = item.dose or Dose()
     lines = dose.lines or (DoseLine(),)
-    reading = _Reading(_strength(dose, item.text or "", words), factor, alone)
+    strength = _strength(dose, item.text or "", ingredient, index)
+    if isinstance(strength, str):
+        reading = _Reading(None, strength, factor, alone)
+    else:
+        reading = _Reading(strength, "", factor, alone)
     groups: dict[int | None, float] = {}
     for number, line in enumerate(lines, 1):
         amount, why = _line_amount(line, reading)
@@ -116,7 +129,7 @@ def _line_amount(line: DoseLine, reading: _Reading) -> tuple[float | None, str]:
     if mass is not None:  # a mass: the opioid's own amount only in a one-ingredient product
         amount, why = _mass_dose(line, mass, reading)
     elif reading.strength is None:
-        return None, "no strength stated"
+        return None, reading.missing
     elif reading.factor.per == "ug/h":
         return _transdermal(line, *reading.strength)
     else:
@@ -137,7 +150,7 @@ def _most_per_day(line: DoseLine, reading: _Reading) -> float | None:
     if not _counted(line.max_unit) or reading.strength is None:
         return None
     value, unit = reading.strength
-    if unit.endswith(("/hr", "/h")) or unit == "mg/ml":
+    if "/" in unit:
         return None
     return line.max_per_day * value * (1 / 1000 if unit in _MICRO else 1)
 
@@ -171,8 +184,8 @@ def _transdermal(line: DoseLine, value: float, unit: str) -> tuple[float | None,
 
 def _oral(line: DoseLine, value: float, unit: str) -> tuple[float | None, str]:
     """mg a day: strength times the amount per dose times the doses a day."""
-    if unit.endswith(("/hr", "/h")) or unit == "mg/ml":
-        return None, "strength per hour or per mL"  # a liquid needs the volume: not read
+    if "/" in unit:  # per hour, per mL or per mg: a liquid needs the volume, not read
+        return None, "strength per hour or per mL"
     if line.amount is None or not _counted(line.unit):
         return None, "no amount per dose"
     if line.per_day is None:
@@ -181,16 +194,80 @@ def _oral(line: DoseLine, value: float, unit: str) -> tuple[float | None, str]:
     return mg * line.amount * line.per_day, ""
 
 
-def _strength(dose: Dose, text: str, words: Iterable[str]) -> tuple[float, str] | None:
-    """The ingredient's strength: from the Medication's ingredient list, else the part of the
-    display that names it ("… 5 MG / Acetaminophen 325 MG …" is split at " / " and " | ")."""
-    names = [w.lower() for w in words]
+def _strength(
+    dose: Dose, text: str, ingredient: str, index: IngredientIndex
+) -> tuple[float, str] | str:
+    """The ingredient's strength: from the Medication's ingredient list, else from the text,
+    where each strength belongs to the ingredient named before it ("Paracetamol 500mg/Codeine
+    phosphate 30mg") or, after several names or a combination's name, to each in turn
+    ("Co-codamol 30mg/500mg"). A strength that cannot be given to one ingredient is never
+    guessed: the reason is returned instead."""
+    names = [w.lower() for w in index.words_of(ingredient)]
     for label, value, unit in dose.strengths:
         if any(n in label.lower() for n in names):
             return value, unit.lower()
-    for part in re.split(r"\s/\s|\s\|\s", text.lower()):
-        if any(re.search(rf"\b{re.escape(n)}\b", part) for n in names):
-            match = _STRENGTH.search(part)
-            if match:
-                return float(match.group(1)), match.group(2)
-    return None
+    unclear = False
+    for part in text.lower().split(" | "):
+        found = _attributed(part, index)
+        if ingredient in found:
+            strength = found[ingredient]
+            if strength is not None:
+                return strength
+            unclear = True
+    return _UNCLEAR if unclear else _NO_STRENGTH
+
+
+def _attributed(part: str, index: IngredientIndex) -> dict[str, tuple[float, str] | None]:
+    """Each ingredient named in one text and its strength (None: stated, but not attributable
+    to it alone: "Percocet 5 MG/325 MG" names one ingredient and two strengths)."""
+    events: list[tuple[int, int, tuple[str, ...], tuple[float, str] | None]]
+    events = [(start, end, names, None) for start, end, names in index.mentions(part)]
+    events += [(m.start(), m.end(), (), _read_strength(m)) for m in _STRENGTH.finditer(part)]
+    events.sort(key=lambda event: event[0])
+    found: dict[str, tuple[float, str] | None] = {}
+    named: list[str] = []
+    strengths: list[tuple[float, str]] = []
+    closed, end = False, 0
+    for start, stop, names, strength in events:
+        gap, end = part[end:start], stop
+        if strength is None:  # a name: a new run of names after a run of strengths
+            if strengths:
+                _settle(found, named, strengths)
+                named, strengths, closed = [], [], False
+            named += [n for n in names if n not in found and n not in named]
+        elif named:
+            # a word between two strengths names something PainPath does not know
+            # ("Oxycodone 5 mg / Naloxone 2.5 mg"): what follows is not this run's
+            closed = closed or bool(strengths and _WORD.search(gap))
+            if not closed:
+                strengths.append(strength)
+    _settle(found, named, strengths)
+    return found
+
+
+def _settle(
+    found: dict[str, tuple[float, str] | None],
+    named: list[str],
+    strengths: list[tuple[float, str]],
+) -> None:
+    """Give a run of names its run of strengths, one each in order; when the counts differ,
+    the strengths belong to none of them unambiguously."""
+    if not strengths:
+        return
+    if len(named) == len(strengths):
+        found.update(zip(named, strengths, strict=True))
+    else:
+        found.update(dict.fromkeys(named))
+
+
+def _read_strength(match: re.Match[str]) -> tuple[float, str]:
+    """A strength as (value, unit): the unit mg or ug, per hour ("mg/h"), per mL (a liquid:
+    "10mg/5ml" is 2 "mg/ml") or per mass (a concentration, "mg/mg")."""
+    value, unit = float(match.group(1)), _UNIT[match.group(2)]
+    scale = 1000.0 if match.group(2) in {"g", "gram", "grams"} else 1.0
+    over = match.group(4) or match.group(5)
+    if over is None:
+        return value * scale, unit
+    per = float(match.group(3)) if match.group(3) else 1.0
+    kind = "h" if over in {"hr", "h", "hour"} else "ml" if over == "ml" else "mg"
+    return value * scale / per, f"{unit}/{kind}"

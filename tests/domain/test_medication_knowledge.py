@@ -31,6 +31,12 @@ from service.domain.model import Dose, DoseLine, Item, Origin
         ('opioid_class = "opioid"', 'opioid_class = "opiates"', "opioid_class must be"),
         ("[mme.codeine]", "[mme.aspirin]", "mme.aspirin: not an opioid ingredient"),
         ("[mme.codeine]", "[mme.unobtainium]", "mme.unobtainium: not an opioid ingredient"),
+        ('ingredients = ["codeine", "acetaminophen"]', 'ingredients = ["codeine", "unobtainium"]',
+         "combinations.co-codamol: needs two or more listed ingredients"),
+        ('ingredients = ["codeine", "acetaminophen"]', 'ingredients = ["codeine", "codeine"]',
+         "combinations.co-codamol: needs two or more listed ingredients"),
+        ('names = ["co-codamol"]', 'names = ["Tylenol"]', "already name an ingredient"),
+        ('names = ["co-codamol"]', "names = []", "co-codamol: names must not be empty"),
     ],
 )  # fmt: skip
 def test_medication_file_defects_stop_start_up(
@@ -68,6 +74,8 @@ def _mme(kb: KnowledgeBase, text: str, dose: Dose | None) -> list[tuple[str, flo
         ("morphine 5000 MCG Oral Tablet", _d(1, None, 2), ("morphine", 10.0, "")),
         ("Fentanyl 25 MCG/HR Transdermal System", _d(2, "patch", None),
          ("fentanyl", 120.0, "")),
+        ("Fentanyl 12micrograms/hour transdermal patches", _d(1, None, None),
+         ("fentanyl", 28.8, "")),
         ("oxycodone", _d(1, None, 2, (("Oxycodone hydrochloride", 10.0, "mg"),)),
          ("oxycodone", 30.0, "")),
         # a dose given as a mass of the opioid itself (UCUM mg, g, ug): no strength needed
@@ -106,6 +114,50 @@ def test_daily_mme(
     kb: KnowledgeBase, text: str, dose: Dose, expected: tuple[str, float | None, str]
 ) -> None:
     assert _mme(kb, text, dose) == [expected]
+
+
+_QID_2 = _d(2, None, 4)  # two tablets four times a day
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # each strength belongs to the ingredient named before it, whatever the separator
+        ("Paracetamol 500mg/Codeine phosphate 30mg tablets", ("codeine", 36.0, "")),
+        ("Codeine phosphate 30mg / Paracetamol 500mg tablets", ("codeine", 36.0, "")),
+        ("Oxycodone Hydrochloride 5 MG / Acetaminophen 325 MG Oral Tablet [Percocet]",
+         ("oxycodone", 60.0, "")),
+        # after several names, or a combination's name, each strength in turn
+        ("Codeine/paracetamol 30mg/500mg tablets", ("codeine", 36.0, "")),
+        ("Paracetamol and codeine 500 mg/8 mg tablets", ("codeine", 9.6, "")),
+        ("Co-codamol 30mg/500mg tablets", ("codeine", 36.0, "")),
+        ("co-codamol 8mg/500mg effervescent tablets", ("codeine", 9.6, "")),
+        ("Tramacet 37.5mg/325mg tablets", ("tramadol", 60.0, "")),
+        # a strength after a word PainPath does not know belongs to that word
+        ("Oxycodone 5 mg / Naloxone 2.5 mg prolonged-release tablets", ("oxycodone", 60.0, "")),
+        ("Morphine sulfate 10 mg tablets, 60 mg a day", ("morphine", 80.0, "")),
+        # one name and two strengths: not attributable, so not computable (never guessed)
+        ("Percocet 5 MG/325 MG", ("oxycodone", None,
+         "strength stated but not attributable to the ingredient unambiguously")),
+        ("Codeine 30mg/500mg tablets", ("codeine", None,
+         "strength stated but not attributable to the ingredient unambiguously")),
+        ("Tylenol with Codeine 300 mg/30 mg", ("codeine", None,
+         "strength stated but not attributable to the ingredient unambiguously")),
+        # ... unless another of the entry's texts attributes it
+        ("Percocet 5 MG/325 MG | Oxycodone Hydrochloride 5 MG / Acetaminophen 325 MG Oral Tablet",
+         ("oxycodone", 60.0, "")),
+        # concentrations are not per-tablet strengths
+        ("Morphine sulfate 10mg/5ml oral solution", ("morphine", None,
+         "strength per hour or per mL")),
+        ("Morphine sulfate 10 MG/ML Oral Solution", ("morphine", None,
+         "strength per hour or per mL")),
+        ("30 mg morphine tablets", ("morphine", None, "no strength stated")),
+    ],
+)  # fmt: skip
+def test_each_strength_belongs_to_its_ingredient(
+    kb: KnowledgeBase, text: str, expected: tuple[str, float | None, str]
+) -> None:
+    assert _mme(kb, text, _QID_2) == [expected]
 
 
 def test_a_non_opioid_medication_has_no_opioid_dose(kb: KnowledgeBase) -> None:
