@@ -209,3 +209,45 @@ def test_dosage_lines(
     item = Item("MedicationRequest/m", Origin.MEDICATION, (), _MS_CONTIN, dose=dose)
     (found,) = opioid_doses(item, Matcher(kb).ingredients, kb.medications.mme, "opioid")
     assert (found.ingredient, found.mme, found.why or "", found.describe()) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
+        ("Nitrazepam 5mg tablets", "benzodiazepine"),
+        ("Mogadon 5mg tablets", "benzodiazepine"),
+        ("Lormetazepam 1mg tablets", "benzodiazepine"),
+        ("Phenindione 25mg tablets", "anticoagulant"),
+        ("Clexane 40mg/0.4ml solution for injection pre-filled syringes", "anticoagulant"),
+        ("Co-codamol 30mg/500mg tablets", "opioid"),
+        ("Co-codamol 30mg/500mg tablets", "paracetamol"),
+        ("OxyNorm 5mg capsules", "opioid"),
+        ("OxyContin 10mg modified-release tablets", "opioid"),
+        ("Zydol 50mg capsules", "opioid"),
+        ("Zydol 50mg capsules", "serotonergic-opioid"),
+        ("Tramacet 37.5mg/325mg tablets", "serotonergic-opioid"),
+        ("Palexia 50mg tablets", "opioid"),
+        ("Diamorphine 5mg powder for solution for injection", "opioid"),
+        ("Lyrica 75mg capsules", "gabapentinoid"),
+        ("Neurontin 300mg capsules", "gabapentinoid"),
+    ],
+)
+def test_class_members_and_brands_are_recognised(
+    kb: KnowledgeBase, text: str, concept: str
+) -> None:
+    facts, _ = Matcher(kb).match(Item("MedicationStatement/m", Origin.MEDICATION, (), text))
+    assert concept in {fact.concept for fact in facts}
+
+
+@pytest.mark.parametrize(
+    "text", ["Zydolix 50mg capsules", "Clexanes", "co codamol", "Nitrazepamine", "Oxynormal saline"]
+)
+def test_a_near_miss_is_not_a_member(kb: KnowledgeBase, text: str) -> None:
+    facts, _ = Matcher(kb).match(Item("MedicationStatement/m", Origin.MEDICATION, (), text))
+    assert facts == []
+
+
+def test_an_opioid_without_a_cdc_factor_is_not_computable(kb: KnowledgeBase) -> None:
+    assert _mme(kb, "Diamorphine 10mg tablets", _d(1, None, 2)) == [
+        ("diamorphine", None, "no CDC 2022 factor")
+    ]
