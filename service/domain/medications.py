@@ -21,11 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.domain.errors import KnowledgeError
 
 __all__ = [
+    "Combination",
     "Ingredient",
     "IngredientHit",
     "IngredientIndex",
     "Medications",
     "MmeFactor",
+    "RouteSplit",
     "check_medications",
 ]
 
@@ -63,6 +65,19 @@ class Combination(_Strict):
     source: str
 
 
+class RouteSplit(_Strict):
+    """How the route splits a drug class (RULES §5 "oral corticosteroids"; a cream or an
+    inhaler is no systemic corticosteroid): words of a local route (skin, eye, ear, nose, lung,
+    rectum, joint) give the ``local`` concept instead of the class; words of a parenteral route
+    keep the class; otherwise (oral, or no route stated) the class and the ``oral`` concept."""
+
+    local: str
+    oral: str
+    local_words: list[str]
+    parenteral_words: list[str]
+    source: str
+
+
 class MmeFactor(_Strict):
     """A CDC 2022 morphine-milligram-equivalent conversion factor."""
 
@@ -97,6 +112,7 @@ class Medications(_Strict):
     opioid_class: str  # the class concept whose members' daily dose is counted in MME
     ingredients: dict[str, Ingredient]
     combinations: dict[str, Combination] = Field(default_factory=dict)
+    route_split: dict[str, RouteSplit] = Field(default_factory=dict)
     mme: dict[str, MmeFactor] = Field(default_factory=dict)
     renal_dosing: dict[str, RenalDosing] = Field(default_factory=dict)
 
@@ -122,7 +138,22 @@ def check_medications(
                 raise KnowledgeError(f"{where}: code {key} is listed twice")
             seen.add(key)
     _check_combinations(medications)
+    _check_route_splits(medications, concepts)
     _check_tables(medications, concepts)
+
+
+def _check_route_splits(medications: Medications, concepts: set[str]) -> None:
+    """A route split belongs to a class some ingredient has, and names concepts."""
+    classes = {c for i in medications.ingredients.values() for c in i.classes}
+    for name, split in medications.route_split.items():
+        where = f"medications.toml route_split.{name}"
+        if name not in classes:
+            raise KnowledgeError(f"{where}: not a class of any ingredient")
+        unknown = sorted({split.local, split.oral} - concepts)
+        if unknown:
+            raise KnowledgeError(f"{where}: not valuesets.toml concepts: {unknown}")
+        if not split.local_words or not split.parenteral_words:
+            raise KnowledgeError(f"{where}: local_words and parenteral_words must not be empty")
 
 
 def _check_combinations(medications: Medications) -> None:

@@ -70,11 +70,13 @@ class DoseLine:
 
 @dataclass(frozen=True, slots=True)
 class Dose:
-    """A medication's dosage as sent: its dosage lines, and the strengths the product states
-    (Medication.ingredient.strength) as ``(value, unit)`` per ingredient text."""
+    """A medication's dosage as sent: its dosage lines, the strengths the product states
+    (Medication.ingredient.strength) as ``(value, unit)`` per ingredient text, and the words of
+    its route and form (each line's ``route``, the Medication's ``form``), if any."""
 
     lines: tuple[DoseLine, ...] = ()
     strengths: tuple[tuple[str, float, str], ...] = ()
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@ together and takes the highest of sequential ones). A line gives the amount per 
 allows), the administrations a day: ``timing.repeat`` (``frequency`` - or ``frequencyMax``, the
 most that may be taken - per ``period`` ``periodUnit``) or a ``timing.code`` from the HL7 timing
 abbreviations (BID, TID…), and ``maxDosePerPeriod`` as the most allowed a day. A referenced
-Medication's ``ingredient.strength`` gives the strengths. Nothing is guessed: what the dosage
-does not say stays None; the engine reports a dose it cannot compute.
+Medication's ``ingredient.strength`` gives the strengths; each line's ``route`` and the
+Medication's ``form`` give the route words (a corticosteroid cream is not a systemic one).
+Nothing is guessed: what the dosage does not say stays None; the engine reports a dose it
+cannot compute.
 """
 
 from __future__ import annotations
@@ -30,15 +32,30 @@ _DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo"
 def dose_of(resource: Json, medication: Json | None) -> Dose | None:
     """The dosage of a MedicationRequest/MedicationStatement, or None when it gives none."""
     found = resource.get("dosageInstruction") or resource.get("dosage")
-    lines = (
-        tuple(_line(line) for line in found if isinstance(line, dict))
-        if isinstance(found, list)
-        else ()
-    )
+    found = found if isinstance(found, list) else []
+    lines = tuple(_line(line) for line in found if isinstance(line, dict))
     strengths = _strengths(medication)
-    if all(line == DoseLine(sequence=line.sequence) for line in lines) and not strengths:
+    concepts = [line.get("route") for line in found or () if isinstance(line, dict)]
+    if isinstance(medication, dict):
+        concepts.append(medication.get("form"))
+    route = " | ".join(w for concept in concepts for w in _words(concept)) or None
+    empty = all(line == DoseLine(sequence=line.sequence) for line in lines)
+    if empty and not strengths and route is None:
         return None
-    return Dose(lines, strengths)
+    return Dose(lines, strengths, route)
+
+
+def _words(concept: object) -> list[str]:
+    """A CodeableConcept's text and coding displays (a route or dose form, as words)."""
+    if not isinstance(concept, dict):
+        return []
+    codings = concept.get("coding")
+    words = [concept.get("text")] + [
+        c.get("display")
+        for c in (codings if isinstance(codings, list) else ())
+        if isinstance(c, dict)
+    ]
+    return [w for w in words if isinstance(w, str) and w.strip()]
 
 
 def _line(line: Json) -> DoseLine:

@@ -69,3 +69,14 @@ def test_no_dosage_or_text_only_lines_give_no_dose() -> None:
     assert dose_of({"dosage": [{"text": "as directed", "sequence": 1}]}, None) is None
     assert dose_of({"dosageInstruction": "twice a day"}, None) is None
     assert dose_of({}, None) is None
+
+
+def test_the_route_and_form_words_are_read() -> None:
+    statement = {
+        "dosage": [{"route": {"coding": [{"display": "Cutaneous use"}], "text": "topical"}}],
+    }
+    medication = {"form": {"coding": [{"display": "Cream"}]}}
+    dose = dose_of(statement, medication)
+    assert dose is not None
+    assert dose.route == "topical | Cutaneous use | Cream"
+    assert dose_of({"dosage": [{"route": {"coding": [{"code": "x"}]}}]}, None) is None
