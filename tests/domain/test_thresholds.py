@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from painpath_testkit import AS_OF
 
 from service.domain.assessment import Assessment
 from service.domain.knowledge import KnowledgeBase
@@ -60,6 +62,15 @@ def _morphine(item: Callable[..., Item], mme: float) -> tuple[list[Item], int]:
         dose=Dose((DoseLine(amount=mme, unit=None, per_day=1.0),)),
     )  # fmt: skip
     return [item("chronic-low-back-pain", origin=Origin.CONDITION, days_ago=400), morphine], 45
+
+
+def _prednisolone_since(months: float) -> Item:
+    """A current prednisolone MedicationStatement started ``months`` before AS_OF."""
+    start = AS_OF - timedelta(days=months * 365.25 / 12)
+    return Item(
+        "MedicationStatement/prednisolone", Origin.MEDICATION, (), "Prednisolone 5mg tablets",
+        when=start,
+    )  # fmt: skip
 
 
 def _score(concept: str) -> Build:
@@ -217,6 +228,12 @@ CASES = [
         "trial_weeks",
         lambda item, v: ([item("low-back-pain"), item("conservative-care-weeks", value=v)], 45),
         _derived("trial-met"),
+        (0, -1),
+    ),
+    Threshold(
+        "long_term_steroid_min_months",  # minor trauma + prednisolone taken v months: long-term
+        lambda item, v: ([item("minor-trauma"), _prednisolone_since(v)], 45),
+        _flag("fracture"),
         (0, -1),
     ),
     Threshold(
