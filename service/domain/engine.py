@@ -69,6 +69,7 @@ class Evaluation:
     notes: dict[str, Finding] = field(default_factory=dict)
     firings: list[RuleFiring] = field(default_factory=list)
     stopped: bool = False
+    ended: tuple[Evidence, ...] = ()  # medications recorded as current whose period has ended
 
     # --- Context: what expressions may ask -------------------------------------------------
     def present(self, concept: str, *, history: bool = False) -> tuple[Evidence, ...]:
@@ -131,6 +132,28 @@ class Evaluation:
             and f.item.when is not None
             and horizon <= _aware(f.item.when) <= self.as_of
         )
+
+    def since(self, concept: str, months: float) -> tuple[Evidence, ...]:
+        """Evidence of a current statement of the concept that started at least ``months``
+        before the evaluation date (a drug taken long-term), each naming its start."""
+        horizon = self.as_of - timedelta(days=months * _DAYS_PER_MONTH)
+        return tuple(
+            sorted(
+                {
+                    replace(f.evidence(), value=f"since {_aware(f.item.when).date().isoformat()}")
+                    for f in self.facts.get(concept, ())
+                    if f.item.polarity is Polarity.PRESENT
+                    and f.item.origin is not Origin.IMAGING
+                    and f.item.when is not None
+                    and _aware(f.item.when) <= horizon
+                }
+            )
+        )
+
+    def medications_ended(self) -> tuple[Evidence, ...]:
+        """Medications whose status says current but whose period ended before the evaluation
+        date (read as history, not as current)."""
+        return self.ended
 
     def treated_weeks(self) -> tuple[float, tuple[Evidence, ...]]:
         """The longest documented conservative-treatment span, in weeks."""
@@ -362,6 +385,27 @@ def match_facts(
     return facts, rejected
 
 
+def _current_medications(
+    items: tuple[Item, ...], as_of: datetime
+) -> tuple[tuple[Item, ...], set[str]]:
+    """A medication whose status says current but whose period (MedicationStatement
+    ``effectivePeriod.end``, MedicationRequest ``dispenseRequest.validityPeriod.end``) ended
+    before the evaluation date is not current: it counts as history, and is reported."""
+    kept: list[Item] = []
+    ended: set[str] = set()
+    for item in items:
+        if (
+            item.origin is Origin.MEDICATION
+            and item.polarity is Polarity.PRESENT
+            and item.until is not None
+            and _aware(item.until) < as_of
+        ):
+            item = replace(item, polarity=Polarity.HISTORY)
+            ended.add(item.ref)
+        kept.append(item)
+    return tuple(kept), ended
+
+
 def evaluate(
     kb: KnowledgeBase,
     record: PatientRecord,
@@ -372,8 +416,13 @@ def evaluate(
 ) -> Assessment:
     """Evaluate one patient's record against the knowledge base at ``as_of``."""
     matcher = matcher or Matcher(kb)
-    facts, rejected = match_facts(matcher, record.items)
+    items, ended = _current_medications(record.items, _aware(as_of))
+    facts, rejected = match_facts(matcher, items)
     ev = Evaluation(kb, record, _aware(as_of), profile, facts, rejected, matcher.ingredients)
+    ev.ended = tuple(
+        sorted({replace(f.evidence(), value="period ended") for fs in facts.values()
+                for f in fs if f.item.ref in ended})
+    )  # fmt: skip
     for rule in kb.rules:
         if ev.stopped:
             break

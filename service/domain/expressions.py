@@ -15,6 +15,8 @@ for knowledge authors in ``service/knowledge/README.md``):
                            there is a numeric reading at all
     rising = "concept"     latest reading higher than the one before
     recent = {concept, within_months = "param"}     statement dated within the window
+    since = {concept, at_least_months = "param"}    current statement that started at least
+                           that long before the evaluation date (long-term use of a drug)
     treated = {weeks = "param"}                     conservative treatment spanning the window
     fact = "name"          derived by an earlier rule
     slot = {name, in = [..]}                        a value set by an earlier rule
@@ -22,6 +24,7 @@ for knowledge authors in ``service/knowledge/README.md``):
     mme = {gte|gt|lte|lt = "param"}     daily MME of the current opioids whose dose is computable
     mme_unknown = {known = true}        a current opioid whose daily MME cannot be computed
     profile = "name"       the guideline profile in use
+    medication_ended = true  a medication recorded as current whose period has ended
 
 Comparisons name parameters, never literal numbers, so every threshold lives in
 ``parameters.toml``. Each node returns whether it holds and the evidence that made it hold.
@@ -69,6 +72,10 @@ class Context(Protocol):
     def readings(self, concept: str, *, advancing: bool = False) -> list[Reading]: ...
 
     def recent(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
+
+    def since(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
+
+    def medications_ended(self) -> tuple[Evidence, ...]: ...
 
     def treated_weeks(self) -> tuple[float, tuple[Evidence, ...]]: ...
 
@@ -296,6 +303,33 @@ class _Recent:
 
 
 @dataclass(frozen=True, slots=True)
+class _Since:
+    concept: str
+    param: str
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        return _held(ctx.since(self.concept, ctx.param(self.param)))
+
+    def references(self) -> References:
+        return References(concepts=[self.concept], parameters=[self.param])
+
+
+@dataclass(frozen=True, slots=True)
+class _MedicationEnded:
+    def evaluate(self, ctx: Context) -> Outcome:
+        return _held(ctx.medications_ended())
+
+    def references(self) -> References:
+        return References()
+
+
+def _medication_ended_leaf(key: str, value: Any) -> Expr:
+    if value is not True:
+        raise ValueError(f"{key}: needs true")
+    return _MedicationEnded()
+
+
+@dataclass(frozen=True, slots=True)
 class _Treated:
     param: str
 
@@ -421,6 +455,11 @@ def _recent_leaf(key: str, value: Any) -> Expr:
     return _Recent(str(spec["concept"]), str(spec["within_months"]))
 
 
+def _since_leaf(key: str, value: Any) -> Expr:
+    spec = _table(value, key, ["concept", "at_least_months"])
+    return _Since(str(spec["concept"]), str(spec["at_least_months"]))
+
+
 def _slot_leaf(key: str, value: Any) -> Expr:
     spec = _table(value, key, ["name", "in"])
     return _Slot(str(spec["name"]), tuple(str(v) for v in spec["in"]))
@@ -438,6 +477,8 @@ _LEAVES: dict[str, Callable[[str, Any], Expr]] = {
     **dict.fromkeys(("age", "duration", "onset_age", "mme", "mme_unknown"), _measure),
     "value": _value_leaf,
     "recent": _recent_leaf,
+    "since": _since_leaf,
+    "medication_ended": _medication_ended_leaf,
     "treated": lambda key, value: _Treated(str(_table(value, key, ["weeks"])["weeks"])),
     "fact": lambda key, value: _Fact(str(value)),
     "slot": _slot_leaf,

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 
 from service.domain.knowledge import Concept, KnowledgeBase
-from service.domain.medications import IngredientIndex
+from service.domain.medications import IngredientIndex, RouteSplit
 from service.domain.model import Code, Item, Origin, Polarity
 from service.domain.trace import Evidence
 
@@ -117,6 +117,10 @@ class Matcher:
             for canonical, unit in kb.valuesets.units.items()
         }
         self.ingredients = IngredientIndex(kb.medications, systems)
+        self._routes: dict[str, tuple[re.Pattern[str], re.Pattern[str], RouteSplit]] = {
+            name: (_words(split.local_words), _words(split.parenteral_words), split)
+            for name, split in kb.medications.route_split.items()
+        }
         self._excluded = {
             name: re.compile(r"\b(" + "|".join(map(re.escape, c.exclude)) + r")\b")
             for name, c in kb.valuesets.concepts.items()
@@ -217,14 +221,31 @@ class Matcher:
         if not hits and item.text:
             hits = self.ingredients.in_text([item.text])
         first = item.codes[0] if item.codes else None
+        words = " | ".join(w for w in (item.text, item.dose and item.dose.route) if w).lower()
         return [
             Fact(
                 concept, item, first, lower_certainty=not item.codes,
-                how=f"ingredient {hit.ingredient} ({hit.how})",
+                how=f"ingredient {hit.ingredient} ({hit.how}){route}",
             )
             for hit in hits
-            for concept in hit.classes
+            for cls in hit.classes
+            for concept, route in self._by_route(cls, words)
         ]  # fmt: skip
+
+    def _by_route(self, cls: str, words: str) -> list[tuple[str, str]]:
+        """The concepts a drug class gives by the route its words state (``route_split``): a
+        local route gives the local concept instead; an oral or unstated route adds the oral
+        one. Each with what the trace says of the route."""
+        split = self._routes.get(cls)
+        if split is None:
+            return [(cls, "")]
+        local, parenteral, concepts = split
+        if (found := local.search(words)) is not None:
+            return [(concepts.local, f"; route: local ({found.group(1)})")]
+        if (found := parenteral.search(words)) is not None:
+            return [(cls, f"; route: parenteral ({found.group(1)})")]
+        oral = "; route: oral or not stated"
+        return [(cls, oral), (concepts.oral, oral)]
 
     def _read_value(self, item: Item) -> tuple[Item, _Unread | None]:
         """Apply a coded yes/no/number answer, or a negative word, to the item's value; and say
@@ -300,6 +321,12 @@ class Matcher:
         exact, folded = self._units[canonical]
         found = exact.get(unit)
         return found if found is not None else folded.get(unit.lower())
+
+
+def _words(words: list[str]) -> re.Pattern[str]:
+    """One whole-word pattern over a word list, longest first, ignoring case."""
+    ordered = sorted((w.lower() for w in words), key=lambda w: (-len(w), w))
+    return re.compile(r"\b(" + "|".join(map(re.escape, ordered)) + r")\b")
 
 
 def _order(pair: tuple[str, Code]) -> tuple[str, str, str]:

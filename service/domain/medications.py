@@ -21,11 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.domain.errors import KnowledgeError
 
 __all__ = [
+    "Combination",
     "Ingredient",
     "IngredientHit",
     "IngredientIndex",
     "Medications",
     "MmeFactor",
+    "RouteSplit",
     "check_medications",
 ]
 
@@ -51,6 +53,29 @@ class Ingredient(_Strict):
     names: list[str]
     brands: list[str] = Field(default_factory=list)
     codes: list[IngredientCode] = Field(default_factory=list)
+
+
+class Combination(_Strict):
+    """A product name that stands for several ingredients (BNF "co-" names such as co-codamol,
+    or a combination brand), with the ingredients in the order its strengths are written
+    ("Co-codamol 30mg/500mg": codeine 30 mg, paracetamol 500 mg), and the naming source."""
+
+    names: list[str]
+    ingredients: list[str]
+    source: str
+
+
+class RouteSplit(_Strict):
+    """How the route splits a drug class (RULES §5 "oral corticosteroids"; a cream or an
+    inhaler is no systemic corticosteroid): words of a local route (skin, eye, ear, nose, lung,
+    rectum, joint) give the ``local`` concept instead of the class; words of a parenteral route
+    keep the class; otherwise (oral, or no route stated) the class and the ``oral`` concept."""
+
+    local: str
+    oral: str
+    local_words: list[str]
+    parenteral_words: list[str]
+    source: str
 
 
 class MmeFactor(_Strict):
@@ -86,6 +111,8 @@ class Medications(_Strict):
     version: str
     opioid_class: str  # the class concept whose members' daily dose is counted in MME
     ingredients: dict[str, Ingredient]
+    combinations: dict[str, Combination] = Field(default_factory=dict)
+    route_split: dict[str, RouteSplit] = Field(default_factory=dict)
     mme: dict[str, MmeFactor] = Field(default_factory=dict)
     renal_dosing: dict[str, RenalDosing] = Field(default_factory=dict)
 
@@ -110,7 +137,38 @@ def check_medications(
             if key in seen:
                 raise KnowledgeError(f"{where}: code {key} is listed twice")
             seen.add(key)
+    _check_combinations(medications)
+    _check_route_splits(medications, concepts)
     _check_tables(medications, concepts)
+
+
+def _check_route_splits(medications: Medications, concepts: set[str]) -> None:
+    """A route split belongs to a class some ingredient has, and names concepts."""
+    classes = {c for i in medications.ingredients.values() for c in i.classes}
+    for name, split in medications.route_split.items():
+        where = f"medications.toml route_split.{name}"
+        if name not in classes:
+            raise KnowledgeError(f"{where}: not a class of any ingredient")
+        unknown = sorted({split.local, split.oral} - concepts)
+        if unknown:
+            raise KnowledgeError(f"{where}: not valuesets.toml concepts: {unknown}")
+        if not split.local_words or not split.parenteral_words:
+            raise KnowledgeError(f"{where}: local_words and parenteral_words must not be empty")
+
+
+def _check_combinations(medications: Medications) -> None:
+    """A combination names two or more listed ingredients, by names no ingredient uses."""
+    words = {w.lower() for i in medications.ingredients.values() for w in (*i.names, *i.brands)}
+    for name, combination in medications.combinations.items():
+        where = f"medications.toml combinations.{name}"
+        unknown = sorted(set(combination.ingredients) - set(medications.ingredients))
+        if unknown or len(set(combination.ingredients)) <= 1:
+            raise KnowledgeError(f"{where}: needs two or more listed ingredients: {unknown}")
+        if not combination.names:
+            raise KnowledgeError(f"{where}: names must not be empty")
+        taken = sorted(w for w in combination.names if w.lower() in words)
+        if taken:
+            raise KnowledgeError(f"{where}: {taken} already name an ingredient")
 
 
 def _check_tables(medications: Medications, concepts: set[str]) -> None:
@@ -155,16 +213,21 @@ class IngredientIndex:
 
     def __init__(self, medications: Medications, systems: dict[str, str]) -> None:
         self._by_code: dict[tuple[str, str], str] = {}
-        self._by_word: dict[str, tuple[str, str]] = {}  # lower-case word -> (ingredient, how)
+        # lower-case word -> the (ingredient, how) it names: one, or a combination's, in order
+        self._by_word: dict[str, tuple[tuple[str, str], ...]] = {}
         self._classes = {n: tuple(i.classes) for n, i in medications.ingredients.items()}
         self._words = {n: (*i.names, *i.brands) for n, i in medications.ingredients.items()}
         for name, ingredient in medications.ingredients.items():
             for code in ingredient.codes:
                 self._by_code[(systems[code.system], code.code)] = name
             for word in ingredient.names:
-                self._by_word.setdefault(word.lower(), (name, "name"))
+                self._by_word.setdefault(word.lower(), ((name, "name"),))
             for word in ingredient.brands:
-                self._by_word.setdefault(word.lower(), (name, "brand"))
+                self._by_word.setdefault(word.lower(), ((name, "brand"),))
+        for combination in medications.combinations.values():
+            named = tuple((name, "combination") for name in combination.ingredients)
+            for word in combination.names:
+                self._by_word.setdefault(word.lower(), named)
         self._texts: dict[str, tuple[IngredientHit, ...]] = {}
         words = sorted(self._by_word, key=lambda w: (-len(w), w))  # longest first
         self._pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
@@ -177,6 +240,14 @@ class IngredientIndex:
     def words_of(self, ingredient: str) -> tuple[str, ...]:
         """The names and brands that spell an ingredient."""
         return self._words[ingredient]
+
+    def mentions(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """Where a lower-case text names ingredients: (start, end, the ingredients named, in
+        the order a combination's name gives them)."""
+        return [
+            (match.start(), match.end(), tuple(name for name, _ in self._by_word[match.group(1)]))
+            for match in self._pattern.finditer(text)
+        ]
 
     def in_text(self, texts: Iterable[str]) -> list[IngredientHit]:
         """Every ingredient named (by name or brand) in the texts, once each, in text order."""
@@ -193,8 +264,8 @@ class IngredientIndex:
         if hits is None:
             found: dict[str, IngredientHit] = {}
             for match in self._pattern.finditer(text.lower()):
-                name, how = self._by_word[match.group(1)]
-                found.setdefault(name, IngredientHit(name, self._classes[name], how))
+                for name, how in self._by_word[match.group(1)]:
+                    found.setdefault(name, IngredientHit(name, self._classes[name], how))
             hits = tuple(found.values())
             if len(self._texts) < _TEXT_CACHE_LIMIT:
                 self._texts[text] = hits

@@ -15,6 +15,7 @@ __all__ = [
     "Code",
     "Demographics",
     "Dose",
+    "DoseLine",
     "Item",
     "Origin",
     "PatientRecord",
@@ -52,16 +53,30 @@ class Code:
 
 
 @dataclass(frozen=True, slots=True)
-class Dose:
-    """A medication's dosage as sent: the amount per administration (and its unit: a count of
-    tablets, patches… when ``unit`` is None or a count unit, else e.g. ``mg``), how many
-    administrations a day (None when the timing does not say), and the strengths the product
-    states (Medication.ingredient.strength) as ``(value, unit)`` per ingredient text."""
+class DoseLine:
+    """One dosage line as sent: the amount per administration (and its unit: a count of tablets,
+    patches… when ``unit`` is None or a count unit, else e.g. ``mg``), how many administrations a
+    day (None when the timing does not say), the line's ``sequence`` (lines with the same or no
+    sequence apply together; different sequences one after another, e.g. a taper) and the most
+    the line allows a day (``maxDosePerPeriod`` per day, in ``max_unit``)."""
 
     amount: float | None = None
     unit: str | None = None
     per_day: float | None = None
+    sequence: int | None = None
+    max_per_day: float | None = None
+    max_unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dose:
+    """A medication's dosage as sent: its dosage lines, the strengths the product states
+    (Medication.ingredient.strength) as ``(value, unit)`` per ingredient text, and the words of
+    its route and form (each line's ``route``, the Medication's ``form``), if any."""
+
+    lines: tuple[DoseLine, ...] = ()
     strengths: tuple[tuple[str, float, str], ...] = ()
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

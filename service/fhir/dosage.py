@@ -1,17 +1,21 @@
 """A medication's dosage read from the wire: ``MedicationRequest.dosageInstruction`` or
 ``MedicationStatement.dosage`` (R4 Dosage, https://hl7.org/fhir/R4/dosage.html).
 
-The first dosage line gives the amount per administration (``doseAndRate.doseQuantity``, or
-the high end of ``doseRange``: the most the prescription allows) and the administrations a day:
-``timing.repeat`` (``frequency`` - or ``frequencyMax``, the most that may be taken - per
-``period`` ``periodUnit``) or a ``timing.code`` from the HL7 timing abbreviations (BID,
-TID…). A referenced Medication's ``ingredient.strength`` gives the strengths. Nothing is
-guessed: what the dosage does not say stays None; the engine reports a dose it cannot compute.
+Every dosage line is read, each with its own ``sequence`` (the engine adds lines that apply
+together and takes the highest of sequential ones). A line gives the amount per administration
+(``doseAndRate.doseQuantity``, or the high end of ``doseRange``: the most the prescription
+allows), the administrations a day: ``timing.repeat`` (``frequency`` - or ``frequencyMax``, the
+most that may be taken - per ``period`` ``periodUnit``) or a ``timing.code`` from the HL7 timing
+abbreviations (BID, TID…), and ``maxDosePerPeriod`` as the most allowed a day. A referenced
+Medication's ``ingredient.strength`` gives the strengths; each line's ``route`` and the
+Medication's ``form`` give the route words (a corticosteroid cream is not a systemic one).
+Nothing is guessed: what the dosage does not say stays None; the engine reports a dose it
+cannot compute.
 """
 
 from __future__ import annotations
 
-from service.domain.model import Dose
+from service.domain.model import Dose, DoseLine
 from service.fhir.types import Json
 
 __all__ = ["dose_of"]
@@ -27,14 +31,59 @@ _DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo"
 
 def dose_of(resource: Json, medication: Json | None) -> Dose | None:
     """The dosage of a MedicationRequest/MedicationStatement, or None when it gives none."""
-    lines = resource.get("dosageInstruction") or resource.get("dosage")
-    line = lines[0] if isinstance(lines, list) and lines and isinstance(lines[0], dict) else {}
-    amount, unit = _amount(line)
-    per_day = _per_day(line.get("timing"))
+    found = resource.get("dosageInstruction") or resource.get("dosage")
+    found = found if isinstance(found, list) else []
+    lines = tuple(_line(line) for line in found if isinstance(line, dict))
     strengths = _strengths(medication)
-    if amount is None and per_day is None and not strengths:
+    concepts = [line.get("route") for line in found or () if isinstance(line, dict)]
+    if isinstance(medication, dict):
+        concepts.append(medication.get("form"))
+    route = " | ".join(w for concept in concepts for w in _words(concept)) or None
+    empty = all(line == DoseLine(sequence=line.sequence) for line in lines)
+    if empty and not strengths and route is None:
         return None
-    return Dose(amount, unit, per_day, strengths)
+    return Dose(lines, strengths, route)
+
+
+def _words(concept: object) -> list[str]:
+    """A CodeableConcept's text and coding displays (a route or dose form, as words)."""
+    if not isinstance(concept, dict):
+        return []
+    codings = concept.get("coding")
+    words = [concept.get("text")] + [
+        c.get("display")
+        for c in (codings if isinstance(codings, list) else ())
+        if isinstance(c, dict)
+    ]
+    return [w for w in words if isinstance(w, str) and w.strip()]
+
+
+def _line(line: Json) -> DoseLine:
+    amount, unit = _amount(line)
+    sequence = line.get("sequence")
+    most, most_unit = _max_per_day(line.get("maxDosePerPeriod"))
+    return DoseLine(
+        amount, unit, _per_day(line.get("timing")),
+        sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+        most, most_unit,
+    )  # fmt: skip
+
+
+def _max_per_day(ratio: object) -> tuple[float | None, str | None]:
+    """``maxDosePerPeriod`` (e.g. 8 tablets per 24 h) as the most a day, with its unit."""
+    if not isinstance(ratio, dict):
+        return None, None
+    numerator, denominator = ratio.get("numerator"), ratio.get("denominator")
+    if not isinstance(numerator, dict) or not isinstance(denominator, dict):
+        return None, None
+    value, period = numerator.get("value"), denominator.get("value")
+    days = _DAYS.get(str(denominator.get("code") or denominator.get("unit")))
+    if not isinstance(value, int | float) or not isinstance(period, int | float) or not days:
+        return None, None
+    if period <= 0:
+        return None, None
+    unit = numerator.get("code") or numerator.get("unit")
+    return float(value) / (period * days), str(unit) if unit else None
 
 
 def _amount(line: Json) -> tuple[float | None, str | None]:

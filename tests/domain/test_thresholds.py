@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from painpath_testkit import AS_OF
 
 from service.domain.assessment import Assessment
 from service.domain.knowledge import KnowledgeBase
-from service.domain.model import Dose, Item, Origin
+from service.domain.model import Dose, DoseLine, Item, Origin
 
 Build = Callable[[Callable[..., Item], float], tuple[list[Item], int]]
 
@@ -57,9 +59,18 @@ def _morphine(item: Callable[..., Item], mme: float) -> tuple[list[Item], int]:
     """Chronic low back pain and morphine 1 mg tablets, ``mme`` of them once a day."""
     morphine = Item(
         "MedicationRequest/morphine", Origin.MEDICATION, (), "morphine sulfate 1 MG Oral Tablet",
-        dose=Dose(amount=mme, unit=None, per_day=1.0),
+        dose=Dose((DoseLine(amount=mme, unit=None, per_day=1.0),)),
     )  # fmt: skip
     return [item("chronic-low-back-pain", origin=Origin.CONDITION, days_ago=400), morphine], 45
+
+
+def _prednisolone_since(months: float) -> Item:
+    """A current prednisolone MedicationStatement started ``months`` before AS_OF."""
+    start = AS_OF - timedelta(days=months * 365.25 / 12)
+    return Item(
+        "MedicationStatement/prednisolone", Origin.MEDICATION, (), "Prednisolone 5mg tablets",
+        when=start,
+    )  # fmt: skip
 
 
 def _score(concept: str) -> Build:
@@ -217,6 +228,12 @@ CASES = [
         "trial_weeks",
         lambda item, v: ([item("low-back-pain"), item("conservative-care-weeks", value=v)], 45),
         _derived("trial-met"),
+        (0, -1),
+    ),
+    Threshold(
+        "long_term_steroid_min_months",  # minor trauma + prednisolone taken v months: long-term
+        lambda item, v: ([item("minor-trauma"), _prednisolone_since(v)], 45),
+        _flag("fracture"),
         (0, -1),
     ),
     Threshold(

@@ -1,6 +1,7 @@
 """The PainPath ValueSets (https://hl7.org/fhir/R4/valueset.html).
 
-- One per valuesets.toml concept (id = the concept name): the codes the engine matches for it.
+- One per valuesets.toml concept (id = the concept name): the codes the engine matches for it;
+  none for a concept recognised by its words alone (a drug class known only by ingredient names).
   Exact codes are ``compose.include.concept`` lists, one include per system. An ICD category
   matched by prefix (``match = "prefix"``) is an include with the filter ``concept is-a <code>``:
   in the ICD-10 and ICD-10-CM hierarchies that is the category and every code below it, which is
@@ -156,8 +157,9 @@ def value_sets(meta: Meta, code_systems: list[Json]) -> list[Json]:
     """Every PainPath ValueSet: input concepts, coded answers, CodeSystems, service codes."""
     composer = _Composer(meta)
     found = [
-        _vs(meta, name, concept.title, composer.description(name), composer.compose(name))
+        _vs(meta, name, concept.title, composer.description(name), compose)
         for name, concept in meta.kb.valuesets.concepts.items()
+        if (compose := composer.compose(name))["include"]  # a concept known by words alone: none
     ]
     answers = [
         (meta.kb.valuesets.systems[a.system], {"code": a.code, "display": a.display})
