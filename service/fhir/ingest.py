@@ -422,6 +422,9 @@ class _Patients:
     # ``Patient/{id}`` -> the absolute fullUrl the patient came with: an absolute reference to
     # the same id on another server is another patient (FHIR Bundle reference resolution)
     located: dict[str, str] = field(default_factory=dict)
+    # the first Patient entry of each key; a later one with other content is not used
+    first: dict[str, Json] = field(default_factory=dict)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (entry path, key)
 
     def add(self, where: str, full_url: str | None, res: Json) -> None:
         rid = res.get("id")
@@ -430,6 +433,11 @@ class _Patients:
             self.anonymous.append(where)
             return
         key = full_url or f"Patient/{rid}"
+        if key in self.first:  # the same patient again: a repeat is harmless, a conflict is not
+            if self.first[key] != res:
+                self.conflicts.append((where, key))
+            return
+        self.first[key] = res
         subject = f"Patient/{rid}" if rid and not key.startswith("urn:") else key
         for alias in filter(None, [full_url, f"Patient/{rid}" if rid else None]):
             self.aliases[alias] = key
@@ -551,6 +559,10 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
     items: dict[str, list[Item]] = {key: [] for key in patients.subjects}
     answers: dict[str, list[QuestionnaireAnswers]] = {}
     skipped = [Skip(where, _ANONYMOUS) for where in patients.anonymous]
+    skipped += [
+        Skip(where, _CONFLICT.format(subject=patients.subjects[key]), patients.subjects[key])
+        for where, key in patients.conflicts
+    ]
     unused: Counter[str] = Counter()
     ref_types: dict[str, str] = {}
     entry_paths: dict[str, str] = {}
@@ -621,6 +633,10 @@ class _Readers:
 
 _UNKNOWN = Demographics()
 _ANONYMOUS = "Patient has neither id nor fullUrl: nothing can refer to it; not evaluated"
+_CONFLICT = (
+    "Patient {subject} appears again with different content; the first entry of it is used, "
+    "this one is not"
+)
 
 
 def _search_mode(entry: Json) -> str | None:

@@ -19,6 +19,7 @@ from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
 from service.fhir.validate import (
     BundleCheck,
     known_resource_type,
+    repeated_full_urls,
     validate_bundle,
     validate_resource,
     without_resources,
@@ -245,6 +246,9 @@ def checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by 
         strict=strict,
         max_depth=max_depth,
     )
+    repeated = repeated_full_urls(bundle, prefix)
+    if repeated:
+        raise InputError("invalid", repeated)
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",

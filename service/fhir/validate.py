@@ -36,8 +36,8 @@ from service.fhir.limits import DEFAULT_MAX_DEPTH, check_depth
 from service.fhir.model_shapes import conforms
 
 __all__ = [
-    "STRICT_TYPES", "BundleCheck", "known_resource_type", "validate_bundle", "validate_resource",
-    "without_resources",
+    "STRICT_TYPES", "BundleCheck", "known_resource_type", "repeated_full_urls", "validate_bundle",
+    "validate_resource", "without_resources",
 ]  # fmt: skip
 
 _MAX_PROBLEMS = 20
@@ -371,6 +371,36 @@ def validate_bundle(  # noqa: PLR0913 - the limits and the validation policy, by
     )
     _raise_if(model)
     return BundleCheck(selected if relevant is not None else None, tuple(warnings))
+
+
+def repeated_full_urls(bundle: dict[str, Any], prefix: str = "Bundle") -> list[Problem]:
+    """R4 invariant bdl-7: a fullUrl is unique in a Bundle, or the entries that share it carry
+    different ``meta.versionId`` (a history Bundle may repeat it). Two entries under one fullUrl
+    would be one resource read twice, or two resources of which a reference reaches one."""
+    entries = bundle.get("entry")
+    if bundle.get("type") == "history" or not isinstance(entries, list):
+        return []
+    seen: dict[tuple[str, object], int] = {}
+    problems: list[Problem] = []
+    for index, entry in enumerate(entries):
+        if len(problems) >= _MAX_PROBLEMS:
+            break
+        url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        if not isinstance(url, str):
+            continue
+        resource = entry.get("resource")
+        meta = resource.get("meta") if isinstance(resource, dict) else None
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        first = seen.setdefault((url, version), index)
+        if first != index:
+            problems.append(
+                Problem(
+                    f"The fullUrl of this entry is that of {prefix}.entry[{first}] (bdl-7: fullUrl "
+                    "must be unique in a Bundle, or the entries differ in meta.versionId)",
+                    f"{prefix}.entry[{index}].fullUrl",
+                )
+            )
+    return problems
 
 
 def _raise_if(problems: Sequence[Problem]) -> None:

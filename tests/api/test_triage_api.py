@@ -308,6 +308,20 @@ def test_carried_inputs_never_change_the_callers_bundle(pipeline: Pipeline) -> N
     assert _dangling(result) == []
 
 
+def test_a_full_url_twice_is_refused_unless_the_versions_differ(client: TestClient) -> None:
+    """bdl-7: a fullUrl is unique in a Bundle, or its entries carry different meta.versionId."""
+    bundle = case_bundle(CAUDA)
+    bundle["entry"][2]["fullUrl"] = bundle["entry"][1]["fullUrl"]
+    response = client.post("/fhir/$triage", json=bundle, params={"asOf": AS_OF})
+    assert response.status_code == 400, response.text
+    [problem] = response.json()["issue"]
+    assert problem["expression"] == ["Bundle.entry[2].fullUrl"]
+    assert "bdl-7" in problem["diagnostics"]
+    for index, version in ((1, "1"), (2, "2")):
+        bundle["entry"][index]["resource"]["meta"] = {"versionId": version}
+    assert client.post("/fhir/$triage", json=bundle, params={"asOf": AS_OF}).status_code == 200
+
+
 def test_transaction_mixing_urn_and_literal_full_urls(client: TestClient) -> None:
     """Some entries new (urn:uuid, POST), some existing (server URL, PUT): each is cited the way
     the transaction names it."""

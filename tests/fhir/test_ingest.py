@@ -465,3 +465,18 @@ def test_the_reader_reads_what_the_validator_lets_through() -> None:
         "Observation/obs-saddle",
         "Observation/obs-slr",
     ]
+
+
+def test_a_patient_repeated_with_other_content_is_reported_and_the_first_used() -> None:
+    adult, child = _patient(), _patient(birthDate="2015-01-01")
+    found = ingest(_bundle(adult, child, _finding("o1", "Patient/p1")))
+    [record] = found.records
+    assert str(record.demographics.birth_date) == "1970-01-01"
+    [skip] = found.skipped
+    assert skip.expression == "Bundle.entry[1]"
+    assert skip.patient == "Patient/p1"
+    assert "different content" in skip.reason
+    # the same patient sent twice, unchanged (a search with _include may do that): nothing to say
+    again = ingest(_bundle(_patient(), _patient(), _finding("o1", "Patient/p1")))
+    assert again.skipped == []
+    assert [r.subject for r in again.records] == ["Patient/p1"]
