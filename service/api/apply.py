@@ -11,16 +11,15 @@ answer is the CarePlan of ``service.fhir.apply.apply_care_plan``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from service.api.access import require_read
 from service.api.deps import (
-    FHIR_ID_PATTERN,
     ConformanceDep,
+    FhirIdPath,
     PipelineDep,
     SettingsDep,
     server_connection,
@@ -88,7 +87,7 @@ async def apply_instance(
     pipeline: PipelineDep,
     settings: SettingsDep,
     conformance: ConformanceDep,
-    plan_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
+    plan_id: FhirIdPath,
 ) -> Response:
     """Apply PainPath's PlanDefinition ``plan_id`` to one patient."""
     if plan_id != PATHWAY_ID or conformance.read("PlanDefinition", plan_id) is None:

@@ -10,15 +10,13 @@ pre-filled QuestionnaireResponse) and ``issues``.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from service.api.access import require_read
 from service.api.apply import RESPONSES, evaluate_for, read_operation
-from service.api.deps import FHIR_ID_PATTERN, ConformanceDep, PipelineDep, SettingsDep
+from service.api.deps import ConformanceDep, FhirIdPath, PipelineDep, SettingsDep
 from service.api.responses import fhir_response
 from service.api.routes import negotiate
 from service.app.populate import populate
@@ -64,7 +62,7 @@ async def populate_instance(
     pipeline: PipelineDep,
     settings: SettingsDep,
     conformance: ConformanceDep,
-    questionnaire_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
+    questionnaire_id: FhirIdPath,
 ) -> Response:
     """Pre-fill PainPath's Questionnaire ``questionnaire_id`` for one patient."""
     questionnaire = conformance.read("Questionnaire", questionnaire_id)

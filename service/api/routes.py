@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from service.api.access import require_read, require_write
 from service.api.deps import (
-    FHIR_ID_PATTERN,
     ConformanceDep,
+    FhirIdPath,
     PipelineDep,
     SettingsDep,
     server_connection,
@@ -177,7 +177,7 @@ class PatientTriageQuery(TriageQuery):
 async def patient_triage(
     request: Request,
     settings: SettingsDep,
-    patient_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
+    patient_id: FhirIdPath,
     query: Annotated[PatientTriageQuery, Query()],
 ) -> Response:
     """Evaluate a patient from the configured FHIR server; ``writeback`` also writes the results."""

@@ -32,6 +32,7 @@ from service.server.fhir_server import FhirServerClient
 from service.server.pull import (
     PULL_TYPES,
     collection_bundle,
+    not_the_patient,
     search_params,
     subject_patient_id,
 )
@@ -87,6 +88,11 @@ class PatientTriage:
     async def pull(self, patient_id: str) -> Json:
         """The patient's collection Bundle, read from the server."""
         patient = await self.client.read("Patient", patient_id)
+        wrong = not_the_patient(patient, patient_id)
+        if wrong is not None:
+            raise UpstreamStatusError(
+                wrong, request=("GET", self.client.resource_url("Patient", patient_id))
+            )
         if self.everything:
             found = await self.client.everything(patient_id, PULL_TYPES)
         else:
@@ -100,7 +106,7 @@ class PatientTriage:
         except InputError as exc:
             raise UpstreamStatusError(
                 f"the server's data for Patient/{patient_id} is not valid FHIR R4: {exc}",
-                request=("GET", self.client.url(f"Patient/{patient_id}")),
+                request=("GET", self.client.resource_url("Patient", patient_id)),
             ) from exc
         return bundle
 
