@@ -145,6 +145,12 @@ def _quality(params: dict[str, str]) -> float:
         return 0.0
 
 
+# orjson refuses arrays and objects nested past 1024 levels with this message
+# (https://github.com/ijl/orjson#deserialize): a cost, like PAINPATH_MAX_JSON_DEPTH, not bad JSON
+_PARSER_DEPTH_ERROR = "depth limit exceeded"
+_PARSER_MAX_DEPTH = 1024
+
+
 def parse_json(body: bytes, *, max_bytes: int, max_depth: int | None = DEFAULT_MAX_DEPTH) -> Any:
     """The parsed body; 413 over the size or nesting limit, 400 when it is not JSON.
 
@@ -159,6 +165,13 @@ def parse_json(body: bytes, *, max_bytes: int, max_depth: int | None = DEFAULT_M
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith(_PARSER_DEPTH_ERROR):
+            # valid or not further on, the nesting alone is past what is read: its cost
+            raise InputError.one(
+                "too-costly",
+                f"Body nests JSON deeper than {_PARSER_MAX_DEPTH} levels, the most the "
+                "service parses (and more than PAINPATH_MAX_JSON_DEPTH allows)",
+            ) from exc
         raise InputError.one("invalid", f"Body is not valid JSON: {exc}") from exc
     if max_depth is not None:
         check_depth(parsed, max_depth)

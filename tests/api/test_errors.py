@@ -711,6 +711,27 @@ def test_the_depth_limit_holds_where_the_service_recurses(
         assert response.json()["issue"][0]["code"] == "too-costly"
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/fhir/$triage", "/ui/summary", "/fhir/PlanDefinition/back-pain-pathway/$apply",
+     "/cds-services/painpath-patient-view"],
+)  # fmt: skip
+def test_nesting_past_what_the_parser_takes_is_413_not_bad_json(
+    client: TestClient, path: str
+) -> None:
+    # valid JSON, ~1,200 levels: past orjson's own limit (1024), which it reports as an error
+    # (written as text: json.dumps recurses)
+    deep = '{"url": "https://example.org/x", "valueString": "leaf"}'
+    for _ in range(599):
+        deep = '{"url": "https://example.org/x", "extension": [' + deep + "]}"
+    bundle = case_bundle(CAUDA)
+    bundle["entry"][0]["resource"]["extension"] = ["DEEP"]
+    body = json.dumps(bundle).replace('"DEEP"', deep)
+    response = client.post(path, content=body, headers={"Content-Type": FHIR_JSON})
+    issue = _only_issue(response, 413, "too-costly")
+    assert "1024" in issue["diagnostics"]
+
+
 def test_every_input_error_kind_has_one_status() -> None:
     """The closed set of InputError kinds and the HTTP mapping stay in step."""
     from typing import get_args
