@@ -15,12 +15,12 @@ from typing import Annotated
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from service.api.deps import PipelineDep, SettingsDep
-from service.api.routes import TriageQuery, read_body
+from service.api.routes import TriageQueryDep, read_body
 from service.app.view import trace_view
 from service.fhir.request import check_content_type
 from service.fhir.types import Json
@@ -93,14 +93,16 @@ async def summary(
     request: Request,
     pipeline: PipelineDep,
     settings: SettingsDep,
-    query: Annotated[TriageQuery, Query()],
+    query: TriageQueryDep,
 ) -> Response:
     """The decision trace of a ``$triage`` run (same body, options and errors as ``$triage``),
     with the result Bundle that ``$triage`` answers for the same body and options under
     ``result``: the page evaluates once per click."""
     check_content_type(request.headers.get("content-type"))
     body = await read_body(request, settings.max_body_bytes)
-    result = await pipeline.run_body_async(body, query.raw(), now=datetime.now(UTC))
+    result = await pipeline.run_body_async(
+        body, query.options, now=datetime.now(UTC), ignored=query.ignored
+    )
     view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, result))
     view["result"] = result.bundle
     return Response(orjson.dumps(view), media_type="application/json")

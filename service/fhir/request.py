@@ -8,7 +8,8 @@ Operation definition: https://hl7.org/fhir/R4/operations.html#request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,12 @@ from service.fhir.validate import (
 
 __all__ = [
     "ACCEPTED_BUNDLE_TYPES",
+    "GENERAL_PARAMETERS",
     "OPTION_VALUES",
+    "PATIENT_TRIAGE_OPTIONS",
+    "TRIAGE_OPTIONS",
     "VALIDATION_MODES",
+    "QueryOptions",
     "Relevant",
     "TriageRequest",
     "check_accept",
@@ -37,7 +42,9 @@ __all__ = [
     "option_value",
     "parse_json",
     "read_patient_parameters",
+    "read_query_options",
     "read_triage_request",
+    "strict_handling",
     "validation_mode",
 ]
 
@@ -57,6 +64,23 @@ OPTION_VALUES = {
 # ``validation``: lenient (default) reports an invalid entry of a type PainPath does not read as
 # a warning; strict refuses it with a 400 like any other (CONTRACT "400").
 VALIDATION_MODES = ("lenient", "strict")
+TRIAGE_OPTIONS = ("asOf", "profile", "return", "validation")  # POST $triage, /ui/summary
+PATIENT_TRIAGE_OPTIONS = (*TRIAGE_OPTIONS, "writeback")  # Patient/{id}/$triage
+# FHIR's general parameters (https://hl7.org/fhir/R4/http.html#parameters), accepted on every
+# operation: ``_format`` is checked by content negotiation, ``_pretty`` asks for whitespace
+# that changes nothing in a JSON answer.
+GENERAL_PARAMETERS = ("_format", "_pretty")
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """An operation's options as sent in the query string, and what was not understood."""
+
+    options: dict[str, str | bool]
+    # query parameters the operation does not take, accepted under lenient handling and reported
+    # in the answer's OperationOutcome (a warning each: nothing sent is silently dropped)
+    ignored: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +159,61 @@ def check_accept(accept: str | None, format_: str | None = None) -> None:
         "not-acceptable",
         f"Accept {accept.strip()[:100]!r} admits nothing PainPath answers in; "
         "ask for application/fhir+json (FHIR R4)",
+    )
+
+
+def strict_handling(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks ``handling=strict`` (https://hl7.org/fhir/R4/http.html#
+    prefer): an unknown parameter is then an error instead of being reported and ignored."""
+    for preference in (prefer or "").split(","):
+        for token in preference.split(";"):
+            name, _, value = token.partition("=")
+            if name.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+                return True
+    return False
+
+
+def read_query_options(
+    params: Iterable[tuple[str, str]], names: Collection[str], *, strict: bool
+) -> QueryOptions:
+    """An operation's options (``names``) from its query string, as ``$triage``, ``$apply``,
+    ``$populate`` and ``/ui/summary`` all read them: each at most once (400 when repeated, as a
+    repeated Parameters part is); a boolean option is ``true`` or ``false``; other values are
+    checked where every option is (``service.app.options``), so an empty one is a 400 there.
+    Another parameter is reported (``QueryOptions.ignored``), or refused with ``strict``
+    (``Prefer: handling=strict``); ``_format`` and ``_pretty`` are always accepted."""
+    options: dict[str, str | bool] = {}
+    ignored: list[Problem] = []
+    for name, value in params:
+        if name in GENERAL_PARAMETERS:
+            continue
+        if name not in names:
+            ignored.append(_not_taken(name, names))
+        elif name in options:
+            raise InputError.one(
+                "invalid", f"Query parameter {name} is repeated; send it once", name
+            )
+        elif OPTION_VALUES[name] == ("valueBoolean",):
+            if value not in ("true", "false"):
+                raise InputError.one("invalid", f"{name} must be true or false", name)
+            options[name] = value == "true"
+        else:
+            options[name] = value
+    if ignored and strict:
+        raise InputError("invalid", ignored)
+    return QueryOptions(options, tuple(ignored))
+
+
+def _not_taken(name: str, names: Collection[str]) -> Problem:
+    """The report of a query parameter the operation does not take. Its name is the expression
+    when it looks like a parameter name; anything else the caller sent is not repeated."""
+    known = ", ".join((*names, *GENERAL_PARAMETERS))
+    expression = name if _PARAMETER_NAME.fullmatch(name) else None
+    what = "This query parameter" if expression else "A query parameter (its name is not shown)"
+    return Problem(
+        f"{what} is not a parameter of this operation and was ignored (Prefer: handling=strict "
+        f"refuses it); the parameters are {known}",
+        expression,
     )
 
 
@@ -235,8 +314,10 @@ def read_patient_parameters(
     for index, part in enumerate(resource.get("parameter", [])):
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
-        if name not in OPTION_VALUES:
+        if name not in PATIENT_TRIAGE_OPTIONS:
             raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+        if name in options:
+            raise InputError.one("invalid", f"Parameter {name!r} is repeated", where + ".name")
         options[name] = option_value(part, name, where)
     return options
 
@@ -303,7 +384,7 @@ def _from_parameters(
         seen.add(str(name))
         if name == "bundle":
             bundle = _bundle_part(part, where), where + ".resource"
-        elif name in OPTION_VALUES:
+        elif name in TRIAGE_OPTIONS:  # writeback is Patient/{id}/$triage's alone
             options[name] = option_value(part, name, where)
         elif name is None:
             raise InputError.one("invalid", "Missing required element 'name'", where + ".name")

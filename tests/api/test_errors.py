@@ -484,12 +484,17 @@ def _parameters(*parts: Json) -> Json:
         (
             [{"name": "profile", "valueCode": "who-2023"}],
             "profile",
-            "Unknown profile 'who-2023'; known: neupsig, nice-ng59",
+            "Unknown profile; known: neupsig, nice-ng59",
         ),
         (
             [{"name": "bundle", "resource": case_bundle(CAUDA)}],
             "Parameters.parameter[1].name",
             "Parameter 'bundle' is repeated",
+        ),
+        (  # Patient/{id}/$triage's alone: on a posted Bundle it would be silently ignored
+            [{"name": "writeback", "valueBoolean": True}],
+            "Parameters.parameter[1].name",
+            "Unknown parameter",
         ),
     ],
     ids=[
@@ -500,6 +505,7 @@ def _parameters(*parts: Json) -> Json:
         "asof-bad-value",
         "unknown-profile",
         "two-bundles",
+        "writeback-on-system-triage",
     ],
 )
 def test_bad_parameters_are_400(
@@ -523,26 +529,48 @@ def test_a_bundle_part_that_is_not_a_bundle_is_400(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("params", "expression", "diagnostics"),
     [
-        ({"asOf": "tomorrow"}, "asOf", "asOf 'tomorrow' is not a FHIR dateTime"),
-        ({"asOf": "2026-02-30"}, "asOf", "asOf '2026-02-30' is not a FHIR dateTime"),
+        ({"asOf": "tomorrow"}, "asOf", "asOf is not a FHIR dateTime"),
+        ({"asOf": "2026-02-30"}, "asOf", "asOf is not a FHIR dateTime"),
         ({"asOf": "0001-01-01T00:00:00+01:00"}, "asOf", "is not a FHIR dateTime"),
         ({"asOf": "9999-12-31T23:59:59-01:00"}, "asOf", "is not a FHIR dateTime"),
-        ({"profile": "who-2023"}, "profile", "Unknown profile 'who-2023'"),
+        # FHIR dateTime: "If hours and minutes are specified, a time zone SHALL be populated"
+        ({"asOf": "2026-10-01T10:00:00"}, "asOf", "with a time zone"),
+        ({"asOf": ""}, "asOf", "asOf is not a FHIR dateTime"),  # not "now"
+        ({"profile": "who-2023"}, "profile", "Unknown profile; known: neupsig, nice-ng59"),
+        ({"profile": ""}, "profile", "Unknown profile"),
         ({"return": "xml"}, "return", "return must be one of collection, transaction"),
+        ({"return": ""}, "return", "return must be one of"),
+        ({"validation": ""}, "validation", "validation must be one of lenient, strict"),
+        ([("asOf", "2026-10-01"), ("asOf", "2025-01-01")], "asOf", "asOf is repeated"),
+        ([("profile", "neupsig"), ("profile", "nice-ng59")], "profile", "profile is repeated"),
+        ([("return", "collection"), ("return", "collection")], "return", "return is repeated"),
     ],
     ids=[
         "asof-word",
         "asof-impossible-day",
         "asof-before-year-1-in-utc",
         "asof-after-9999-in-utc",
+        "asof-time-without-zone",
+        "asof-empty",
         "profile",
+        "profile-empty",
         "return",
+        "return-empty",
+        "validation-empty",
+        "asof-repeated",
+        "profile-repeated",
+        "return-repeated",
     ],
 )
 def test_bad_query_options_are_400(
-    client: TestClient, params: dict[str, str], expression: str, diagnostics: str
+    client: TestClient, params: Any, expression: str, diagnostics: str
 ) -> None:
-    issue = _only_issue(post_triage(client, case_bundle(CAUDA), params=params), 400, "invalid")
+    if isinstance(params, list):  # a repeated parameter
+        response = client.post("/fhir/$triage", content=json.dumps(case_bundle(CAUDA)),
+                               params=params, headers={"content-type": FHIR_JSON})  # fmt: skip
+    else:
+        response = post_triage(client, case_bundle(CAUDA), params=params)
+    issue = _only_issue(response, 400, "invalid")
     assert diagnostics in issue["diagnostics"]
     assert issue["expression"] == [expression]
 

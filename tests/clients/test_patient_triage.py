@@ -288,6 +288,24 @@ def test_an_answer_that_is_not_the_requested_patient_is_502(
     assert f"GET {BASE}/Patient/patient-1" in issue["diagnostics"]
 
 
+def test_query_options_are_read_as_for_triage(
+    app_client: TestClient, server: FakeFhirServer
+) -> None:
+    for params in ({"writeback": "maybe"}, [("asOf", AS_OF), ("asOf", AS_OF)], {"asOf": ""}):
+        assert app_client.post(TRIAGE, params=params).status_code == 400, params
+    part = {"name": "writeback", "valueBoolean": False}
+    twice = {"resourceType": "Parameters", "parameter": [part, part]}
+    assert app_client.post(TRIAGE, json=twice).status_code == 400
+    answer = app_client.post(TRIAGE, params={"asOf": AS_OF, "bogus": "1"})
+    assert answer.status_code == 200, answer.text
+    outcomes = [e["resource"] for e in answer.json()["entry"]]
+    issues = [i for r in outcomes if r["resourceType"] == "OperationOutcome" for i in r["issue"]]
+    assert [i["expression"] for i in issues if i["code"] == "not-supported"] == [["bogus"]]
+    strict = {"Prefer": "handling=strict"}
+    assert app_client.post(TRIAGE, params={"bogus": "1"}, headers=strict).status_code == 400
+    assert not server.transactions
+
+
 def test_bad_patient_id_and_body_are_400(app_client: TestClient) -> None:
     assert app_client.post("/fhir/Patient/a%20b/$triage").status_code == 400
     bad = {"resourceType": "Parameters", "parameter": [{"name": "bundle", "valueString": "x"}]}
