@@ -137,7 +137,9 @@ def _check_canonical(plan: str, conformance: ConformanceStore) -> None:
     url, _, version = plan.partition("|")
     served = conformance.read("PlanDefinition", PATHWAY_ID)
     if url != PLAN_DEFINITION or served is None or (version and version != served["version"]):
-        raise HTTPException(404, f"PlanDefinition {plan[:200]!r} is not known")
+        raise HTTPException(
+            404, f"Only PainPath's PlanDefinition is applied here: {PLAN_DEFINITION}"
+        )
 
 
 async def _apply(

@@ -101,4 +101,6 @@ def _by_canonical(value: str, conformance: ConformanceStore) -> Json:
     for found in conformance.search("Questionnaire", url):
         if not version or found.get("version") == version:
             return found
-    raise HTTPException(404, f"Questionnaire {value[:200]!r} is not known")
+    raise HTTPException(
+        404, "No PainPath Questionnaire has this canonical (GET /fhir/Questionnaire)"
+    )

@@ -232,7 +232,7 @@ async def search_conformance(
     if resource_type.startswith("$"):
         raise HTTPException(405, f"{resource_type} is invoked with POST", {"Allow": "POST"})
     if resource_type not in conformance.types():
-        raise HTTPException(404, f"Resource type {resource_type!r} is not served here")
+        raise HTTPException(404, "No conformance resources of this type are served here")
     bundle = searchset(
         conformance.search(resource_type, url),
         list(request.query_params.multi_items()),
@@ -249,5 +249,5 @@ async def read_conformance(
     """Read one conformance resource from ``fhir_profiles/``."""
     found = conformance.read(resource_type, resource_id)
     if found is None:
-        raise HTTPException(404, f"{resource_type}/{resource_id} is not known")
+        raise HTTPException(404, "No such conformance resource is served here")
     return fhir_response(found)

@@ -162,7 +162,11 @@ def _read_parts(
         elif name is None:
             raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
         else:
-            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+            taken = ", ".join(("data", "subject", *targets, *APPLY_OPTIONS, *ignored_names))
+            # the caller's name is not repeated: the expression locates the part
+            raise InputError.one(
+                "invalid", f"Unknown parameter; this operation takes {taken}", where + ".name"
+            )
     return found, ignored, data
 
 

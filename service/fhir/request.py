@@ -120,18 +120,17 @@ def check_content_type(content_type: str | None) -> None:
     if media not in _JSON_TYPES:
         raise InputError.one(
             "not-supported",
-            f"Content type {media!r} is not supported; send application/fhir+json",
+            "Content-Type is not supported; send application/fhir+json (or application/json)",
         )
     charset = params.get("charset")
     if charset is not None and charset.lower() not in {"utf-8", "utf8"}:
         raise InputError.one(
-            "not-supported", f"Charset {charset[:40]!r} is not supported; FHIR JSON is UTF-8"
+            "not-supported", "The Content-Type charset is not supported; FHIR JSON is UTF-8"
         )
     if not _version_ok(params):
         raise InputError.one(
             "not-supported",
-            f"fhirVersion {params['fhirversion'][:20]!r} is not supported; "
-            "PainPath reads R4 (4.0) and R4B (4.3)",
+            "The Content-Type fhirVersion is not supported; PainPath reads R4 (4.0) and R4B (4.3)",
         )
 
 
@@ -145,8 +144,7 @@ def check_accept(accept: str | None, format_: str | None = None) -> None:
         if media not in _FORMATS or not _version_ok(params):
             raise InputError.one(
                 "not-acceptable",
-                f"_format {format_.strip()[:60]!r} is not supported; PainPath answers "
-                "application/fhir+json (_format=json)",
+                "_format is not supported; PainPath answers application/fhir+json (_format=json)",
             )
         return
     if accept is None or not accept.strip():
@@ -157,8 +155,7 @@ def check_accept(accept: str | None, format_: str | None = None) -> None:
             return
     raise InputError.one(
         "not-acceptable",
-        f"Accept {accept.strip()[:100]!r} admits nothing PainPath answers in; "
-        "ask for application/fhir+json (FHIR R4)",
+        "Accept admits nothing PainPath answers in; ask for application/fhir+json (FHIR R4)",
     )
 
 
@@ -288,7 +285,9 @@ def read_triage_request(  # noqa: PLR0913 - the limits and the validation policy
                 f"A {rtype} cannot be evaluated: send a Bundle, or Parameters with a bundle part",
                 "resourceType",
             )
-        raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
+        raise InputError.one(
+            "structure", "Unknown resourceType; send a Bundle, or a Parameters", "resourceType"
+        )
     check = checked_bundle(
         resource, max_entries=max_entries, relevant=relevant, strict=strict, max_depth=max_depth
     )
@@ -315,7 +314,7 @@ def read_patient_parameters(
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
         if name not in PATIENT_TRIAGE_OPTIONS:
-            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+            raise InputError.one("invalid", _unknown_part(PATIENT_TRIAGE_OPTIONS), where + ".name")
         if name in options:
             raise InputError.one("invalid", f"Parameter {name!r} is repeated", where + ".name")
         options[name] = option_value(part, name, where)
@@ -342,8 +341,7 @@ def checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by 
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",
-            f"Bundle type {bundle.get('type')!r} cannot be evaluated; "
-            f"accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
+            f"This Bundle type cannot be evaluated; accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
             f"{prefix}.type",
         )
     return check
@@ -379,17 +377,19 @@ def _from_parameters(
     for index, part in enumerate(parts):
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
+        if name is None:
+            raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
+        if name != "bundle" and name not in TRIAGE_OPTIONS:  # writeback: Patient/{id}/$triage
+            raise InputError.one(
+                "invalid", _unknown_part(("bundle", *TRIAGE_OPTIONS)), where + ".name"
+            )
         if name in seen:
             raise InputError.one("invalid", f"Parameter {name!r} is repeated", where + ".name")
         seen.add(str(name))
         if name == "bundle":
             bundle = _bundle_part(part, where), where + ".resource"
-        elif name in TRIAGE_OPTIONS:  # writeback is Patient/{id}/$triage's alone
-            options[name] = option_value(part, name, where)
-        elif name is None:
-            raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
         else:
-            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+            options[name] = option_value(part, name, where)
     if bundle is None:
         raise InputError.one(
             "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
@@ -406,6 +406,12 @@ def _from_parameters(
         max_depth=max_depth - 3,  # Parameters, parameter list, part: the Bundle's levels
     )
     return TriageRequest(resource, options, check.selected, check.warnings)
+
+
+def _unknown_part(names: Iterable[str]) -> str:
+    """The message for a Parameters part this operation does not take (its name, which the
+    expression locates, is not repeated)."""
+    return f"Unknown parameter; this operation takes {', '.join(names)}"
 
 
 def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:
