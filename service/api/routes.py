@@ -242,11 +242,19 @@ async def search_conformance(
     return fhir_response(bundle)
 
 
+_TYPE_OPERATIONS = {("PlanDefinition", "$apply"), ("Questionnaire", "$populate")}
+
+
 @fhir_router.get("/fhir/{resource_type}/{resource_id}", tags=["conformance"])
 async def read_conformance(
     conformance: ConformanceDep, resource_type: str, resource_id: str
 ) -> Response:
-    """Read one conformance resource from ``fhir_profiles/``."""
+    """Read one conformance resource from ``fhir_profiles/``.
+
+    The type-level operations (``PlanDefinition/$apply``, ``Questionnaire/$populate``) land here
+    for any method their POST route does not take: 405, as for ``GET /fhir/$triage``."""
+    if (resource_type, resource_id) in _TYPE_OPERATIONS:
+        raise HTTPException(405, f"{resource_id} is invoked with POST", {"Allow": "POST"})
     found = conformance.read(resource_type, resource_id)
     if found is None:
         raise HTTPException(404, "No such conformance resource is served here")

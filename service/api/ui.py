@@ -76,18 +76,6 @@ async def page() -> Response:
     return _asset("index.html")
 
 
-@router.get("/ui/samples/{name}")
-async def sample(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,80}\.json$")]) -> Response:
-    """A bundled sample (``index.json`` lists them)."""
-    return _asset(f"samples/{name}")
-
-
-@router.get("/ui/{name}")
-async def asset(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,40}\.(js|css)$")]) -> Response:
-    """The page's script or style sheet."""
-    return _asset(name)
-
-
 @router.post("/ui/summary")
 async def summary(
     request: Request,
@@ -106,3 +94,24 @@ async def summary(
     view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, result))
     view["result"] = result.bundle
     return Response(orjson.dumps(view), media_type="application/json")
+
+
+# Declared before the assets: the summary is POSTed, and ``GET /ui/summary`` (which the asset
+# route would otherwise take, as an asset named "summary") is a 405 naming POST, as are the other
+# methods (the first route matching the path gives the ``Allow``).
+@router.get("/ui/summary")
+async def summary_by_get() -> Response:
+    """405: the summary takes a body."""
+    raise HTTPException(405, "/ui/summary is invoked with POST", {"Allow": "POST"})
+
+
+@router.get("/ui/samples/{name}")
+async def sample(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,80}\.json$")]) -> Response:
+    """A bundled sample (``index.json`` lists them)."""
+    return _asset(f"samples/{name}")
+
+
+@router.get("/ui/{name}")
+async def asset(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,40}\.(js|css)$")]) -> Response:
+    """The page's script or style sheet."""
+    return _asset(name)

@@ -598,15 +598,54 @@ def test_unknown_paths_and_resources_are_404(client: TestClient, path: str) -> N
         ("GET", "/fhir/$triage", "POST"),
         ("PUT", "/fhir/$triage", "POST"),
         ("DELETE", "/fhir/$triage", "POST"),
-        ("POST", "/fhir/metadata", "GET"),
-        ("DELETE", "/fhir/Questionnaire/dn4", "GET"),
-        ("PATCH", "/healthz", "GET"),
+        ("POST", "/fhir/metadata", "GET, HEAD"),
+        ("DELETE", "/fhir/Questionnaire/dn4", "GET, HEAD"),
+        ("PATCH", "/healthz", "GET, HEAD"),
     ],
 )
 def test_wrong_method_is_405(client: TestClient, method: str, path: str, allow: str) -> None:
     response = client.request(method, path)
     _only_issue(response, 405, "not-supported")
     assert response.headers["allow"] == allow
+
+
+POST_ONLY = [
+    "/fhir/$triage",
+    "/fhir/Patient/p1/$triage",
+    "/fhir/PlanDefinition/$apply",
+    "/fhir/PlanDefinition/back-pain-pathway/$apply",
+    "/fhir/Questionnaire/$populate",
+    "/fhir/Questionnaire/red-flag-screen/$populate",
+    "/ui/summary",
+]
+
+
+@pytest.mark.parametrize("path", POST_ONLY)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "PATCH"])
+def test_every_other_method_on_an_operation_is_405_allowing_post(
+    client: TestClient, method: str, path: str
+) -> None:
+    # GET on a type-level operation used to be read as a conformance resource named "$apply"
+    # (404), GET /ui/summary as a page asset (400), and PUT /ui/summary said Allow: GET
+    response = client.request(method, path)
+    assert response.status_code == 405, response.text[:200]
+    assert response.headers["allow"] == "POST"
+    if method != "HEAD":
+        assert response.json()["issue"][0]["code"] == "not-supported"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/fhir/metadata", "/fhir/Questionnaire", "/fhir/Questionnaire/red-flag-screen",
+     "/fhir/PlanDefinition/back-pain-pathway", "/healthz", "/", "/cds-services"],
+)  # fmt: skip
+def test_head_is_answered_wherever_get_is(client: TestClient, path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)
+    assert got.status_code == head.status_code == 200, head.text[:200]
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
 
 
 @pytest.mark.parametrize(
