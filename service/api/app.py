@@ -19,6 +19,7 @@ from service.api.access import check_bind, install_auth
 from service.api.cds_hooks import install_cds_hooks
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
+from service.api.methods import HeadAsGet
 from service.api.observability import configure_logging, install_observability
 from service.api.routes import fhir_router, router
 from service.api.smart_session import LaunchCookies
@@ -66,6 +67,7 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)  # added first: the innermost middleware
     hasher = install_observability(app, settings)
     install_auth(app, settings)
     app.include_router(router)

@@ -13,31 +13,39 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from service.api.access import require_read
 from service.api.deps import (
-    FHIR_ID_PATTERN,
     ConformanceDep,
+    FhirIdPath,
     PipelineDep,
     SettingsDep,
     server_connection,
 )
 from service.api.observability import observe_triage
 from service.api.responses import fhir_response
-from service.api.routes import fhir_responses, negotiate, read_body
-from service.app.pipeline import Pipeline, TriageResult
+from service.api.routes import (
+    fhir_responses,
+    negotiate,
+    option_parameters,
+    query_options,
+    read_body,
+)
+from service.app.pipeline import Pipeline, TriageResult, strict_validation
 from service.conformance.store import ConformanceStore
-from service.fhir.apply import ApplyRequest, apply_care_plan
+from service.fhir.apply import APPLY_OPTIONS, ApplyRequest, apply_care_plan
 from service.fhir.canonicals import PLAN_DEFINITION
 from service.fhir.errors import InputError
-from service.fhir.request import check_content_type
+from service.fhir.request import QueryOptions, check_content_type
 
-__all__ = ["RESPONSES", "evaluate_for", "read_operation", "router"]
+__all__ = ["RESPONSES", "ApplyQueryDep", "evaluate_for", "read_operation", "router"]
 
 router = APIRouter(dependencies=[Depends(negotiate)])
+# $apply's and $populate's query options: $triage's that they take, read the same way
+ApplyQueryDep = Annotated[QueryOptions, Depends(query_options(APPLY_OPTIONS))]
 PATHWAY_ID = PLAN_DEFINITION.rsplit("/", 1)[1]
 
 RESPONSES = fhir_responses(
@@ -60,12 +68,17 @@ RESPONSES = fhir_responses(
     tags=["fhir"],
     responses=RESPONSES,
     dependencies=[Depends(require_read)],
+    openapi_extra=option_parameters(APPLY_OPTIONS),
 )
 async def apply_type(
-    request: Request, pipeline: PipelineDep, settings: SettingsDep, conformance: ConformanceDep
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    conformance: ConformanceDep,
+    query: ApplyQueryDep,
 ) -> Response:
     """Apply the PlanDefinition named by ``planDefinition`` or ``url`` to one patient."""
-    apply = await _read(request, pipeline, settings.max_body_bytes)
+    apply = await read_operation(request, pipeline, settings.max_body_bytes, query)
     if apply.plan is None:
         raise InputError.one(
             "invalid",
@@ -74,7 +87,7 @@ async def apply_type(
             "Parameters.parameter",
         )
     _check_canonical(apply.plan, conformance)
-    return await _apply(request, pipeline, apply)
+    return await _apply(request, pipeline, apply, query)
 
 
 @router.post(
@@ -82,39 +95,41 @@ async def apply_type(
     tags=["fhir"],
     responses=RESPONSES,
     dependencies=[Depends(require_read)],
+    openapi_extra=option_parameters(APPLY_OPTIONS),
 )
-async def apply_instance(
+async def apply_instance(  # noqa: PLR0913 - FastAPI dependencies
     request: Request,
+    *,
     pipeline: PipelineDep,
     settings: SettingsDep,
     conformance: ConformanceDep,
-    plan_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
+    plan_id: FhirIdPath,
+    query: ApplyQueryDep,
 ) -> Response:
     """Apply PainPath's PlanDefinition ``plan_id`` to one patient."""
     if plan_id != PATHWAY_ID or conformance.read("PlanDefinition", plan_id) is None:
         raise HTTPException(404, f"PlanDefinition/{plan_id} is not known")
-    apply = await _read(request, pipeline, settings.max_body_bytes)
+    apply = await read_operation(request, pipeline, settings.max_body_bytes, query)
     if apply.plan is not None:
         raise InputError.one(
             "invalid",
             "planDefinition and url are for the type level; the instance names the plan",
             "Parameters.parameter",
         )
-    return await _apply(request, pipeline, apply)
-
-
-async def _read(request: Request, pipeline: Pipeline, limit: int) -> ApplyRequest:
-    return await read_operation(request, pipeline, limit)
+    return await _apply(request, pipeline, apply, query)
 
 
 async def read_operation(
-    request: Request, pipeline: Pipeline, limit: int, *, populate: bool = False
+    request: Request, pipeline: Pipeline, limit: int, query: QueryOptions, *, populate: bool = False
 ) -> ApplyRequest:
-    """The operation's Parameters, read and validated on a worker thread."""
+    """The operation's Parameters, read and validated on a worker thread (``validation`` sent
+    as a query parameter applies to ``data``, unless a part overrides it)."""
     check_content_type(request.headers.get("content-type"))
+    strict = strict_validation(query.options)
+    body = await read_body(request, limit)
     if populate:
-        return await pipeline.read_populate_async(await read_body(request, limit))
-    return await pipeline.read_apply_async(await read_body(request, limit))
+        return await pipeline.read_populate_async(body, strict=strict)
+    return await pipeline.read_apply_async(body, strict=strict)
 
 
 def _check_canonical(plan: str, conformance: ConformanceStore) -> None:
@@ -122,29 +137,40 @@ def _check_canonical(plan: str, conformance: ConformanceStore) -> None:
     url, _, version = plan.partition("|")
     served = conformance.read("PlanDefinition", PATHWAY_ID)
     if url != PLAN_DEFINITION or served is None or (version and version != served["version"]):
-        raise HTTPException(404, f"PlanDefinition {plan[:200]!r} is not known")
+        raise HTTPException(
+            404, f"Only PainPath's PlanDefinition is applied here: {PLAN_DEFINITION}"
+        )
 
 
-async def _apply(request: Request, pipeline: Pipeline, apply: ApplyRequest) -> Response:
-    result, subject = await evaluate_for(request, pipeline, apply, "PlanDefinition/$apply")
+async def _apply(
+    request: Request, pipeline: Pipeline, apply: ApplyRequest, query: QueryOptions
+) -> Response:
+    result, subject = await evaluate_for(request, pipeline, apply, query, "PlanDefinition/$apply")
     return fhir_response(apply_care_plan(result.bundle, subject, apply.ignored))
 
 
 async def evaluate_for(
-    request: Request, pipeline: Pipeline, apply: ApplyRequest, operation: str
+    request: Request, pipeline: Pipeline, apply: ApplyRequest, query: QueryOptions, operation: str
 ) -> tuple[TriageResult, str]:
     """Evaluate the operation's patient: ``data`` through the Pipeline, or ``subject`` pulled
-    from the FHIR server as ``Patient/{id}/$triage`` pulls it; and that patient's reference."""
-    options = pipeline.options(apply.options, now=datetime.now(UTC))
+    from the FHIR server as ``Patient/{id}/$triage`` pulls it; and that patient's reference.
+    The options are the query's, overridden by the body's parts, as for ``$triage``."""
+    options = pipeline.options(query.options, apply.options, now=datetime.now(UTC))
     if apply.data is not None:
         data = apply.data
         result = await pipeline.evaluate_async(
-            data.bundle, options, selected=data.selected, warnings=data.warnings
+            data.bundle,
+            options,
+            selected=data.selected,
+            warnings=data.warnings,
+            ignored=query.ignored,
         )
         subject = _subject_in(result, apply.subject)
     elif apply.subject is not None:
         server = server_connection(request, f"{operation} with subject and no data")
-        run = await server.triage.run(apply.subject, options, writeback=False)
+        run = await server.triage.run(
+            apply.subject, options, writeback=False, ignored=query.ignored
+        )
         result, subject = run.result, f"Patient/{apply.subject}"
     else:
         raise InputError.one(

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import AfterValidator
 
 from service.api.jwt_verify import JwtVerifier
 from service.api.smart_session import LaunchCookies
 from service.app.pipeline import Pipeline
 from service.conformance.store import ConformanceStore
 from service.fhir.errors import InputError
+from service.fhir.ids import FHIR_ID_PATTERN, ID_RULE, is_fhir_id
 from service.server.http import Transport
 from service.settings import Settings
 from service.subscriptions.connection import ServerConnection
@@ -27,6 +29,7 @@ if TYPE_CHECKING:  # observability's routes read state through this module: no r
 __all__ = [
     "FHIR_ID_PATTERN",
     "ConformanceDep",
+    "FhirIdPath",
     "PipelineDep",
     "SettingsDep",
     "get_auth_settings",
@@ -43,7 +46,18 @@ __all__ = [
     "server_connection",
 ]
 
-FHIR_ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"  # https://hl7.org/fhir/R4/datatypes.html#id
+
+def _fhir_id(value: str) -> str:
+    if not is_fhir_id(value):
+        raise ValueError(f"must be {ID_RULE}")  # the caller's value is not repeated
+    return value
+
+
+# A FHIR id in the path (``Patient/{id}/$triage``): 400 naming the segment unless it is one
+# (``.`` and ``..`` are refused, see ``service.fhir.ids``); the pattern is for the OpenAPI.
+FhirIdPath = Annotated[
+    str, Path(json_schema_extra={"pattern": FHIR_ID_PATTERN}), AfterValidator(_fhir_id)
+]
 
 
 def get_pipeline(request: Request) -> Pipeline:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from service.api.access import require_read, require_write
 from service.api.deps import (
-    FHIR_ID_PATTERN,
     ConformanceDep,
+    FhirIdPath,
     PipelineDep,
     SettingsDep,
     server_connection,
@@ -24,9 +23,21 @@ from service.api.responses import fhir_response
 from service.conformance.capability import capability_statement
 from service.conformance.search import searchset
 from service.fhir.errors import InputError
-from service.fhir.request import check_accept, check_content_type, read_patient_parameters
+from service.fhir.request import (
+    PATIENT_TRIAGE_OPTIONS,
+    TRIAGE_OPTIONS,
+    QueryOptions,
+    check_accept,
+    check_content_type,
+    read_patient_parameters,
+    read_query_options,
+    strict_handling,
+)
 
-__all__ = ["TriageQuery", "fhir_responses", "fhir_router", "negotiate", "read_body", "router"]
+__all__ = [
+    "TriageQueryDep", "fhir_responses", "fhir_router", "negotiate", "option_parameters",
+    "query_options", "read_body", "router",
+]  # fmt: skip
 
 
 def negotiate(
@@ -73,28 +84,45 @@ _PATIENT_RESPONSES = {
 }
 
 
-class TriageQuery(BaseModel):
-    """Query parameters of ``$triage`` (the same names as the Parameters parts)."""
+_OPTION_DOCS = {
+    "asOf": "evaluation date: a FHIR dateTime with a time zone, or a date (default: now)",
+    "profile": "guideline profile (nice-ng59 by default, or neupsig)",
+    "return": "collection (default) or transaction",
+    "validation": "lenient (default: an invalid entry of a type PainPath does not read is a "
+    "warning) or strict (it is a 400)",
+    "writeback": "true: also write the results to the FHIR server in one transaction",
+}
 
-    as_of: str | None = Field(default=None, alias="asOf", description="evaluation date")
-    profile: str | None = Field(default=None, description="guideline profile")
-    return_mode: str | None = Field(
-        default=None, alias="return", description="collection (default) or transaction"
-    )
-    validation: str | None = Field(
-        default=None,
-        description="lenient (default: an invalid entry of a type PainPath does not read is a "
-        "warning) or strict (it is a 400)",
-    )
 
-    def raw(self) -> dict[str, str | bool | None]:
-        """The options as the evaluation path takes them."""
-        return {
-            "asOf": self.as_of,
-            "profile": self.profile,
-            "return": self.return_mode,
-            "validation": self.validation,
-        }
+def option_parameters(names: tuple[str, ...]) -> dict[str, Any]:
+    """OpenAPI ``parameters`` (for a route's ``openapi_extra``) of an operation's options,
+    which :func:`query_options` reads."""
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+             "description": _OPTION_DOCS[name]}
+            for name in names
+        ]
+    }  # fmt: skip
+
+
+def query_options(names: tuple[str, ...]) -> Callable[[Request], QueryOptions]:
+    """A dependency reading an operation's options ``names`` from the query string, the same way
+    for every operation (``service.fhir.request.read_query_options``): a parameter it does not
+    take is reported in the answer, or a 400 under ``Prefer: handling=strict``."""
+
+    def read(request: Request) -> QueryOptions:
+        return read_query_options(
+            request.query_params.multi_items(),
+            names,
+            strict=strict_handling(request.headers.get("prefer")),
+        )
+
+    return read
+
+
+TriageQueryDep = Annotated[QueryOptions, Depends(query_options(TRIAGE_OPTIONS))]
+PatientTriageQueryDep = Annotated[QueryOptions, Depends(query_options(PATIENT_TRIAGE_OPTIONS))]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -147,25 +175,19 @@ async def metadata(pipeline: PipelineDep, conformance: ConformanceDep) -> Respon
     tags=["fhir"],
     responses=_TRIAGE_RESPONSES,
     dependencies=[Depends(require_read)],
+    openapi_extra=option_parameters(TRIAGE_OPTIONS),
 )
 async def triage(
-    request: Request,
-    pipeline: PipelineDep,
-    settings: SettingsDep,
-    query: Annotated[TriageQuery, Query()],
+    request: Request, pipeline: PipelineDep, settings: SettingsDep, query: TriageQueryDep
 ) -> Response:
     """Evaluate a posted Bundle (or Parameters) and return the result Bundle."""
     check_content_type(request.headers.get("content-type"))
     body = await read_body(request, settings.max_body_bytes)
-    result = await pipeline.run_body_async(body, query.raw(), now=datetime.now(UTC))
+    result = await pipeline.run_body_async(
+        body, query.options, now=datetime.now(UTC), ignored=query.ignored
+    )
     observe_triage(request, result.assessments)
     return fhir_response(result.bundle)
-
-
-class PatientTriageQuery(TriageQuery):
-    """Query parameters of ``Patient/{id}/$triage`` (the same names as the Parameters parts)."""
-
-    writeback: bool | None = None
 
 
 @fhir_router.post(
@@ -173,12 +195,10 @@ class PatientTriageQuery(TriageQuery):
     tags=["fhir"],
     responses=_PATIENT_RESPONSES,
     dependencies=[Depends(require_read)],
+    openapi_extra=option_parameters(PATIENT_TRIAGE_OPTIONS),
 )
 async def patient_triage(
-    request: Request,
-    settings: SettingsDep,
-    patient_id: Annotated[str, Path(pattern=FHIR_ID_PATTERN)],
-    query: Annotated[PatientTriageQuery, Query()],
+    request: Request, settings: SettingsDep, patient_id: FhirIdPath, query: PatientTriageQueryDep
 ) -> Response:
     """Evaluate a patient from the configured FHIR server; ``writeback`` also writes the results."""
     server = server_connection(request, f"Patient/{patient_id}/$triage")
@@ -188,12 +208,12 @@ async def patient_triage(
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    options = server.triage.pipeline.options(query.raw(), body, now=datetime.now(UTC))
-    writeback = body.get("writeback", query.writeback)
+    options = server.triage.pipeline.options(query.options, body, now=datetime.now(UTC))
+    writeback = body.get("writeback", query.options.get("writeback"))
     writeback = settings.writeback if writeback is None else bool(writeback)
     if writeback:
         await require_write(request)
-    run = await server.triage.run(patient_id, options, writeback=writeback)
+    run = await server.triage.run(patient_id, options, writeback=writeback, ignored=query.ignored)
     observe_triage(request, run.result.assessments)
     return fhir_response(run.result.bundle)
 
@@ -212,23 +232,30 @@ async def search_conformance(
     if resource_type.startswith("$"):
         raise HTTPException(405, f"{resource_type} is invoked with POST", {"Allow": "POST"})
     if resource_type not in conformance.types():
-        raise HTTPException(404, f"Resource type {resource_type!r} is not served here")
-    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+        raise HTTPException(404, "No conformance resources of this type are served here")
     bundle = searchset(
         conformance.search(resource_type, url),
         list(request.query_params.multi_items()),
         self_url=str(request.url.replace(query="")),
-        strict="handling=strict" in prefer.split(";"),
+        strict=strict_handling(request.headers.get("prefer")),
     )
     return fhir_response(bundle)
+
+
+_TYPE_OPERATIONS = {("PlanDefinition", "$apply"), ("Questionnaire", "$populate")}
 
 
 @fhir_router.get("/fhir/{resource_type}/{resource_id}", tags=["conformance"])
 async def read_conformance(
     conformance: ConformanceDep, resource_type: str, resource_id: str
 ) -> Response:
-    """Read one conformance resource from ``fhir_profiles/``."""
+    """Read one conformance resource from ``fhir_profiles/``.
+
+    The type-level operations (``PlanDefinition/$apply``, ``Questionnaire/$populate``) land here
+    for any method their POST route does not take: 405, as for ``GET /fhir/$triage``."""
+    if (resource_type, resource_id) in _TYPE_OPERATIONS:
+        raise HTTPException(405, f"{resource_id} is invoked with POST", {"Allow": "POST"})
     found = conformance.read(resource_type, resource_id)
     if found is None:
-        raise HTTPException(404, f"{resource_type}/{resource_id} is not known")
+        raise HTTPException(404, "No such conformance resource is served here")
     return fhir_response(found)

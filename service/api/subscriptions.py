@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service.api.deps import FHIR_ID_PATTERN, get_settings, server_connection
+from service.api.deps import FhirIdPath, get_settings, server_connection
 from service.api.responses import fhir_response
 from service.fhir.errors import InputError
 from service.fhir.outcome import issue, operation_outcome
@@ -41,7 +41,7 @@ _MAX_NOTIFICATION_BYTES = 10 * 1024 * 1024
 log = logging.getLogger("painpath.subscriptions")
 router = APIRouter(tags=["subscriptions"])
 TypePath = Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
-IdPath = Annotated[str, Path(pattern=FHIR_ID_PATTERN)]
+IdPath = FhirIdPath
 
 
 def _authorised(request: Request) -> ServerConnection:

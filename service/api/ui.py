@@ -15,12 +15,12 @@ from typing import Annotated
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from service.api.deps import PipelineDep, SettingsDep
-from service.api.routes import TriageQuery, read_body
+from service.api.routes import TriageQueryDep, read_body
 from service.app.view import trace_view
 from service.fhir.request import check_content_type
 from service.fhir.types import Json
@@ -76,6 +76,35 @@ async def page() -> Response:
     return _asset("index.html")
 
 
+@router.post("/ui/summary")
+async def summary(
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    query: TriageQueryDep,
+) -> Response:
+    """The decision trace of a ``$triage`` run (same body, options and errors as ``$triage``),
+    with the result Bundle that ``$triage`` answers for the same body and options under
+    ``result``: the page evaluates once per click."""
+    check_content_type(request.headers.get("content-type"))
+    body = await read_body(request, settings.max_body_bytes)
+    result = await pipeline.run_body_async(
+        body, query.options, now=datetime.now(UTC), ignored=query.ignored
+    )
+    view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, result))
+    view["result"] = result.bundle
+    return Response(orjson.dumps(view), media_type="application/json")
+
+
+# Declared before the assets: the summary is POSTed, and ``GET /ui/summary`` (which the asset
+# route would otherwise take, as an asset named "summary") is a 405 naming POST, as are the other
+# methods (the first route matching the path gives the ``Allow``).
+@router.get("/ui/summary")
+async def summary_by_get() -> Response:
+    """405: the summary takes a body."""
+    raise HTTPException(405, "/ui/summary is invoked with POST", {"Allow": "POST"})
+
+
 @router.get("/ui/samples/{name}")
 async def sample(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,80}\.json$")]) -> Response:
     """A bundled sample (``index.json`` lists them)."""
@@ -86,21 +115,3 @@ async def sample(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,80}\.json$")])
 async def asset(name: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,40}\.(js|css)$")]) -> Response:
     """The page's script or style sheet."""
     return _asset(name)
-
-
-@router.post("/ui/summary")
-async def summary(
-    request: Request,
-    pipeline: PipelineDep,
-    settings: SettingsDep,
-    query: Annotated[TriageQuery, Query()],
-) -> Response:
-    """The decision trace of a ``$triage`` run (same body, options and errors as ``$triage``),
-    with the result Bundle that ``$triage`` answers for the same body and options under
-    ``result``: the page evaluates once per click."""
-    check_content_type(request.headers.get("content-type"))
-    body = await read_body(request, settings.max_body_bytes)
-    result = await pipeline.run_body_async(body, query.raw(), now=datetime.now(UTC))
-    view = await anyio.to_thread.run_sync(lambda: trace_view(pipeline, result))
-    view["result"] = result.bundle
-    return Response(orjson.dumps(view), media_type="application/json")

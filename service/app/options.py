@@ -14,7 +14,7 @@ from typing import Literal
 
 from service.domain.knowledge import KnowledgeBase
 from service.fhir.errors import InputError
-from service.fhir.timeparse import parse_datetime
+from service.fhir.timeparse import parse_option_datetime
 
 __all__ = ["RETURN_MODES", "RawOptions", "ReturnMode", "TriageOptions", "resolve_options"]
 
@@ -43,30 +43,39 @@ def resolve_options(
     values never win), with defaults; 400 for a bad value."""
     raw: dict[str, str | bool | None] = {}
     for layer in layers:
-        raw.update({k: v for k, v in layer.items() if v is not None and v != ""})
+        raw.update({k: v for k, v in layer.items() if v is not None})
     as_of = _as_of(raw.get("asOf"), now)
-    profile = str(raw.get("profile") or default_profile or kb.catalogue.default_profile)
+    profile = raw.get("profile")
+    if profile is None:
+        profile = default_profile or kb.catalogue.default_profile
     if profile not in kb.catalogue.profiles:
+        # the caller's value is not repeated (docs/interface.md "Errors")
         known = ", ".join(sorted(kb.catalogue.profiles))
-        raise InputError.one("invalid", f"Unknown profile {profile!r}; known: {known}", "profile")
-    mode = raw.get("return") or "collection"
+        raise InputError.one("invalid", f"Unknown profile; known: {known}", "profile")
+    mode = raw.get("return", "collection")
     for known_mode in RETURN_MODES:
         if mode == known_mode:
-            return TriageOptions(as_of, profile, known_mode)
+            return TriageOptions(as_of, str(profile), known_mode)
     raise InputError.one("invalid", f"return must be one of {', '.join(RETURN_MODES)}", "return")
 
 
 def _as_of(text: str | bool | None, now: datetime) -> datetime:
-    """The evaluation date in UTC; 400 unless it is a FHIR dateTime that UTC can represent.
+    """The evaluation date in UTC (``now`` when not sent); 400 unless it is a FHIR dateTime, with
+    a time zone when it has a time, that UTC can represent. Sent empty, it is a 400 too.
 
     ``0001-01-01T00:00:00+01:00`` is a valid FHIR dateTime but lies before year 1 in UTC.
     """
-    if not isinstance(text, str) or not text:
+    if text is None:
         return now
-    parsed = parse_datetime(text)
+    parsed = parse_option_datetime(text)
     try:
         if parsed is not None:
             return parsed.astimezone(UTC)
     except OverflowError:
         pass
-    raise InputError.one("invalid", f"asOf {text!r} is not a FHIR dateTime", "asOf")
+    raise InputError.one(
+        "invalid",
+        "asOf is not a FHIR dateTime with a time zone, or a date (e.g. "
+        "2026-11-24T10:00:00+01:00 or 2026-11-24), that UTC can represent",
+        "asOf",
+    )

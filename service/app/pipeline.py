@@ -172,41 +172,51 @@ class Pipeline:
         refuse invalid entries of types PainPath does not read, instead of warning)."""
         return read_triage_request(body, **self._reading(), strict=strict)
 
-    def read_apply(self, body: bytes) -> ApplyRequest:
+    def read_apply(self, body: bytes, *, strict: bool = False) -> ApplyRequest:
         """Parse and validate a ``PlanDefinition/$apply`` body (its ``data`` Bundle is checked
-        like a ``$triage`` body) within the configured limits."""
-        return read_apply_request(body, **self._reading())
+        like a ``$triage`` body; ``strict`` as :meth:`read`) within the configured limits."""
+        return read_apply_request(body, **self._reading(), strict=strict)
 
-    async def read_apply_async(self, body: bytes) -> ApplyRequest:
+    async def read_apply_async(self, body: bytes, *, strict: bool = False) -> ApplyRequest:
         """:meth:`read_apply` on a worker thread."""
-        return await _offload(lambda: self.read_apply(body))
+        return await _offload(lambda: self.read_apply(body, strict=strict))
 
-    def read_populate(self, body: bytes) -> ApplyRequest:
+    def read_populate(self, body: bytes, *, strict: bool = False) -> ApplyRequest:
         """Parse and validate a ``Questionnaire/$populate`` body (SDC names: ``questionnaire``
         or ``canonical`` at type level; ``local``, ``context``, ``content`` accepted, unused)."""
         return read_apply_request(
             body,
             **self._reading(),
+            strict=strict,
             targets=("questionnaire", "canonical"),
             ignored_names=("local", "context", "content", "identifier"),
         )
 
-    async def read_populate_async(self, body: bytes) -> ApplyRequest:
+    async def read_populate_async(self, body: bytes, *, strict: bool = False) -> ApplyRequest:
         """:meth:`read_populate` on a worker thread."""
-        return await _offload(lambda: self.read_populate(body))
+        return await _offload(lambda: self.read_populate(body, strict=strict))
 
     # --- evaluating --------------------------------------------------------------------------
-    def run_body(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
-        """Read a body (Bundle or Parameters) and evaluate it; the body's options win."""
+    def run_body(
+        self, body: bytes, *layers: RawOptions, now: datetime, ignored: Sequence[Problem] = ()
+    ) -> TriageResult:
+        """Read a body (Bundle or Parameters) and evaluate it; the body's options win.
+        ``ignored``: request parameters that were not used, reported as :meth:`evaluate` does."""
         request = self.read(body, strict=strict_validation(*layers))
         options = self.options(*layers, request.options, now=now)
         return self.evaluate(
-            request.bundle, options, selected=request.selected, warnings=request.warnings
+            request.bundle,
+            options,
+            selected=request.selected,
+            warnings=request.warnings,
+            ignored=ignored,
         )
 
-    async def run_body_async(self, body: bytes, *layers: RawOptions, now: datetime) -> TriageResult:
+    async def run_body_async(
+        self, body: bytes, *layers: RawOptions, now: datetime, ignored: Sequence[Problem] = ()
+    ) -> TriageResult:
         """:meth:`run_body` on a worker thread."""
-        return await _offload(lambda: self.run_body(body, *layers, now=now))
+        return await _offload(lambda: self.run_body(body, *layers, now=now, ignored=ignored))
 
     async def evaluate_async(
         self,
@@ -215,10 +225,13 @@ class Pipeline:
         *,
         selected: frozenset[int] | None = None,
         warnings: Sequence[Problem] = (),
+        ignored: Sequence[Problem] = (),
     ) -> TriageResult:
         """:meth:`evaluate` on a worker thread."""
         return await _offload(
-            lambda: self.evaluate(bundle, options, selected=selected, warnings=warnings)
+            lambda: self.evaluate(
+                bundle, options, selected=selected, warnings=warnings, ignored=ignored
+            )
         )
 
     def evaluate(
@@ -228,11 +241,13 @@ class Pipeline:
         *,
         selected: frozenset[int] | None = None,
         warnings: Sequence[Problem] = (),
+        ignored: Sequence[Problem] = (),
     ) -> TriageResult:
         """Evaluate every patient in a validated Bundle (``selected``: the entries validation
         found relevant, ``TriageRequest.selected``; otherwise relevance is asked here;
-        ``warnings``: the invalid entries validation let through, ``BundleCheck.warnings``,
-        reported in the result's general OperationOutcome)."""
+        ``warnings``: the invalid entries validation let through, ``BundleCheck.warnings``;
+        ``ignored``: request parameters not used, ``QueryOptions.ignored``; both reported in the
+        result's general OperationOutcome)."""
         pending = _pending_digest(bundle, options)
         found = ingest(bundle, self.relevance, selected=selected)
         digest = pending()
@@ -245,7 +260,7 @@ class Pipeline:
             assessment, problems = self._assess(record, found, options)
             assessments.append(assessment)
             entries += patient_entries(emitter, assessment, found, problems)
-        general = general_outcome(found, digest, options.as_of, warnings)
+        general = general_outcome(found, digest, options.as_of, warnings, ignored)
         if general:
             entries.append(general)
         log.info(
@@ -283,7 +298,7 @@ def strict_validation(*layers: RawOptions) -> bool:
     mode = "lenient"
     for layer in layers:
         value = layer.get("validation")
-        if value is not None and value != "":
+        if value is not None:  # sent empty, it is a bad value like any other
             mode = validation_mode(value)
     return mode == "strict"
 

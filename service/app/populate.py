@@ -8,18 +8,27 @@ QuestionnaireResponse to it that the record holds. ``service.fhir.populate`` wri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from service.app.pipeline import Pipeline, TriageResult
 from service.domain.forms import prefill
 from service.fhir.emit import make_id
-from service.fhir.errors import InputError
+from service.fhir.errors import InputError, Problem
 from service.fhir.populate import Answer, populate_parameters
 from service.fhir.types import Json
 
 __all__ = ["populate"]
 
 
-def populate(pipeline: Pipeline, questionnaire: Json, result: TriageResult, subject: str) -> Json:
-    """The ``$populate`` Parameters of ``questionnaire`` for ``subject`` (``Patient/{id}``)."""
+def populate(
+    pipeline: Pipeline,
+    questionnaire: Json,
+    result: TriageResult,
+    subject: str,
+    ignored: Sequence[Problem] = (),
+) -> Json:
+    """The ``$populate`` Parameters of ``questionnaire`` for ``subject`` (``Patient/{id}``);
+    ``ignored``: request parameters not used, reported in its ``issues``."""
     record = next((r for r in result.found.records if r.subject == subject), None)
     if record is None:
         raise InputError.one("processing", f"{subject} is not a patient of the data")
@@ -44,4 +53,5 @@ def populate(pipeline: Pipeline, questionnaire: Json, result: TriageResult, subj
         rid=rid,
         subject=subject,
         authored=result.options.as_of.isoformat(),
+        ignored=ignored,
     )

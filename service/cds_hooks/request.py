@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from service.fhir.errors import InputError, Problem
+from service.fhir.ids import ID_RULE, is_fhir_id
 from service.fhir.ingest import READ_TYPES
 from service.fhir.types import Json
 from service.fhir.validate import validate_resource
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_ID = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")  # https://hl7.org/fhir/R4/datatypes.html#id
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # key -> (template, resource type); only the recommended subset (read, type search, reference)
@@ -190,8 +190,8 @@ def read_cds_request(body: Any, service: CdsService) -> CdsRequest:
     if not isinstance(context, dict):
         raise _bad("context is required and must be an object", "context")
     patient_id = str(_string(context, "patientId", "context.patientId"))
-    if not _ID.match(patient_id):
-        raise _bad("context.patientId must be a FHIR id", "context.patientId")
+    if not is_fhir_id(patient_id):
+        raise _bad(f"context.patientId must be {ID_RULE}", "context.patientId")
     user_id = str(_string(context, "userId", "context.userId"))
     required, _ = HOOK_CONTEXT[hook]
     selections: tuple[str, ...] = ()

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from service.fhir.errors import InputError
+from service.fhir.request import GENERAL_PARAMETERS
 from service.fhir.types import Json
 
 __all__ = ["SUPPORTED", "searchset"]
 
-SUPPORTED = ("url", "_id", "_count", "_offset", "_summary", "_elements", "_format")
+# with FHIR's general parameters, which every operation accepts (_pretty changes nothing in JSON)
+SUPPORTED = ("url", "_id", "_count", "_offset", "_summary", "_elements", *GENERAL_PARAMETERS)
 _SUMMARY_ELEMENTS = ("resourceType", "id", "meta", "url", "version", "name", "title", "status")
 _SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",

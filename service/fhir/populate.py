@@ -10,9 +10,11 @@ left out for the clinician to fill in; groups appear when one of their items is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from service.fhir.errors import Problem
 from service.fhir.narrative import summary_narrative
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.systems import BASE
@@ -84,10 +86,17 @@ def _questions(items: list[Json]) -> int:
     return sum((i.get("type") != "group") + _questions(i.get("item", [])) for i in items)
 
 
-def populate_parameters(
-    questionnaire: Json, answers: dict[str, Answer], *, rid: str, subject: str, authored: str
+def populate_parameters(  # noqa: PLR0913 - the answer's parts, by keyword
+    questionnaire: Json,
+    answers: dict[str, Answer],
+    *,
+    rid: str,
+    subject: str,
+    authored: str,
+    ignored: Sequence[Problem] = (),
 ) -> Json:
-    """The ``$populate`` output Parameters for one subject."""
+    """The ``$populate`` output Parameters for one subject (``ignored``: request parameters not
+    used, a ``warning`` each in ``issues``)."""
     items = _items(questionnaire.get("item", []), answers)
     title = str(questionnaire.get("title") or questionnaire["url"])
     response: dict[str, Any] = {
@@ -109,14 +118,16 @@ def populate_parameters(
     outcome = operation_outcome(
         None,
         [
+            *(issue("warning", "not-supported", p.diagnostics, expression=p.expression)
+              for p in ignored),
             issue(
                 "information",
                 "informational",
                 f"{filled} of {total} items pre-filled from the record (each answer names its "
                 f"source in the {ANSWER_SOURCE} extension); the others are for the clinician.",
-            )
+            ),
         ],
-    )
+    )  # fmt: skip
     return {
         "resourceType": "Parameters",
         "parameter": [

@@ -8,7 +8,8 @@ Operation definition: https://hl7.org/fhir/R4/operations.html#request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,12 @@ from service.fhir.validate import (
 
 __all__ = [
     "ACCEPTED_BUNDLE_TYPES",
+    "GENERAL_PARAMETERS",
     "OPTION_VALUES",
+    "PATIENT_TRIAGE_OPTIONS",
+    "TRIAGE_OPTIONS",
     "VALIDATION_MODES",
+    "QueryOptions",
     "Relevant",
     "TriageRequest",
     "check_accept",
@@ -38,7 +43,9 @@ __all__ = [
     "option_value",
     "parse_json",
     "read_patient_parameters",
+    "read_query_options",
     "read_triage_request",
+    "strict_handling",
     "validation_mode",
 ]
 
@@ -58,6 +65,23 @@ OPTION_VALUES = {
 # ``validation``: lenient (default) reports an invalid entry of a type PainPath does not read as
 # a warning; strict refuses it with a 400 like any other (CONTRACT "400").
 VALIDATION_MODES = ("lenient", "strict")
+TRIAGE_OPTIONS = ("asOf", "profile", "return", "validation")  # POST $triage, /ui/summary
+PATIENT_TRIAGE_OPTIONS = (*TRIAGE_OPTIONS, "writeback")  # Patient/{id}/$triage
+# FHIR's general parameters (https://hl7.org/fhir/R4/http.html#parameters), accepted on every
+# operation: ``_format`` is checked by content negotiation, ``_pretty`` asks for whitespace
+# that changes nothing in a JSON answer.
+GENERAL_PARAMETERS = ("_format", "_pretty")
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """An operation's options as sent in the query string, and what was not understood."""
+
+    options: dict[str, str | bool]
+    # query parameters the operation does not take, accepted under lenient handling and reported
+    # in the answer's OperationOutcome (a warning each: nothing sent is silently dropped)
+    ignored: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +121,17 @@ def check_content_type(content_type: str | None) -> None:
     if media not in _JSON_TYPES:
         raise InputError.one(
             "not-supported",
-            f"Content type {media!r} is not supported; send application/fhir+json",
+            "Content-Type is not supported; send application/fhir+json (or application/json)",
         )
     charset = params.get("charset")
     if charset is not None and charset.lower() not in {"utf-8", "utf8"}:
         raise InputError.one(
-            "not-supported", f"Charset {charset[:40]!r} is not supported; FHIR JSON is UTF-8"
+            "not-supported", "The Content-Type charset is not supported; FHIR JSON is UTF-8"
         )
     if not _version_ok(params):
         raise InputError.one(
             "not-supported",
-            f"fhirVersion {params['fhirversion'][:20]!r} is not supported; "
-            "PainPath reads R4 (4.0) and R4B (4.3)",
+            "The Content-Type fhirVersion is not supported; PainPath reads R4 (4.0) and R4B (4.3)",
         )
 
 
@@ -122,8 +145,7 @@ def check_accept(accept: str | None, format_: str | None = None) -> None:
         if media not in _FORMATS or not _version_ok(params):
             raise InputError.one(
                 "not-acceptable",
-                f"_format {format_.strip()[:60]!r} is not supported; PainPath answers "
-                "application/fhir+json (_format=json)",
+                "_format is not supported; PainPath answers application/fhir+json (_format=json)",
             )
         return
     if accept is None or not accept.strip():
@@ -134,8 +156,62 @@ def check_accept(accept: str | None, format_: str | None = None) -> None:
             return
     raise InputError.one(
         "not-acceptable",
-        f"Accept {accept.strip()[:100]!r} admits nothing PainPath answers in; "
-        "ask for application/fhir+json (FHIR R4)",
+        "Accept admits nothing PainPath answers in; ask for application/fhir+json (FHIR R4)",
+    )
+
+
+def strict_handling(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks ``handling=strict`` (https://hl7.org/fhir/R4/http.html#
+    prefer): an unknown parameter is then an error instead of being reported and ignored."""
+    for preference in (prefer or "").split(","):
+        for token in preference.split(";"):
+            name, _, value = token.partition("=")
+            if name.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+                return True
+    return False
+
+
+def read_query_options(
+    params: Iterable[tuple[str, str]], names: Collection[str], *, strict: bool
+) -> QueryOptions:
+    """An operation's options (``names``) from its query string, as ``$triage``, ``$apply``,
+    ``$populate`` and ``/ui/summary`` all read them: each at most once (400 when repeated, as a
+    repeated Parameters part is); a boolean option is ``true`` or ``false``; other values are
+    checked where every option is (``service.app.options``), so an empty one is a 400 there.
+    Another parameter is reported (``QueryOptions.ignored``), or refused with ``strict``
+    (``Prefer: handling=strict``); ``_format`` and ``_pretty`` are always accepted."""
+    options: dict[str, str | bool] = {}
+    ignored: list[Problem] = []
+    for name, value in params:
+        if name in GENERAL_PARAMETERS:
+            continue
+        if name not in names:
+            ignored.append(_not_taken(name, names))
+        elif name in options:
+            raise InputError.one(
+                "invalid", f"Query parameter {name} is repeated; send it once", name
+            )
+        elif OPTION_VALUES[name] == ("valueBoolean",):
+            if value not in ("true", "false"):
+                raise InputError.one("invalid", f"{name} must be true or false", name)
+            options[name] = value == "true"
+        else:
+            options[name] = value
+    if ignored and strict:
+        raise InputError("invalid", ignored)
+    return QueryOptions(options, tuple(ignored))
+
+
+def _not_taken(name: str, names: Collection[str]) -> Problem:
+    """The report of a query parameter the operation does not take. Its name is the expression
+    when it looks like a parameter name; anything else the caller sent is not repeated."""
+    known = ", ".join((*names, *GENERAL_PARAMETERS))
+    expression = name if _PARAMETER_NAME.fullmatch(name) else None
+    what = "This query parameter" if expression else "A query parameter (its name is not shown)"
+    return Problem(
+        f"{what} is not a parameter of this operation and was ignored (Prefer: handling=strict "
+        f"refuses it); the parameters are {known}",
+        expression,
     )
 
 
@@ -144,6 +220,12 @@ def _quality(params: dict[str, str]) -> float:
         return float(params.get("q", "1"))
     except ValueError:
         return 0.0
+
+
+# orjson refuses arrays and objects nested past 1024 levels with this message
+# (https://github.com/ijl/orjson#deserialize): a cost, like PAINPATH_MAX_JSON_DEPTH, not bad JSON
+_PARSER_DEPTH_ERROR = "depth limit exceeded"
+_PARSER_MAX_DEPTH = 1024
 
 
 def parse_json(body: bytes, *, max_bytes: int, max_depth: int | None = DEFAULT_MAX_DEPTH) -> Any:
@@ -160,6 +242,13 @@ def parse_json(body: bytes, *, max_bytes: int, max_depth: int | None = DEFAULT_M
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith(_PARSER_DEPTH_ERROR):
+            # valid or not further on, the nesting alone is past what is read: its cost
+            raise InputError.one(
+                "too-costly",
+                f"Body nests JSON deeper than {_PARSER_MAX_DEPTH} levels, the most the "
+                "service parses (and more than PAINPATH_MAX_JSON_DEPTH allows)",
+            ) from exc
         raise InputError.one("invalid", f"Body is not valid JSON: {exc}") from exc
     if max_depth is not None:
         check_depth(parsed, max_depth)
@@ -197,7 +286,9 @@ def read_triage_request(  # noqa: PLR0913 - the limits and the validation policy
                 f"A {rtype} cannot be evaluated: send a Bundle, or Parameters with a bundle part",
                 "resourceType",
             )
-        raise InputError.one("structure", f"Unknown resourceType {rtype!r}", "resourceType")
+        raise InputError.one(
+            "structure", "Unknown resourceType; send a Bundle, or a Parameters", "resourceType"
+        )
     check = checked_bundle(
         resource, max_entries=max_entries, relevant=relevant, strict=strict, max_depth=max_depth
     )
@@ -223,8 +314,10 @@ def read_patient_parameters(
     for index, part in enumerate(resource.get("parameter", [])):
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
-        if name not in OPTION_VALUES:
-            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+        if name not in PATIENT_TRIAGE_OPTIONS:
+            raise InputError.one("invalid", _unknown_part(PATIENT_TRIAGE_OPTIONS), where + ".name")
+        if name in options:
+            raise InputError.one("invalid", f"Parameter {name!r} is repeated", where + ".name")
         options[name] = option_value(part, name, where)
     return options
 
@@ -252,8 +345,7 @@ def checked_bundle(  # noqa: PLR0913 - the limits and the validation policy, by 
     if bundle.get("type") not in ACCEPTED_BUNDLE_TYPES:
         raise InputError.one(
             "processing",
-            f"Bundle type {bundle.get('type')!r} cannot be evaluated; "
-            f"accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
+            f"This Bundle type cannot be evaluated; accepted: {', '.join(ACCEPTED_BUNDLE_TYPES)}",
             f"{prefix}.type",
         )
     return check
@@ -289,17 +381,19 @@ def _from_parameters(
     for index, part in enumerate(parts):
         where = f"Parameters.parameter[{index}]"
         name = part.get("name")
+        if name is None:
+            raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
+        if name != "bundle" and name not in TRIAGE_OPTIONS:  # writeback: Patient/{id}/$triage
+            raise InputError.one(
+                "invalid", _unknown_part(("bundle", *TRIAGE_OPTIONS)), where + ".name"
+            )
         if name in seen:
             raise InputError.one("invalid", f"Parameter {name!r} is repeated", where + ".name")
         seen.add(str(name))
         if name == "bundle":
             bundle = _bundle_part(part, where), where + ".resource"
-        elif name in OPTION_VALUES:
-            options[name] = option_value(part, name, where)
-        elif name is None:
-            raise InputError.one("invalid", "Missing required element 'name'", where + ".name")
         else:
-            raise InputError.one("invalid", f"Unknown parameter {name!r}", where + ".name")
+            options[name] = option_value(part, name, where)
     if bundle is None:
         raise InputError.one(
             "processing", "Parameters has no 'bundle' part", "Parameters.parameter"
@@ -316,6 +410,12 @@ def _from_parameters(
         max_depth=max_depth - 3,  # Parameters, parameter list, part: the Bundle's levels
     )
     return TriageRequest(resource, options, check.selected, check.warnings)
+
+
+def _unknown_part(names: Iterable[str]) -> str:
+    """The message for a Parameters part this operation does not take (its name, which the
+    expression locates, is not repeated)."""
+    return f"Unknown parameter; this operation takes {', '.join(names)}"
 
 
 def _bundle_part(part: dict[str, Any], where: str) -> dict[str, Any]:

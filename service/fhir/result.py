@@ -183,14 +183,23 @@ def _resource_path(found: Ingested, ref: str) -> str | None:
 
 
 def general_outcome(
-    found: Ingested, digest: str, as_of: datetime, invalid: Sequence[Problem] = ()
+    found: Ingested,
+    digest: str,
+    as_of: datetime,
+    invalid: Sequence[Problem] = (),
+    ignored: Sequence[Problem] = (),
 ) -> Json | None:
     """The Bundle-level OperationOutcome entry: what concerns no single patient.
 
     ``invalid``: problems of input entries of types PainPath does not read, let through by
-    lenient validation (``BundleCheck.warnings``), one ``warning`` issue each.
+    lenient validation (``BundleCheck.warnings``), one ``warning`` issue each. ``ignored``:
+    request parameters the operation does not take (``QueryOptions.ignored``), one ``warning``
+    ``not-supported`` issue each.
     """
     issues = [
+        issue("warning", "not-supported", p.diagnostics, expression=p.expression) for p in ignored
+    ]
+    issues += [
         issue("warning", "invalid", p.diagnostics, expression=p.expression, detail="entry-invalid")
         for p in invalid
     ]

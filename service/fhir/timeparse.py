@@ -6,9 +6,18 @@ Strings that are not FHIR dates give ``None`` (validation has already reported t
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
-__all__ = ["age_days", "parse_date", "parse_datetime"]
+__all__ = ["age_days", "parse_date", "parse_datetime", "parse_option_datetime"]
+
+# The R4 dateTime lexical form (https://hl7.org/fhir/R4/datatypes.html#dateTime): "If hours and
+# minutes are specified, a time zone SHALL be populated".
+_DATETIME = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|"
+    r"3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|"
+    r"1[0-3]):[0-5][0-9]|14:00)))?)?)?"
+)
 
 # UCUM time units an Age may use (FHIR Age: a UCUM code for a time), in days: the UCUM
 # definitions of the mean Julian year and month.
@@ -31,6 +40,15 @@ def parse_datetime(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_option_datetime(value: object) -> datetime | None:
+    """An aware datetime for a request option (``asOf``), which must be an R4 date or dateTime
+    as written: unlike :func:`parse_datetime` (dates inside resources, which validation has
+    already checked), a time without a zone or surrounding whitespace gives None."""
+    if not isinstance(value, str) or _DATETIME.fullmatch(value) is None:
+        return None
+    return parse_datetime(value)
 
 
 def parse_date(value: object) -> date | None:

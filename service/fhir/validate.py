@@ -211,7 +211,7 @@ def validate_resource(resource: Any, prefix: str) -> list[Problem]:
         return [Problem("not a FHIR resource (expected a JSON object)", prefix)]
     rtype = resource.get("resourceType")
     if not known_resource_type(rtype):
-        return [Problem(f"unknown resourceType {rtype!r}", prefix + ".resourceType")]
+        return [Problem("unknown resourceType", prefix + ".resourceType")]
     problems = _schema_problems(resource, str(rtype), prefix)
     return problems or _model_problems(resource, prefix)
 

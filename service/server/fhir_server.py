@@ -26,6 +26,7 @@ import anyio
 import httpx
 import orjson
 
+from service.fhir.ids import path_segment
 from service.fhir.types import Json
 from service.server.credentials import Auth, NoAuth
 from service.server.errors import (
@@ -114,9 +115,23 @@ class FhirServerClient:
         return f"{self.base}/{path.lstrip('/')}" if path else self.base
 
     # --- reads and searches -------------------------------------------------------------------
+    def resource_url(self, rtype: str, rid: str, operation: str = "") -> str:
+        """The URL of ``{type}/{id}`` (and an operation on it), each part one percent-encoded
+        path segment. An id that is not a segment (``.``, ``..``, empty: it would name another
+        path on the server, e.g. its base) can only have come from a server's data here (the
+        API refuses it from callers), so it is an :class:`UpstreamStatusError`."""
+        try:
+            path = f"{path_segment(rtype)}/{path_segment(rid)}"
+        except ValueError as exc:
+            raise UpstreamStatusError(
+                f"a {rtype[:40]} reference has an id that is not a FHIR id",
+                request=("GET", self.base),
+            ) from exc
+        return self.url(f"{path}/{operation}" if operation else path)
+
     async def read(self, rtype: str, rid: str) -> Json:
         """``GET {type}/{id}``; :class:`UpstreamNotFoundError` for 404/410."""
-        return await self._json("GET", self.url(f"{rtype}/{rid}"), not_found_is_error=True)
+        return await self._json("GET", self.resource_url(rtype, rid), not_found_is_error=True)
 
     async def search(self, rtype: str, params: Params = ()) -> list[Json]:
         """Every matching (and included) resource, following next links."""
@@ -128,7 +143,7 @@ class FhirServerClient:
         query = [("_count", str(self.config.page_size))]
         if types:
             query.append(("_type", ",".join(types)))
-        return await self._collect(self.url(f"Patient/{patient_id}/$everything"), query)
+        return await self._collect(self.resource_url("Patient", patient_id, "$everything"), query)
 
     async def pages(self, url: str, params: Params = ()) -> AsyncIterator[Json]:
         """The searchset Bundles of a search, first page from ``url`` + ``params``."""
@@ -202,7 +217,7 @@ class FhirServerClient:
 
     async def put(self, rtype: str, rid: str, resource: Json) -> Json:
         """``PUT {type}/{id}`` (update or create at a client-chosen id)."""
-        return await self._json("PUT", self.url(f"{rtype}/{rid}"), body=resource)
+        return await self._json("PUT", self.resource_url(rtype, rid), body=resource)
 
     # --- the request loop ----------------------------------------------------------------------
     async def _json(

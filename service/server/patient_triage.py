@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,7 +25,7 @@ import anyio
 
 from service.app.options import TriageOptions
 from service.app.pipeline import Pipeline, TriageResult
-from service.fhir.errors import InputError
+from service.fhir.errors import InputError, Problem
 from service.fhir.types import Json
 from service.fhir.validate import validate_bundle
 from service.server.errors import UpstreamNotFoundError, UpstreamStatusError
@@ -32,6 +33,7 @@ from service.server.fhir_server import FhirServerClient
 from service.server.pull import (
     PULL_TYPES,
     collection_bundle,
+    not_the_patient,
     search_params,
     subject_patient_id,
 )
@@ -87,6 +89,11 @@ class PatientTriage:
     async def pull(self, patient_id: str) -> Json:
         """The patient's collection Bundle, read from the server."""
         patient = await self.client.read("Patient", patient_id)
+        wrong = not_the_patient(patient, patient_id)
+        if wrong is not None:
+            raise UpstreamStatusError(
+                wrong, request=("GET", self.client.resource_url("Patient", patient_id))
+            )
         if self.everything:
             found = await self.client.everything(patient_id, PULL_TYPES)
         else:
@@ -100,7 +107,7 @@ class PatientTriage:
         except InputError as exc:
             raise UpstreamStatusError(
                 f"the server's data for Patient/{patient_id} is not valid FHIR R4: {exc}",
-                request=("GET", self.client.url(f"Patient/{patient_id}")),
+                request=("GET", self.client.resource_url("Patient", patient_id)),
             ) from exc
         return bundle
 
@@ -108,22 +115,32 @@ class PatientTriage:
         found += await self.client.search(rtype, search_params(rtype, patient_id))
 
     # --- evaluate (+ write) ---------------------------------------------------------------------
-    async def run(self, patient_id: str, options: TriageOptions, *, writeback: bool) -> PatientRun:
-        """Evaluate one patient from the server; with ``writeback`` also write the results."""
+    async def run(
+        self,
+        patient_id: str,
+        options: TriageOptions,
+        *,
+        writeback: bool,
+        ignored: Sequence[Problem] = (),
+    ) -> PatientRun:
+        """Evaluate one patient from the server; with ``writeback`` also write the results.
+        ``ignored``: request parameters not used, reported in the result (``Pipeline``)."""
         if not writeback:
-            return await self._evaluate(patient_id, options)
+            return await self._evaluate(patient_id, options, ignored)
         async with self._lock(patient_id):
-            run = await self._evaluate(patient_id, options)
+            run = await self._evaluate(patient_id, options, ignored)
             started = time.perf_counter()
             run.write = await self._write(patient_id, run.result)
             run.timings_ms["write"] = (time.perf_counter() - started) * 1000
             return run
 
-    async def _evaluate(self, patient_id: str, options: TriageOptions) -> PatientRun:
+    async def _evaluate(
+        self, patient_id: str, options: TriageOptions, ignored: Sequence[Problem] = ()
+    ) -> PatientRun:
         started = time.perf_counter()
         bundle = await self.pull(patient_id)
         pulled = time.perf_counter()
-        result = await self.pipeline.evaluate_async(bundle, options)
+        result = await self.pipeline.evaluate_async(bundle, options, ignored=ignored)
         timings = {
             "pull": (pulled - started) * 1000,
             "evaluate": (time.perf_counter() - pulled) * 1000,

@@ -18,6 +18,7 @@ from service.server.writeback import is_painpath_result
 __all__ = [
     "PULL_TYPES",
     "collection_bundle",
+    "not_the_patient",
     "patient_id_of",
     "search_params",
     "subject_patient_id",
@@ -71,10 +72,23 @@ def _keep(resource: Json, patient_id: str) -> bool:
     return subject_patient_id(resource) == patient_id and not is_painpath_result(resource)
 
 
+def not_the_patient(answer: Json, patient_id: str) -> str | None:
+    """Why a server's answer to ``GET Patient/{patient_id}`` is not that Patient (a server that
+    answers for another path, or with another resource), or None when it is."""
+    if answer.get("resourceType") != "Patient":
+        return "the answer is not a Patient"
+    if not isinstance(answer.get("id"), str):
+        return "the Patient in the answer has no id"
+    if answer["id"] != patient_id:
+        return "the answer is another Patient (its id differs from the one requested)"
+    return None
+
+
 def collection_bundle(base: str, patient: Json, resources: list[Json]) -> Json:
-    """A ``collection`` Bundle of the patient and their resources, with absolute fullUrls."""
+    """A ``collection`` Bundle of the patient (checked with :func:`not_the_patient`) and their
+    resources, with absolute fullUrls."""
     base = base.rstrip("/")
-    patient_id = str(patient["id"])
+    patient_id = str(patient.get("id"))
     kept = {(str(r["resourceType"]), str(r["id"])): r for r in resources if _keep(r, patient_id)}
     entries = [{"fullUrl": f"{base}/Patient/{patient_id}", "resource": patient}]
     entries += [

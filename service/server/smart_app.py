@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +38,7 @@ import httpx
 
 from service.app.pipeline import Pipeline, TriageResult
 from service.fhir.errors import InputError
+from service.fhir.ids import is_fhir_id
 from service.server.credentials import BearerAuth
 from service.server.errors import UpstreamError, UpstreamStatusError, redact_url
 from service.server.fhir_server import ClientConfig, FhirServerClient
@@ -63,7 +63,6 @@ __all__ = [
 Transport = httpx.AsyncBaseTransport
 _REFUSED = 403
 _EHR_FAILED = 424
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # https://hl7.org/fhir/R4/datatypes.html#id
 
 
 class LaunchError(Exception):
@@ -253,7 +252,7 @@ async def exchange_code(  # noqa: PLR0913 - the parameters of the OAuth request,
             status=status,
         )
     patient = body.get("patient")
-    if not isinstance(patient, str) or not _FHIR_ID.match(patient):
+    if not isinstance(patient, str) or not is_fhir_id(patient):
         raise LaunchError(
             "The EHR gave no patient in context (a FHIR id) with the access token: PainPath "
             "needs one (launch from a patient's chart, or choose a patient).",

@@ -177,13 +177,13 @@ BAD: list[tuple[str, str, Any, int, str]] = [
     ("a Bundle", INSTANCE, {"resourceType": "Bundle", "type": "collection"}, 400, "Parameters"),
     ("no patient", INSTANCE, _params(), 400, "subject"),
     ("bad subject", INSTANCE, _params({"name": "subject", "valueString": "Group/1"}), 400, "Patient"),  # noqa: E501
-    ("unknown part", INSTANCE, _params({"name": "bogus", "valueString": "x"}), 400, "bogus"),
+    ("unknown part", INSTANCE, _params({"name": "bogus", "valueString": "x"}), 400, "Unknown parameter"),  # noqa: E501
     ("data not a Bundle", INSTANCE, _params({"name": "data", "resource": {"resourceType": "Patient"}}), 400, "Bundle"),  # noqa: E501
     ("invalid data", INSTANCE, _params({"name": "data", "resource": {"resourceType": "Bundle", "type": "nope"}}), 400, "not one of"),  # noqa: E501
     ("url at instance", INSTANCE, _params({"name": "url", "valueCanonical": PATHWAY}), 400, "type level"),  # noqa: E501
     ("no plan at type level", TYPE, _params(), 400, "planDefinition or url"),
-    ("another plan", TYPE, _params({"name": "url", "valueCanonical": f"{PP}/PlanDefinition/x"}), 404, "not known"),  # noqa: E501
-    ("another version", TYPE, _params({"name": "url", "valueCanonical": PATHWAY + "|1.0"}), 404, "not known"),  # noqa: E501
+    ("another plan", TYPE, _params({"name": "url", "valueCanonical": f"{PP}/PlanDefinition/x"}), 404, "Only PainPath's PlanDefinition"),  # noqa: E501
+    ("another version", TYPE, _params({"name": "url", "valueCanonical": PATHWAY + "|1.0"}), 404, "Only PainPath's PlanDefinition"),  # noqa: E501
     ("unknown instance", "/fhir/PlanDefinition/other/$apply", b"", 404, "not known"),
     ("no FHIR server", INSTANCE, _params({"name": "subject", "valueString": "Patient/p1"}), 422, "PAINPATH_FHIR_SERVER"),  # noqa: E501
     ("two subjects", INSTANCE, _params({"name": "subject", "valueString": "Patient/a"}, {"name": "subject", "valueString": "Patient/b"}), 400, "repeated"),  # noqa: E501

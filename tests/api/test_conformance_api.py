@@ -187,6 +187,10 @@ def test_unsupported_parameters_are_reported_or_refused(client: TestClient) -> N
     )
     assert strict.status_code == 400
     assert "not supported here: name" in strict.json()["issue"][0]["diagnostics"]
+    general = {"_format": "json", "_pretty": "true"}  # FHIR's general parameters: always taken
+    pretty = client.get("/fhir/ValueSet", params=general, headers={"Prefer": "handling=strict"})
+    assert pretty.status_code == 200
+    assert all(e["search"]["mode"] == "match" for e in pretty.json()["entry"])
 
 
 @pytest.mark.parametrize(

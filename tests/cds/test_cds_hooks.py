@@ -284,6 +284,8 @@ def test_null_prefetch_is_no_data(cds: TestClient) -> None:
         (lambda b: b.pop("context"), "context"),
         (lambda b: b["context"].pop("patientId"), "context.patientId"),
         (lambda b: b["context"].update(patientId="bad id/../x"), "context.patientId"),
+        (lambda b: b["context"].update(patientId=".."), "context.patientId"),
+        (lambda b: b["context"].update(patientId="."), "context.patientId"),
         (lambda b: b.update(prefetch=[]), "prefetch"),
         (lambda b: b["prefetch"].update(conditions=[1]), "prefetch.conditions"),
         (lambda b: b.update(fhirAuthorization={"access_token": "x", "token_type": "Bearer"}),

@@ -222,6 +222,25 @@ def test_read_of_a_missing_resource_is_not_found(server: FakeFhirServer) -> None
     assert caught.value.upstream_diagnostics() == ["Patient/nobody not found"]
 
 
+@pytest.mark.parametrize("rid", [".", ".."])
+def test_a_dot_segment_id_is_never_sent(server: FakeFhirServer, rid: str) -> None:
+    # joined to the base unencoded, ".." would read the base and "." search every Patient
+    with pytest.raises(UpstreamStatusError, match="not a FHIR id"):
+        run(lambda c: c.read("Patient", rid), server.transport())
+    assert not server.requests
+
+
+def test_ids_are_percent_encoded_path_segments() -> None:
+    seen: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path)
+        return httpx.Response(200, json={"resourceType": "Patient", "id": "x"})
+
+    run(lambda c: c.read("Patient", "a/b?c"), httpx.MockTransport(answer))
+    assert seen == [b"/fhir/Patient/a%2Fb%3Fc"]
+
+
 def test_an_answer_that_is_not_json_is_an_upstream_error() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200, content=b"<html>"))
     with pytest.raises(UpstreamStatusError, match="not JSON"):

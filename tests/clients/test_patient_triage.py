@@ -237,6 +237,75 @@ def test_no_server_configured_is_422() -> None:
             assert "PAINPATH_FHIR_SERVER" in answer.json()["issue"][0]["diagnostics"]
 
 
+DOT_SEGMENT_CALLS = [
+    ("/fhir/Patient/%2E%2E/$triage", None, "path.patient_id"),
+    ("/fhir/Patient/%2E/$triage", None, "path.patient_id"),
+    ("/fhir/PlanDefinition/back-pain-pathway/$apply", "Patient/..", "Parameters.parameter[0]"),
+    ("/fhir/Questionnaire/red-flag-screen/$populate", "Patient/.", "Parameters.parameter[0]"),
+]
+
+
+@pytest.mark.parametrize(("path", "subject", "where"), DOT_SEGMENT_CALLS)
+def test_dot_segment_patient_ids_are_400_and_never_reach_the_server(
+    app_client: TestClient, server: FakeFhirServer, path: str, subject: str | None, where: str
+) -> None:
+    # "." and ".." match the FHIR id pattern but are URL dot-segments: joined to the server's
+    # base they read the base itself or search every patient
+    body = None
+    if subject is not None:
+        body = {"resourceType": "Parameters", "parameter": [
+            {"name": "subject", "valueReference": {"reference": subject}}]}  # fmt: skip
+    answer = app_client.post(path, params={"asOf": AS_OF}, json=body)
+    assert answer.status_code == 400, answer.text
+    (issue,) = answer.json()["issue"]
+    assert issue["expression"] == [where]
+    assert "FHIR id" in issue["diagnostics"]
+    assert not server.requests
+
+
+def _answer_with(resource: Json) -> Any:
+    return lambda request: httpx.Response(200, json=resource)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"resourceType": "Bundle", "type": "searchset", "total": 0},  # what GET /Patient gives
+        {"resourceType": "CapabilityStatement", "status": "active"},  # ... and GET base
+        {"resourceType": "Patient", "birthDate": "1970-01-01"},
+        {"resourceType": "Patient", "id": "someone-else", "birthDate": "1970-01-01"},
+    ],
+    ids=["bundle", "other-type", "no-id", "other-id"],
+)
+def test_an_answer_that_is_not_the_requested_patient_is_502(
+    app_client: TestClient, server: FakeFhirServer, answer: Json
+) -> None:
+    server.faults = [_answer_with(answer)]
+    response = app_client.post(TRIAGE, params={"asOf": AS_OF})
+    assert response.status_code == 502, response.text
+    (issue,) = response.json()["issue"]
+    assert issue["code"] == "exception"
+    assert f"GET {BASE}/Patient/patient-1" in issue["diagnostics"]
+
+
+def test_query_options_are_read_as_for_triage(
+    app_client: TestClient, server: FakeFhirServer
+) -> None:
+    for params in ({"writeback": "maybe"}, [("asOf", AS_OF), ("asOf", AS_OF)], {"asOf": ""}):
+        assert app_client.post(TRIAGE, params=params).status_code == 400, params
+    part = {"name": "writeback", "valueBoolean": False}
+    twice = {"resourceType": "Parameters", "parameter": [part, part]}
+    assert app_client.post(TRIAGE, json=twice).status_code == 400
+    answer = app_client.post(TRIAGE, params={"asOf": AS_OF, "bogus": "1"})
+    assert answer.status_code == 200, answer.text
+    outcomes = [e["resource"] for e in answer.json()["entry"]]
+    issues = [i for r in outcomes if r["resourceType"] == "OperationOutcome" for i in r["issue"]]
+    assert [i["expression"] for i in issues if i["code"] == "not-supported"] == [["bogus"]]
+    strict = {"Prefer": "handling=strict"}
+    assert app_client.post(TRIAGE, params={"bogus": "1"}, headers=strict).status_code == 400
+    assert not server.transactions
+
+
 def test_bad_patient_id_and_body_are_400(app_client: TestClient) -> None:
     assert app_client.post("/fhir/Patient/a%20b/$triage").status_code == 400
     bad = {"resourceType": "Parameters", "parameter": [{"name": "bundle", "valueString": "x"}]}

@@ -28,7 +28,8 @@ def _read(*parts: Any, **kw: Any) -> Any:
 @pytest.mark.parametrize(
     ("parts", "message"),
     [
-        ([{"name": "subject", "valueString": "Patient/a_b"}], "not a FHIR id"),
+        ([{"name": "subject", "valueString": "Patient/a_b"}], "must be a FHIR id"),
+        ([{"name": "subject", "valueString": "Patient/.."}], "must be a FHIR id"),
         ([{"name": "url", "valueCanonical": PATHWAY}, {"name": "planDefinition", "valueCanonical": PATHWAY}], "not both"),  # noqa: E501
         ([{"valueString": "x"}], "name"),
         ([{"name": "planDefinition", "resource": {"resourceType": "Library", "url": "x"}}], "must be a PlanDefinition"),  # noqa: E501
