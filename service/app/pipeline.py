@@ -109,7 +109,7 @@ def _seed(data: bytes, options: TriageOptions) -> str:
 # Bodies from here up are hashed on a helper thread while ingest reads the Bundle: SHA-256 lets
 # go of the interpreter lock, so on a whole record (about 8 ms for 11 MB) the two overlap.
 # Below it, the hand-off costs more than the hash.
-_BACKGROUND_HASH_BYTES = 1 << 20
+_BACKGROUND_HASH_BYTES = 4 << 20
 _hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="painpath-digest")
 
 
