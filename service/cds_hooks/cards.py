@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from service.app.pipeline import Pipeline, TriageResult
 from service.domain.assessment import Assessment, Finding, ProposedService
@@ -206,7 +206,7 @@ def patient_cards(
         "detail": patient_detail(kb, assessment),
         "source": ctx.source(),
     }
-    resources = _plan_resources(result_bundle, assessment.subject)
+    resources = _suggestable(_plan_resources(result_bundle, assessment.subject))
     if resources:
         card["suggestions"] = [
             {
@@ -373,6 +373,33 @@ def _plan_resources(bundle: Json, subject: str) -> list[Json]:
         and (e["resource"].get("subject") or {}).get("reference") == subject
         and any(i.get("system") == IDENTIFIER_SYSTEM for i in e["resource"].get("identifier", ()))
     ]  # results only: an input carried along under its urn:uuid is not suggested
+
+
+def _suggestable(resources: list[Json]) -> list[Json]:
+    """The suggested resources without the references the EHR cannot resolve: a ``urn:`` that
+    names none of the suggested resources is an input known only inside PainPath's result
+    Bundle (a prefetched resource sent without id). Such a reference (or the extension that
+    holds it) is left out of its list; the resources are copies, the result Bundle is not
+    changed."""
+    local = {f"urn:uuid:{r['id']}" for r in resources}
+
+    def keep(node: object) -> bool:
+        """False for a Reference, or an extension whose value is one, naming no local urn."""
+        if not isinstance(node, dict):
+            return True
+        held = node.get("valueReference", node)
+        target = held.get("reference") if isinstance(held, dict) else None
+        return not (isinstance(target, str) and target.startswith("urn:") and target not in local)
+
+    def clean(node: object) -> object:
+        if isinstance(node, dict):
+            cleaned = {k: clean(v) for k, v in node.items()}
+            return {k: v for k, v in cleaned.items() if v != []}  # FHIR JSON has no empty arrays
+        if isinstance(node, list):
+            return [clean(v) for v in node if keep(v)]
+        return node
+
+    return [cast(Json, clean(r)) for r in resources]
 
 
 def _create(ctx: _Ctx, resource: Json) -> Json:

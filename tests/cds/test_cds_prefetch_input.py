@@ -133,3 +133,27 @@ def test_an_invalid_prefetch_resource_is_named_by_its_path_in_the_request(
     body = _request("certainty-possible-sciatica")
     mutate(body["prefetch"])
     assert _expressions(cds, body) == [where]
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["reference"]] if isinstance(node.get("reference"), str) else []
+        return own + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
+def test_suggestions_never_name_an_input_the_ehr_cannot_resolve(cds: TestClient) -> None:
+    """An input sent without id is known only by a urn inside PainPath's result: the resources
+    the card suggests creating leave such references out (and keep every other one)."""
+    body = _request("certainty-possible-sciatica")
+    with_id = _cards(cds, body)[0]["suggestions"][0]["actions"]
+    assert any(r.startswith("Condition/") for a in with_id for r in _references(a["resource"]))
+    del body["prefetch"]["conditions"]["entry"][0]["resource"]["id"]
+    actions = _cards(cds, body)[0]["suggestions"][0]["actions"]
+    created = {f"urn:uuid:{a['resource']['id']}" for a in actions}
+    references = [r for a in actions for r in _references(a["resource"])]
+    assert references
+    assert all(r in created or not r.startswith("urn:") for r in references)
+    assert all(v != [] for a in actions for v in a["resource"].values())
