@@ -122,13 +122,16 @@ class Evaluation:
             return 0.0
         return max((self.as_of - _aware(when)).total_seconds(), 0.0) / 86400 / _DAYS_PER_WEEK
 
-    def recent(self, concept: str, months: float) -> tuple[Evidence, ...]:
-        """Evidence of the concept dated within ``months`` before the evaluation date."""
+    def recent(
+        self, concept: str, months: float, *, absent_too: bool = False
+    ) -> tuple[Evidence, ...]:
+        """Evidence of the concept dated within ``months`` before the evaluation date
+        (``absent_too``: a finding recorded absent counts, as a statement that was made)."""
         horizon = self.as_of - timedelta(days=months * _DAYS_PER_MONTH)
         return self._evidence(
             f
             for f in self.facts.get(concept, ())
-            if f.item.polarity is not Polarity.ABSENT
+            if (absent_too or f.item.polarity is not Polarity.ABSENT)
             and f.item.when is not None
             and horizon <= _aware(f.item.when) <= self.as_of
         )

@@ -15,6 +15,8 @@ for knowledge authors in ``service/knowledge/README.md``):
                            there is a numeric reading at all
     rising = "concept"     latest reading higher than the one before
     recent = {concept, within_months = "param"}     statement dated within the window
+      (findings = "any": a finding recorded absent counts too - imaging that showed no stenosis
+      is imaging on record)
     since = {concept, at_least_months = "param"}    current statement that started at least
                            that long before the evaluation date (long-term use of a drug)
     treated = {weeks = "param"}                     conservative treatment spanning the window
@@ -71,7 +73,9 @@ class Context(Protocol):
 
     def readings(self, concept: str, *, advancing: bool = False) -> list[Reading]: ...
 
-    def recent(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
+    def recent(
+        self, concept: str, months: float, *, absent_too: bool = False
+    ) -> tuple[Evidence, ...]: ...
 
     def since(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
 
@@ -294,9 +298,10 @@ class _Value:
 class _Recent:
     concept: str
     param: str
+    absent_too: bool = False
 
     def evaluate(self, ctx: Context) -> Outcome:
-        return _held(ctx.recent(self.concept, ctx.param(self.param)))
+        return _held(ctx.recent(self.concept, ctx.param(self.param), absent_too=self.absent_too))
 
     def references(self) -> References:
         return References(concepts=[self.concept], parameters=[self.param])
@@ -452,7 +457,10 @@ def _value_leaf(key: str, value: Any) -> Expr:
 
 def _recent_leaf(key: str, value: Any) -> Expr:
     spec = _table(value, key, ["concept", "within_months"])
-    return _Recent(str(spec["concept"]), str(spec["within_months"]))
+    findings = spec.get("findings", "present")
+    if findings not in {"present", "any"} or set(spec) - {"concept", "within_months", "findings"}:
+        raise ValueError(f"{key}: findings is 'present' or 'any', and nothing else is allowed")
+    return _Recent(str(spec["concept"]), str(spec["within_months"]), findings == "any")
 
 
 def _since_leaf(key: str, value: Any) -> Expr:

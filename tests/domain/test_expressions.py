@@ -70,6 +70,10 @@ def test_deceased_false_holds_only_for_the_living(kb: KnowledgeBase, deceased: b
         ({"any": {"has": "fever"}}, "any: needs a non-empty list"),
         ({"treated": 6}, "treated: needs a table with weeks"),
         ({"recent": {"concept": "mri"}}, "recent: needs a table with concept, within_months"),
+        (
+            {"recent": {"concept": "mri", "within_months": "m", "findings": "some"}},
+            "recent: findings is 'present' or 'any'",
+        ),
         ({"slot": {"name": "esi"}}, "slot: needs a table with name, in"),
         ({"value": 4}, "value: needs a table with concept"),
         ({"has": "fever", "ever": "fever"}, "exactly one operator"),
@@ -105,3 +109,21 @@ def test_well_formed_counterparts_compile(expression: dict[str, Any], reads: lis
     names what it reads (for the start-up cross-checks)."""
     refs = compile_expr(expression).references()
     assert refs.concepts + refs.parameters + refs.slots == reads
+
+
+@pytest.mark.parametrize(("findings", "expected"), [("any", True), ("present", False)])
+def test_recent_findings_any_counts_a_finding_recorded_absent(
+    kb: KnowledgeBase, item: ItemOf, findings: str, expected: bool
+) -> None:
+    """Imaging that showed no compression is imaging on record: ``findings = "any"`` counts a
+    statement recorded absent; the default counts only what was found."""
+    seen = item("imaging-nerve-root-compression", polarity=Polarity.ABSENT, days_ago=90)
+    recent = {
+        "concept": "imaging-nerve-root-compression", "within_months": "recent_imaging_months",
+        "findings": findings,
+    }  # fmt: skip
+    assert _holds(kb, {"recent": recent}, make_record([seen])) is expected
+    found = item("imaging-nerve-root-compression", days_ago=90)
+    assert _holds(kb, {"recent": recent}, make_record([found]))
+    old = item("imaging-nerve-root-compression", polarity=Polarity.ABSENT, days_ago=400)
+    assert not _holds(kb, {"recent": recent}, make_record([old]))
