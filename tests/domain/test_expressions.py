@@ -74,6 +74,7 @@ def test_deceased_false_holds_only_for_the_living(kb: KnowledgeBase, deceased: b
             {"recent": {"concept": "mri", "within_months": "m", "findings": "some"}},
             "recent: findings is 'present' or 'any'",
         ),
+        ({"medication_ended": False}, "medication_ended: needs true"),
         ({"slot": {"name": "esi"}}, "slot: needs a table with name, in"),
         ({"value": 4}, "value: needs a table with concept"),
         ({"has": "fever", "ever": "fever"}, "exactly one operator"),
@@ -102,6 +103,7 @@ def test_malformed_expression_is_rejected(expression: Any, message: str) -> None
         ),
         ({"slot": {"name": "esi", "in": ["eligible"]}}, ["esi"]),
         ({"not": {"has": "fever"}}, ["fever"]),
+        ({"medication_ended": True}, []),
     ],
 )
 def test_well_formed_counterparts_compile(expression: dict[str, Any], reads: list[str]) -> None:

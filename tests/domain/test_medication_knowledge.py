@@ -37,6 +37,13 @@ from service.domain.model import Dose, DoseLine, Item, Origin
          "combinations.co-codamol: needs two or more listed ingredients"),
         ('names = ["co-codamol"]', 'names = ["Tylenol"]', "already name an ingredient"),
         ('names = ["co-codamol"]', "names = []", "co-codamol: names must not be empty"),
+        ("[route_split.systemic-corticosteroid]", "[route_split.nsaid-gel]",
+         "route_split.nsaid-gel: not a class of any ingredient"),
+        ('local = "local-corticosteroid"', 'local = "cream-steroid"',
+         "not valuesets.toml concepts: \\['cream-steroid'\\]"),
+        ('parenteral_words = [\n  "injection", "injectable", "intravenous", "intramuscular", '
+         '"infusion", "parenteral",\n  "subcutaneous", "depot",\n]', "parenteral_words = []",
+         "local_words and parenteral_words must not be empty"),
     ],
 )  # fmt: skip
 def test_medication_file_defects_stop_start_up(
@@ -201,6 +208,13 @@ _MS_CONTIN = "Morphine sulfate 30 mg extended-release tablet [MS Contin]"
          ("morphine", 45.0, "", "morphine 45 MME/day")),
         (_lines(DoseLine(1, None, 2, max_per_day=8, max_unit="{tablet}")),
          ("morphine", 60.0, "", "morphine 60 MME/day")),  # the cap is above the dose
+        # a cap in a unit that is neither a mass nor a count (mL of a tablet) is not read
+        (_lines(DoseLine(1, None, 2, max_per_day=5, max_unit="mL")),
+         ("morphine", 60.0, "", "morphine 60 MME/day")),
+        # a dose given as a mass needs its amount
+        (_lines(DoseLine(None, "mg", 2)),
+         ("morphine", None, "no amount per dose",
+          "morphine: MME not computable (no amount per dose)")),
     ],
 )  # fmt: skip
 def test_dosage_lines(
@@ -251,3 +265,15 @@ def test_an_opioid_without_a_cdc_factor_is_not_computable(kb: KnowledgeBase) -> 
     assert _mme(kb, "Diamorphine 10mg tablets", _d(1, None, 2)) == [
         ("diamorphine", None, "no CDC 2022 factor")
     ]
+
+
+def test_a_cap_in_doses_of_a_liquid_is_not_read_as_mg(kb: KnowledgeBase) -> None:
+    """A strength per mL needs the volume: neither the dose nor its cap in doses is computed."""
+    dose = _lines(DoseLine(5, "mL", 4, max_per_day=6, max_unit=None))
+    item = Item(
+        "MedicationRequest/m", Origin.MEDICATION, (), "Morphine sulfate 10 mg/5 mL oral solution",
+        dose=dose,
+    )  # fmt: skip
+    (found,) = opioid_doses(item, Matcher(kb).ingredients, kb.medications.mme, "opioid")
+    assert (found.ingredient, found.mme) == ("morphine", None)
+    assert found.why == "strength per hour or per mL"
