@@ -315,3 +315,93 @@ def test_each_patient_gets_only_its_own_findings(pipeline: Pipeline, name: str) 
                 assert subject == f"{server}/Patient/1", issue
                 named += 1
     assert named  # b's hypertension, in b's outcome only
+
+
+# ------------------------------------------------------------------ the red-flag screen note
+
+
+def _notes(result: Json) -> dict[str, list[tuple[str, str]]]:
+    """Per OperationOutcome (by the subject its diagnostics name): (detail code, diagnostics)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for entry in result["entry"]:
+        if entry["resource"]["resourceType"] == "OperationOutcome":
+            for issue in entry["resource"]["issue"]:
+                code = issue["details"]["coding"][0]["code"]
+                owner = issue["diagnostics"].split(": ", 1)[0]
+                owner = owner if owner.startswith(("Patient/", "http")) else "Bundle"
+                found.setdefault(owner, []).append((code, issue["diagnostics"]))
+    return found
+
+
+def _codes(notes: list[tuple[str, str]]) -> list[str]:
+    return [code for code, _ in notes]
+
+
+def _vital_sign(subject: Json) -> Json:
+    category = "http://terminology.hl7.org/CodeSystem/observation-category"
+    return {
+        "resource": {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "category": [{"coding": [{"system": category, "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": subject,
+            "valueQuantity": {"value": 72, "unit": "/min"},
+        }
+    }
+
+
+def test_a_red_flag_given_by_identifier_is_the_patients(pipeline: Pipeline) -> None:
+    bundle = _bundle(
+        _patient(identifier=[MRN]),
+        _condition("c1", _ref("Patient/1")),
+        _condition("c2", {"identifier": MRN}, CAUDA_EQUINA),
+    )
+    result = _run(pipeline, bundle)
+    flags = [e for e in result["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
+    assert [f["resource"]["patient"]["reference"] for f in flags] == ["Patient/1"]
+    assert "skipped-entry" not in _codes(_notes(result).get("Bundle", []))
+
+
+def test_an_entry_no_patient_is_found_for_is_named_in_the_only_patients_screen_note(
+    pipeline: Pipeline,
+) -> None:
+    """RULES §0: "not documented" only when no entry could have been a red-flag finding."""
+    bundle = _bundle(
+        _patient(identifier=[MRN]),
+        _condition("c1", _ref("Patient/1")),
+        _condition("c2", {"identifier": {**MRN, "value": "MRN-9"}}, CAUDA_EQUINA),
+    )
+    notes = _notes(_run(pipeline, bundle))
+    assert "red-flag-screen-not-documented" not in _codes(notes["Patient/1"])
+    [text] = [t for c, t in notes["Patient/1"] if c == "red-flag-screen-unrecognised-entries"]
+    assert f"Condition {SNOMED}|{CAUDA_EQUINA} at Bundle.entry[2]" in text
+    assert _codes(notes["Bundle"]) == ["skipped-entry"]  # and still reported where it is
+
+
+def test_a_vital_sign_no_patient_is_found_for_is_no_red_flag_finding(pipeline: Pipeline) -> None:
+    bundle = _bundle(
+        _patient(), _condition("c1", _ref("Patient/1")), _vital_sign(_ref("Patient/ghost"))
+    )
+    notes = _notes(_run(pipeline, bundle))
+    assert "red-flag-screen-not-documented" in _codes(notes["Patient/1"])
+    assert "red-flag-screen-unrecognised-entries" not in _codes(notes["Patient/1"])
+
+
+def test_with_two_patients_an_unassigned_entry_is_named_at_bundle_level_only(
+    pipeline: Pipeline,
+) -> None:
+    """It could be either's, or neither's: no patient's note claims it."""
+    bundle = _bundle(
+        _patient(),
+        _patient("2"),
+        _condition("c1", _ref("Patient/1")),
+        _condition("c2", _ref("Patient/2")),
+        _condition("c3", _ref("Patient/ghost"), CAUDA_EQUINA),
+    )
+    notes = _notes(_run(pipeline, bundle))
+    for subject in ("Patient/1", "Patient/2"):
+        assert "red-flag-screen-not-documented" in _codes(notes[subject])
+        assert "red-flag-screen-unrecognised-entries" not in _codes(notes[subject])
+    assert _codes(notes["Bundle"]) == ["skipped-entry"]
