@@ -1,11 +1,15 @@
 """Bundle -> per-patient records of :class:`~service.domain.model.Item` (docs/clinical-rules.md §0).
 
 Works on the parsed JSON (already validated by ``service.fhir.validate``), never on models, so a
-large ``Patient/$everything`` bundle costs one pass. Subjects resolve through the Patient entries'
-``fullUrl`` (``urn:uuid:…`` or absolute) and ``Patient/{id}``. In a Bundle without any Patient
-entry, a ``Patient/{id}`` reference (relative or absolute) names a patient known only by reference
-(age unknown); once the Bundle carries Patient entries, a reference to any other patient is
-unresolved. Entries that cannot be attributed to a
+large ``Patient/$everything`` bundle costs one pass. Subjects resolve as FHIR resolves references
+in a Bundle: an absolute reference (or ``urn:uuid:…``) to the Patient entry whose ``fullUrl`` it
+is; a relative ``Patient/{id}`` against the base of the referencing entry's own RESTful fullUrl,
+else by its id when exactly one patient of the Bundle has that id (two patients with the same id
+on different servers keep their entries apart, and an entry that could be either's is skipped);
+a subject given only as an ``identifier`` to the one Patient carrying it. In a Bundle without any
+Patient entry, a ``Patient/{id}`` reference names a patient known only by reference (age
+unknown), one per server when the same id is named on several; once the Bundle carries Patient
+entries, a reference to any other patient is unresolved. Entries that cannot be attributed to a
 patient, Patient entries nothing can refer to (neither ``id`` nor ``fullUrl``), a searchset's
 ``search.mode = outcome`` entry (relayed: the search may have been incomplete), and resources
 PainPath ignores by status (refuted, entered-in-error, cancelled…), are reported as
@@ -20,6 +24,7 @@ the assessments identical), and a real record is mostly such vital signs and lab
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -102,6 +107,8 @@ class Ingested:
     entries: list[Json] = field(default_factory=list)
     # the Bundle's Medication entries by every reference that may name them (``medication_of``)
     medications: dict[str, Json] = field(default_factory=dict)
+    # the entries of types PainPath reads whose subject names no patient (skipped), by index
+    unassigned: list[int] = field(default_factory=list)
 
 
 # --- small JSON readers ------------------------------------------------------------------------
@@ -411,20 +418,46 @@ _EXTRACTORS: dict[str, Callable[[str, Json, _Context], Iterator[Item]]] = {
 
 
 # --- subject resolution ------------------------------------------------------------------------
+# A RESTful fullUrl, ``[base]/[type]/[id]`` (optionally versioned): a relative reference in its
+# resource resolves against that base (https://hl7.org/fhir/R4/bundle.html#references)
+_RESTFUL = re.compile(
+    r"^(?P<base>[A-Za-z][A-Za-z0-9+.\-]*://.+)/[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}"
+    r"(?:/_history/[^/]+)?$"
+)
+_NO_PATIENT = "subject does not resolve to a patient"
+_AMBIGUOUS = (
+    "subject {reference} could name {count} patients of the Bundle (the same id on different "
+    "servers) and the entry's fullUrl does not say which; not assigned to any of them"
+)
+_SHARED_IDENTIFIER = (
+    "subject identifier {system}|{value} is carried by {count} patients of the Bundle; not "
+    "assigned to any of them"
+)
+
+
 @dataclass(slots=True)
 class _Patients:
-    """Patient keys by every reference form that may point at them."""
+    """The Bundle's patients, and which one a ``subject`` (or ``patient``) element names.
 
-    aliases: dict[str, str] = field(default_factory=dict)
+    A patient's key is its fullUrl, else ``Patient/{id}``. Its subject, which the results refer
+    to it by and derive their ids from, is ``Patient/{id}`` (a ``urn:`` fullUrl stays itself),
+    except when another patient of the Bundle has the same id: a patient sent with an absolute
+    fullUrl is then that URL, so the same id on two servers is two patients with their own ids.
+    """
+
+    exact: dict[str, str] = field(default_factory=dict)  # fullUrl -> key
+    claims: dict[str, list[str]] = field(default_factory=dict)  # Patient/{id} -> keys
+    identifiers: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # system, value
+    located: set[str] = field(default_factory=set)  # keys of patients with an absolute fullUrl
     subjects: dict[str, str] = field(default_factory=dict)
     demographics: dict[str, Demographics] = field(default_factory=dict)
     anonymous: list[str] = field(default_factory=list)
-    # ``Patient/{id}`` -> the absolute fullUrl the patient came with: an absolute reference to
-    # the same id on another server is another patient (FHIR Bundle reference resolution)
-    located: dict[str, str] = field(default_factory=dict)
     # the first Patient entry of each key; a later one with other content is not used
     first: dict[str, Json] = field(default_factory=dict)
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (entry path, key)
+    # no Patient entry: ``Patient/{id}`` -> the absolute URLs its references name (None: a
+    # relative reference with no base); set by ``known_by_reference``
+    servers: dict[str, set[str | None]] | None = None
 
     def add(self, where: str, full_url: str | None, res: Json) -> None:
         rid = res.get("id")
@@ -438,42 +471,128 @@ class _Patients:
                 self.conflicts.append((where, key))
             return
         self.first[key] = res
-        subject = f"Patient/{rid}" if rid and not key.startswith("urn:") else key
-        for alias in filter(None, [full_url, f"Patient/{rid}" if rid else None]):
-            self.aliases[alias] = key
-        if full_url and "/Patient/" in full_url:
-            self.aliases["Patient/" + full_url.rsplit("/Patient/", 1)[1]] = key
+        names = {f"Patient/{rid}"} if rid else set()
+        if full_url:
+            self.exact[full_url] = key
+            if "/Patient/" in full_url:
+                names.add("Patient/" + full_url.rsplit("/Patient/", 1)[1])
             if "://" in full_url:
-                self.located["Patient/" + full_url.rsplit("/Patient/", 1)[1]] = full_url
-        self.subjects[key] = subject
-        birth = parse_date(res.get("birthDate"))
-        died = parse_datetime(res.get("deceasedDateTime"))
-        deceased = res.get("deceasedBoolean") is True or died is not None
-        self.demographics[key] = Demographics(subject, birth, res.get("gender"), deceased, died)
+                self.located.add(key)
+        for name in names:
+            self.claims.setdefault(name, []).append(key)
+        for ident in res.get("identifier") or ():
+            pair = _identifier(ident)
+            if pair is not None and key not in self.identifiers.setdefault(pair, []):
+                self.identifiers[pair].append(key)
 
-    def resolve(self, reference: str | None) -> str | None:
-        if not reference:
-            return None
-        if reference in self.aliases:
-            return self.aliases[reference]
-        relative = _relative_patient(reference)
-        if relative is None or not self._same_server(relative, reference):
-            return None
-        if relative in self.aliases:
-            return self.aliases[relative]
-        if self.demographics or self.anonymous:
-            return None  # the Bundle carries its patients; this one is not among them
-        self.aliases[relative] = relative
-        self.subjects[relative] = relative
-        return relative
+    def settle(self) -> None:
+        """Every patient's subject and demographics, once all Patient entries are known."""
+        shared = {key for keys in self.claims.values() if len(keys) > 1 for key in keys}
+        for key, res in self.first.items():
+            rid = res.get("id")
+            own = key.startswith("urn:") or not rid or (key in self.located and key in shared)
+            subject = key if own else f"Patient/{rid}"
+            self.subjects[key] = subject
+            birth = parse_date(res.get("birthDate"))
+            died = parse_datetime(res.get("deceasedDateTime"))
+            deceased = res.get("deceasedBoolean") is True or died is not None
+            self.demographics[key] = Demographics(subject, birth, res.get("gender"), deceased, died)
 
-    def _same_server(self, relative: str, reference: str) -> bool:
-        """False when an absolute reference names, on another server, the id of a patient the
-        Bundle gave with an absolute fullUrl (the same URL at any version is the same one)."""
-        located = self.located.get(relative)
-        if located is None or "://" not in reference:
-            return True
-        return reference.split("/_history/")[0].rstrip("/") == located
+    def known_by_reference(self, entries: list[Json]) -> None:
+        """A Bundle without Patient entries: its patients are those its entries refer to, one per
+        id, or one per server when references name the same id on different servers."""
+        self.servers = {}
+        for entry in entries:
+            res = entry.get("resource")
+            if not isinstance(res, dict) or res.get("resourceType") not in READ_TYPES:
+                continue
+            holder = res.get("subject") or res.get("patient")
+            reference = holder.get("reference") if isinstance(holder, dict) else None
+            found = _patient_url(reference, entry.get("fullUrl"))
+            if found is not None:
+                self.servers.setdefault(found[0], set()).add(found[1])
+
+    def resolve(self, holder: object, full_url: object) -> tuple[str | None, str]:
+        """The key of the patient a ``subject`` (or ``patient``) names, or None and why not;
+        ``full_url``: the referencing entry's, whose base a relative reference resolves against."""
+        if not isinstance(holder, dict):
+            return None, _NO_PATIENT
+        reference = holder.get("reference")
+        if isinstance(reference, str) and reference:
+            return self._referenced(reference, full_url if isinstance(full_url, str) else None)
+        pair = _identifier(holder.get("identifier"))
+        keys = self.identifiers.get(pair, []) if pair is not None else []
+        if len(keys) == 1:  # a logical reference to the one Patient that carries the identifier
+            return keys[0], ""
+        if pair is not None and keys:
+            return None, _SHARED_IDENTIFIER.format(system=pair[0], value=pair[1], count=len(keys))
+        return None, _NO_PATIENT
+
+    def _referenced(self, reference: str, full_url: str | None) -> tuple[str | None, str]:
+        target = reference.split("/_history/")[0].rstrip("/")
+        if target in self.exact:  # the entry whose fullUrl it is (at any version)
+            return self.exact[target], ""
+        found = _patient_url(reference, full_url)
+        if found is None:
+            return None, _NO_PATIENT
+        relative, url = found
+        if self.servers is not None:
+            return self._by_reference(reference, relative, url)
+        if url is not None and url in self.exact:  # relative, against the entry's own base
+            return self.exact[url], ""
+        return self._by_id(reference, relative, absolute="://" in target)
+
+    def _by_id(self, reference: str, relative: str, *, absolute: bool) -> tuple[str | None, str]:
+        """The one patient ``Patient/{id}`` can name (an absolute URL that is no patient's
+        fullUrl never names a patient sent with another absolute one); ambiguous otherwise."""
+        claimants = self.claims.get(relative, [])
+        if absolute:
+            claimants = [key for key in claimants if key not in self.located]
+        if len(claimants) == 1:
+            return claimants[0], ""
+        if claimants:
+            return None, _AMBIGUOUS.format(reference=reference, count=len(claimants))
+        return None, _NO_PATIENT  # the Bundle carries its patients; this one is not among them
+
+    def _by_reference(
+        self, reference: str, relative: str, url: str | None
+    ) -> tuple[str | None, str]:
+        """A patient known only by reference: ``Patient/{id}``, or its absolute URL when
+        references name that id on more than one server."""
+        servers = {s for s in (self.servers or {}).get(relative, ()) if s is not None}
+        if len(servers) <= 1:
+            key = relative
+        elif url is not None:
+            key = url
+        else:
+            return None, _AMBIGUOUS.format(reference=reference, count=len(servers))
+        self.subjects.setdefault(key, key)
+        return key, ""
+
+
+def _identifier(value: object) -> tuple[str, str] | None:
+    """(system, value) of an Identifier that has both."""
+    if not isinstance(value, dict):
+        return None
+    system, code = value.get("system"), value.get("value")
+    if isinstance(system, str) and system and isinstance(code, str) and code:
+        return system, code
+    return None
+
+
+def _patient_url(reference: object, full_url: object) -> tuple[str, str | None] | None:
+    """(``Patient/{id}``, the absolute URL the reference names, or None when it is relative and
+    the referencing entry has no RESTful fullUrl) of a Patient reference; None otherwise."""
+    if not isinstance(reference, str):
+        return None
+    target = reference.split("/_history/")[0].rstrip("/")
+    relative = _relative_patient(target)
+    if relative is None:
+        return None
+    if "://" in target:
+        return relative, target
+    match = _RESTFUL.match(full_url) if isinstance(full_url, str) else None
+    return relative, f"{match['base']}/{relative}" if match else None
 
 
 def _relative_patient(reference: str) -> str | None:
@@ -484,11 +603,6 @@ def _relative_patient(reference: str) -> str | None:
     if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
         return f"Patient/{parts[-1]}"
     return None
-
-
-def _subject_reference(res: Json) -> str | None:
-    holder = res.get("subject") or res.get("patient")
-    return holder.get("reference") if isinstance(holder, dict) else None
 
 
 def _ignored_reason(rtype: str, res: Json) -> str | None:
@@ -521,6 +635,9 @@ def ingest(
         res = entry.get("resource") or {}
         if res.get("resourceType") == "Patient":
             patients.add(f"Bundle.entry[{index}]", entry.get("fullUrl"), res)
+    patients.settle()
+    if not patients.first and not patients.anonymous:
+        patients.known_by_reference(entries)
     medications = medication_catalogue(entries)
     keep: Callable[[int, Json], bool] | None = None
     if selected is not None:
@@ -567,6 +684,7 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
     ref_types: dict[str, str] = {}
     entry_paths: dict[str, str] = {}
     read: dict[str, list[tuple[str, int]]] = {}
+    unassigned: list[int] = []
     for index, entry in enumerate(entries):
         res = entry.get("resource")
         if not isinstance(res, dict):
@@ -584,9 +702,10 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
             unused[rtype] += 1
             continue
         where = f"Bundle.entry[{index}]"
-        key = patients.resolve(_subject_reference(res))
+        key, why = patients.resolve(res.get("subject") or res.get("patient"), entry.get("fullUrl"))
         if key is None:
-            skipped.append(Skip(where, f"{rtype}: subject does not resolve to a patient"))
+            skipped.append(Skip(where, f"{rtype}: {why}"))
+            unassigned.append(index)
             continue
         items.setdefault(key, [])
         ref = _ref_of(index, entry, res)
@@ -612,7 +731,7 @@ def _collect(entries: list[Json], patients: _Patients, readers: _Readers) -> Ing
     answered = {patients.subjects[k]: v for k, v in answers.items()}
     return Ingested(
         records, skipped, unused, ref_types, answered, entry_paths, read, entries,
-        readers.medications,
+        readers.medications, unassigned,
     )  # fmt: skip
 
 

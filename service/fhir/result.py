@@ -27,7 +27,13 @@ from service.fhir.narrative import describe
 from service.fhir.outcome import issue, operation_outcome
 from service.fhir.systems import BASE
 from service.fhir.types import Json
-from service.fhir.unrecognised import MAX_PATHS, Group, Unrecognised, unrecognised
+from service.fhir.unrecognised import (
+    MAX_PATHS,
+    Group,
+    Unrecognised,
+    unassigned_findings,
+    unrecognised,
+)
 
 __all__ = [
     "carried_inputs", "general_outcome", "no_patient_reason", "patient_entries", "result_bundle",
@@ -85,7 +91,12 @@ def _patient_outcome(
     """The patient's OperationOutcome; each issue names the patient (an OperationOutcome has no
     subject element, and a Bundle may carry several patients)."""
     missed = unrecognised(found, assessment)
-    issues = [_note(emitter.kb, n.code, missed, assessment.out_of_range) for n in assessment.notes]
+    # entries no patient could be found for may be this one's when the Bundle holds no other
+    elsewhere = unassigned_findings(found) if len(found.records) == 1 else []
+    issues = [
+        _note(emitter.kb, n.code, missed, assessment.out_of_range, elsewhere)
+        for n in assessment.notes
+    ]
     issues += [
         issue(
             s.severity, "informational", s.reason, expression=s.expression, detail="skipped-entry"
@@ -120,10 +131,15 @@ _FINDING = frozenset({None, "boolean"})  # value types of findings (not scores o
 
 
 def _note(
-    kb: KnowledgeBase, code: str, missed: Unrecognised, unread: Sequence[OutOfRange] = ()
+    kb: KnowledgeBase,
+    code: str,
+    missed: Unrecognised,
+    unread: Sequence[OutOfRange] = (),
+    unassigned: Sequence[str] = (),
 ) -> Json:
     """A rule's note; an undocumented red-flag screen names the entries PainPath could not read
-    that might have been a red-flag finding (RULES §0: never "not documented" because of coding)."""
+    that might have been a red-flag finding (RULES §0: never "not documented" because of coding),
+    and ``unassigned``: entries that might have been one but no patient could be found for."""
     candidates = [f"{g.rtype} {g.label}" for g in missed.findings()] if code == _SCREEN_NOTE else []
     if code == _SCREEN_NOTE:  # a finding recognised whose answer could not be read
         candidates += [
@@ -131,6 +147,7 @@ def _note(
             for o in unread
             if o.reason is not None and kb.valuesets.concepts[o.concept].value_type in _FINDING
         ]
+        candidates += unassigned
     if candidates:
         code = _SCREEN_UNREAD
     note = kb.catalogue.notes[code]

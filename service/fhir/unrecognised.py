@@ -5,7 +5,9 @@ with the number of entries that carry it and their paths, so a whole record of t
 signs and claims lines reports a few dozen lines, not thousands. When the red-flag screen is
 otherwise "not documented", the unrecognised entries that could have been a red-flag finding (a
 Condition, or an Observation that is not a vital sign or laboratory result) are named in its place:
-a finding PainPath could not read never turns into "not documented".
+a finding PainPath could not read never turns into "not documented". So are, when the Bundle holds
+one patient, such entries that were skipped because their subject could not be resolved to a
+patient (``unassigned_findings``): they may well have been about that patient.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from service.domain.assessment import Assessment
 from service.fhir.ingest import Ingested, referenced_medication
 from service.fhir.types import Json
 
-__all__ = ["MAX_PATHS", "Group", "Unrecognised", "unrecognised"]
+__all__ = ["MAX_PATHS", "Group", "Unrecognised", "unassigned_findings", "unrecognised"]
 
 _CODE_ELEMENT = {
     "Condition": "code",
@@ -77,6 +79,23 @@ def unrecognised(found: Ingested, assessment: Assessment) -> Unrecognised:
         group.paths.append(f"Bundle.entry[{index}].resource.{element}")
         group.maybe_finding |= _maybe_finding(rtype, resource)
     return Unrecognised(tuple(groups[k] for k in sorted(groups)))
+
+
+def unassigned_findings(found: Ingested) -> list[str]:
+    """The entries skipped because their subject names no patient of the Bundle that could have
+    been a red-flag finding (a Condition, or an Observation that is not a vital sign or laboratory
+    result), each named by type, code and entry path."""
+    named = []
+    for index in found.unassigned:
+        resource = found.entries[index].get("resource") or {}
+        rtype = str(resource.get("resourceType"))
+        if _maybe_finding(rtype, resource):
+            label = _label(resource.get(_CODE_ELEMENT[rtype]))
+            named.append(
+                f"{rtype} {label} at Bundle.entry[{index}] (its subject could not be resolved to "
+                "a patient)"
+            )
+    return named
 
 
 def _medication_label(resource: Json, medications: dict[str, Json]) -> tuple[str, bool]:
