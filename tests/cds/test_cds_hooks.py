@@ -10,6 +10,7 @@ import orjson
 import pytest
 from cds_testkit import (
     CASES,
+    about_someone_else,
     as_of,
     case_patient_id,
     case_resources,
@@ -22,7 +23,6 @@ from starlette.testclient import TestClient
 
 from service.app.pipeline import canonical_bytes
 from service.cds_hooks.request import PREFETCH, Sourced, cds_bundle
-from service.server.pull import subject_patient_id
 
 Json = dict[str, Any]
 AppFactory = Any
@@ -208,20 +208,10 @@ GOLDEN = [
 ]
 
 
-def _about_someone_else(case: Json) -> bool:
-    """Whether the case's Bundle holds a record entry about another patient (a Bundle may; a
-    prefetch, about the context patient only, may not)."""
-    patient = case_patient_id(case)
-    return any(
-        r["resourceType"] not in {"Patient", "Medication"} and subject_patient_id(r) != patient
-        for r in case_resources(case)
-    )
-
-
 @pytest.mark.parametrize("name", GOLDEN)
 def test_golden_vignette_indicator(cds: TestClient, name: str) -> None:
     case = load_case(name)
-    if _about_someone_else(case):
+    if about_someone_else(case):
         body = hook_request(
             "patient-view", case_patient_id(case), prefetch=prefetch_for(case_resources(case))
         )

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.cds_hooks.request import PREFETCH, PREFETCH_TYPES
+from service.server.pull import subject_patient_id
 
 Json = dict[str, Any]
 CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"
@@ -39,6 +40,16 @@ def case_resources(case: Json) -> list[Json]:
 def case_patient_id(case: Json) -> str:
     """The id of the case's Patient."""
     return str(next(r["id"] for r in case_resources(case) if r["resourceType"] == "Patient"))
+
+
+def about_someone_else(case: Json) -> bool:
+    """Whether the case's Bundle holds a record entry about another patient, or naming none (a
+    Bundle may; a prefetch, about the context patient only, may not: CDS Hooks answers 400)."""
+    patient = case_patient_id(case)
+    return any(
+        r["resourceType"] not in {"Patient", "Medication"} and subject_patient_id(r) != patient
+        for r in case_resources(case)
+    )
 
 
 def as_of(case: Json) -> datetime:
