@@ -48,6 +48,7 @@ from service.fhir.request import TriageRequest, read_triage_request, validation_
 from service.fhir.result import (
     carried_inputs,
     general_outcome,
+    incomplete_search,
     no_patient_reason,
     patient_entries,
     result_bundle,
@@ -260,7 +261,9 @@ class Pipeline:
             assessment, problems = self._assess(record, found, options)
             assessments.append(assessment)
             entries += patient_entries(emitter, assessment, found, problems)
-        general = general_outcome(found, digest, options.as_of, warnings, ignored)
+        general = general_outcome(
+            found, digest, options.as_of, warnings, ignored, incomplete=incomplete_search(bundle)
+        )
         if general:
             entries.append(general)
         log.info(

@@ -36,7 +36,8 @@ from service.fhir.unrecognised import (
 )
 
 __all__ = [
-    "carried_inputs", "general_outcome", "no_patient_reason", "patient_entries", "result_bundle",
+    "carried_inputs", "general_outcome", "incomplete_search", "no_patient_reason",
+    "patient_entries", "result_bundle",
 ]  # fmt: skip
 
 
@@ -199,19 +200,45 @@ def _resource_path(found: Ingested, ref: str) -> str | None:
     return f"{where}.resource" if where else None
 
 
-def general_outcome(
+def incomplete_search(bundle: Json) -> str | None:
+    """Why a searchset body is one page of a larger result (a ``next`` link, or a ``total``
+    above the matches it holds): the record it carries may be incomplete. None otherwise."""
+    if bundle.get("type") != "searchset":
+        return None
+    links = bundle.get("link")
+    if isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" for link in links
+    ):
+        return "The searchset has a 'next' link: it is one page of a larger result"
+    entries = bundle.get("entry")
+    listed = entries if isinstance(entries, list) else []
+    matches = sum(
+        1
+        for e in listed
+        if isinstance(e, dict) and (e.get("search") or {}).get("mode", "match") == "match"
+    )
+    total = bundle.get("total")
+    if isinstance(total, int) and total > matches:
+        return f"The searchset's total is {total} but it holds {matches} matches"
+    return None
+
+
+def general_outcome(  # noqa: PLR0913 - what concerns no single patient, by keyword
     found: Ingested,
     digest: str,
     as_of: datetime,
     invalid: Sequence[Problem] = (),
     ignored: Sequence[Problem] = (),
+    *,
+    incomplete: str | None = None,
 ) -> Json | None:
     """The Bundle-level OperationOutcome entry: what concerns no single patient.
 
     ``invalid``: problems of input entries of types PainPath does not read, let through by
     lenient validation (``BundleCheck.warnings``), one ``warning`` issue each. ``ignored``:
     request parameters the operation does not take (``QueryOptions.ignored``), one ``warning``
-    ``not-supported`` issue each.
+    ``not-supported`` issue each. ``incomplete``: why the input is one page of a search
+    (:func:`incomplete_search`); the patients were evaluated on what was sent.
     """
     issues = [
         issue("warning", "not-supported", p.diagnostics, expression=p.expression) for p in ignored
@@ -225,6 +252,11 @@ def general_outcome(
         for s in found.skipped
         if s.patient is None
     ]
+    if incomplete is not None:
+        text = f"{incomplete}; the record may be incomplete: evaluated on the entries sent only"
+        issues.append(
+            issue("warning", "incomplete", text, expression="Bundle", detail="search-incomplete")
+        )
     if found.unused:
         parts = ", ".join(f"{name} ({count})" for name, count in sorted(found.unused.items()))
         issues.append(

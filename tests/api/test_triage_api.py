@@ -347,6 +347,33 @@ def test_searchset_outcome_entry_is_relayed_not_used(client: TestClient) -> None
     assert "entries-not-used" not in issue_codes(result)
 
 
+_PAGES = "https://ehr.example/fhir/Condition?patient=patient-1&page="
+
+
+@pytest.mark.parametrize(
+    ("page", "incomplete"),
+    [
+        ({"total": 1}, False),  # every match is here (the includes are not counted)
+        ({}, False),
+        ({"total": 2}, True),
+        ({"total": 1, "link": [{"relation": "next", "url": f"{_PAGES}2"}]}, True),
+        ({"total": 1, "link": [{"relation": "self", "url": f"{_PAGES}1"}]}, False),
+    ],
+)  # fmt: skip
+def test_one_page_of_a_larger_search_is_evaluated_and_said(
+    client: TestClient, page: Json, incomplete: bool
+) -> None:
+    """A searchset that is one page (a next link, or a total above its matches) is evaluated on
+    what was sent, and the answer says the record may be incomplete."""
+    result = _ok(client, {**_searchset(case_bundle(CAUDA)), **page})
+    said = [i for i in issues(result) if i.get("code") == "incomplete" and i.get("expression")]
+    assert bool(said) is incomplete
+    assert ("search-incomplete" in issue_codes(result)) is incomplete
+    if incomplete:
+        assert said[0]["expression"] == ["Bundle"]
+        assert "may be incomplete" in said[0]["diagnostics"]
+
+
 def test_document_composition_is_reported_as_not_used(client: TestClient) -> None:
     result = _ok(client, _document(case_bundle(CAUDA)))
     unused = [

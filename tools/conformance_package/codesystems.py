@@ -46,6 +46,11 @@ OUTCOME_CODES = {
         "a dataAbsentReason) or cannot be read (an answer PainPath does not know, a number for a "
         "yes/no finding, no number for a score) was not used; diagnostics says which.",
     ),
+    "search-incomplete": (
+        "Search result incomplete",
+        "The input is one page of a larger search result (a next link, or a total above its "
+        "matches): the patients were evaluated on the entries sent only.",
+    ),
     "questionnaire-not-scored": (
         "Questionnaire not scored",
         "A QuestionnaireResponse could not be scored (e.g. incomplete).",
