@@ -8,7 +8,8 @@ entry, a ``Patient/{id}`` reference (relative or absolute) names a patient known
 unresolved. Entries that cannot be attributed to a
 patient, Patient entries nothing can refer to (neither ``id`` nor ``fullUrl``), a searchset's
 ``search.mode = outcome`` entry (relayed: the search may have been incomplete), and resources
-PainPath ignores by status (refuted, entered-in-error, cancelled…), are reported as
+PainPath ignores by status (refuted, entered-in-error, cancelled…) or, for a MedicationRequest, by
+``intent`` (a proposal, plan, directive or option: not an order to take the drug), are reported as
 :class:`Skip` items - nothing is dropped silently. Each patient's items feed the
 engine; the reference -> resource-type map feeds the emitter (``addresses``, ``reasonReference``).
 
@@ -74,6 +75,10 @@ _ACTIVITY_DONE = {"completed": Polarity.HISTORY, "stopped": Polarity.HISTORY}
 _ACTIVITY_ONGOING = {"in-progress": Polarity.PRESENT, "on-hold": Polarity.PRESENT}
 _COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator (R4 quantity-comparator)
 _HISTORY_STATUS = {"completed", "stopped", "inactive"}
+# MedicationRequest.intent (R4 request-intent) that does not ask for the drug to be taken: a
+# proposal or an option is a suggestion, a plan an intention without authorisation, a directive
+# a patient's own instruction; none says the patient has or takes the drug
+_NOT_ORDERED = frozenset({"proposal", "plan", "directive", "option"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +505,12 @@ def _ignored_reason(rtype: str, res: Json) -> str | None:
     status = res.get("status")
     if status in _IGNORED_STATUS.get(rtype, ()):
         return f"{rtype} ignored: status is {status}"
+    intent = res.get("intent")
+    if rtype == "MedicationRequest" and intent in _NOT_ORDERED:
+        return (
+            f"MedicationRequest ignored: intent is {intent} (a suggestion or plan, not an order "
+            "the patient takes the drug by)"
+        )
     return None
 
 
