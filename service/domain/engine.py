@@ -27,10 +27,10 @@ from service.domain.facts import Fact, Matcher, OutOfRange
 from service.domain.knowledge import DRUGS_PLACEHOLDER, FACT_PREFIX, KnowledgeBase, Proposal, Rule
 from service.domain.medications import IngredientIndex
 from service.domain.mme import opioid_doses
-from service.domain.model import Item, Origin, PatientRecord, Polarity
+from service.domain.model import Item, Origin, PatientRecord, Polarity, Supply
 from service.domain.trace import Evidence, RuleFiring, RuleRef
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "supplied_until"]
 
 _DAYS_PER_WEEK = 7.0
 _INGREDIENT_HOW = "ingredient "  # how a drug-class fact found by ingredient is traced (facts.py)
@@ -388,23 +388,42 @@ def match_facts(
     return facts, rejected
 
 
+def supplied_until(kb: KnowledgeBase, item: Item) -> Item:
+    """A dispensed or given medication with the end of its supply filled in: the record's own
+    (a dispense's days' supply), else the window after it was supplied (``medications.toml``
+    ``[supply]``)."""
+    if item.supply is None or item.until is not None or item.when is None:
+        return item
+    windows = kb.medications.supply
+    window = (
+        timedelta(days=windows.dispensed_days)
+        if item.supply is Supply.DISPENSED
+        else timedelta(hours=windows.administered_hours)
+    )
+    return replace(item, until=_aware(item.when) + window)
+
+
 def _current_medications(
-    items: tuple[Item, ...], as_of: datetime
+    kb: KnowledgeBase, items: tuple[Item, ...], as_of: datetime
 ) -> tuple[tuple[Item, ...], set[str]]:
     """A medication whose status says current but whose period (MedicationStatement
-    ``effectivePeriod.end``, MedicationRequest ``dispenseRequest.validityPeriod.end``) ended
-    before the evaluation date is not current: it counts as history, and is reported."""
+    ``effectivePeriod.end``, MedicationRequest ``dispenseRequest.validityPeriod.end``, an
+    in-progress MedicationAdministration's period) ended before the evaluation date is not
+    current: it counts as history, and is reported. A dispensed or given one whose supply ran
+    out before it (``supplied_until``) is history too, with nothing to report."""
     kept: list[Item] = []
     ended: set[str] = set()
     for item in items:
-        if (
-            item.origin is Origin.MEDICATION
-            and item.polarity is Polarity.PRESENT
-            and item.until is not None
-            and _aware(item.until) < as_of
-        ):
-            item = replace(item, polarity=Polarity.HISTORY)
-            ended.add(item.ref)
+        if item.origin is Origin.MEDICATION:
+            item = supplied_until(kb, item)
+            if (
+                item.polarity is Polarity.PRESENT
+                and item.until is not None
+                and _aware(item.until) < as_of
+            ):
+                if item.supply is None:
+                    ended.add(item.ref)
+                item = replace(item, polarity=Polarity.HISTORY)
         kept.append(item)
     return tuple(kept), ended
 
@@ -419,7 +438,7 @@ def evaluate(
 ) -> Assessment:
     """Evaluate one patient's record against the knowledge base at ``as_of``."""
     matcher = matcher or Matcher(kb)
-    items, ended = _current_medications(record.items, _aware(as_of))
+    items, ended = _current_medications(kb, record.items, _aware(as_of))
     facts, rejected = match_facts(matcher, items)
     ev = Evaluation(kb, record, _aware(as_of), profile, facts, rejected, matcher.ingredients)
     ev.ended = tuple(

@@ -35,8 +35,9 @@ from service.domain.model import (
     PatientRecord,
     Polarity,
     QuestionnaireAnswers,
+    Supply,
 )
-from service.fhir.dosage import dose_of
+from service.fhir.dosage import days_supplied, dose_of
 from service.fhir.systems import UCUM, normalise_code, normalise_system
 from service.fhir.timeparse import age_days, parse_date, parse_datetime
 from service.fhir.types import Json
@@ -50,7 +51,8 @@ __all__ = [
 READ_TYPES = frozenset(
     {
         "Patient", "Condition", "Observation", "Procedure", "MedicationStatement",
-        "MedicationRequest", "DiagnosticReport", "ImagingStudy", "Device",
+        "MedicationRequest", "MedicationDispense", "MedicationAdministration",
+        "DiagnosticReport", "ImagingStudy", "Device",
         "QuestionnaireResponse", "Medication", "CarePlan",
     }
 )  # fmt: skip
@@ -63,6 +65,9 @@ _IGNORED_STATUS: dict[str, frozenset[str]] = {
     "Procedure": frozenset({"entered-in-error", "not-done"}),
     "MedicationStatement": frozenset({"entered-in-error"}),
     "MedicationRequest": frozenset({"entered-in-error", "cancelled", "draft"}),
+    # a dispense that did not happen (cancelled, declined) or was halted before hand-over
+    "MedicationDispense": frozenset({"entered-in-error", "cancelled", "declined", "stopped"}),
+    "MedicationAdministration": frozenset({"entered-in-error", "not-done"}),
     "DiagnosticReport": frozenset({"entered-in-error", "cancelled"}),
     "ImagingStudy": frozenset({"entered-in-error", "cancelled"}),
     "Device": frozenset({"entered-in-error"}),
@@ -75,6 +80,11 @@ _ACTIVITY_DONE = {"completed": Polarity.HISTORY, "stopped": Polarity.HISTORY}
 _ACTIVITY_ONGOING = {"in-progress": Polarity.PRESENT, "on-hold": Polarity.PRESENT}
 _COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator (R4 quantity-comparator)
 _HISTORY_STATUS = {"completed", "stopped", "inactive"}
+# a MedicationDispense not handed over yet: the supply is on its way (preparation, in-progress)
+# or paused (on-hold); with no date it is current, like an active request
+_DISPENSE_PENDING = frozenset({"preparation", "in-progress", "on-hold"})
+# a MedicationAdministration still going on (an infusion running, or paused)
+_ADMINISTRATION_ONGOING = frozenset({"in-progress", "on-hold"})
 # MedicationRequest.intent (R4 request-intent) that does not ask for the drug to be taken: a
 # proposal or an option is a suggestion, a plan an intention without authorisation, a directive
 # a patient's own instruction; none says the patient has or takes the drug
@@ -319,6 +329,45 @@ def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     yield replace(item, dose=dose)
 
 
+def _dispense(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    """A MedicationDispense: the drug is current from its hand-over (``whenHandedOver``, else
+    ``whenPrepared``) for its ``daysSupply``; with no days' supply for the knowledge window
+    (``Supply.DISPENSED``). A dispense with no date is current while not yet handed over, and
+    otherwise history: when it was supplied is unknown."""
+    medication = referenced_medication(res, ctx.medications)
+    codes, text = _codes(_medication_concept(res, medication))
+    dose = dose_of(res, medication)
+    handed = parse_datetime(res.get("whenHandedOver")) or parse_datetime(res.get("whenPrepared"))
+    if handed is None:
+        pending = res.get("status") in _DISPENSE_PENDING
+        polarity = Polarity.PRESENT if pending else Polarity.HISTORY
+        yield Item(ref, Origin.MEDICATION, codes, text, polarity, dose=dose)
+        return
+    days = days_supplied(res.get("daysSupply"))
+    until = handed + timedelta(days=days) if days is not None else None
+    yield Item(
+        ref, Origin.MEDICATION, codes, text, when=handed, until=until, dose=dose,
+        supply=Supply.DISPENSED,
+    )  # fmt: skip
+
+
+def _administration(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    """A MedicationAdministration: current while in progress (or on hold) until its period's
+    end; once over (completed, stopped part-way, unknown) for the knowledge window after the
+    moment it was given (``Supply.ADMINISTERED``)."""
+    medication = referenced_medication(res, ctx.medications)
+    codes, text = _codes(_medication_concept(res, medication))
+    dose = dose_of(res, medication)
+    start, end = _moment(res, "effective")
+    if res.get("status") in _ADMINISTRATION_ONGOING:
+        yield Item(ref, Origin.MEDICATION, codes, text, when=start, until=end, dose=dose)
+        return
+    given = end or start
+    supply = Supply.ADMINISTERED if given is not None else None
+    polarity = Polarity.PRESENT if given is not None else Polarity.HISTORY
+    yield Item(ref, Origin.MEDICATION, codes, text, polarity, when=given, dose=dose, supply=supply)
+
+
 def referenced_medication(res: Json, medications: dict[str, Json]) -> Json | None:
     """The Medication ``medicationReference`` names (contained or a Bundle entry), if any."""
     reference = (res.get("medicationReference") or {}).get("reference")
@@ -409,6 +458,8 @@ _EXTRACTORS: dict[str, Callable[[str, Json, _Context], Iterator[Item]]] = {
     "CarePlan": _care_plan,
     "MedicationStatement": _medication,
     "MedicationRequest": _medication,
+    "MedicationDispense": _dispense,
+    "MedicationAdministration": _administration,
     "DiagnosticReport": _report,
     "ImagingStudy": _imaging_study,
     "Device": _device,
