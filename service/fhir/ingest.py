@@ -215,21 +215,49 @@ class _Context:
 
 
 def _condition(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    """A Condition; its ``abatement[x]`` is ``until`` (the engine reads an abatement on or before
+    the evaluation date as history, whatever ``clinicalStatus`` says)."""
     clinical = _first_code(res.get("clinicalStatus"))
     polarity = Polarity.HISTORY if clinical in _CONDITION_HISTORY else Polarity.PRESENT
     codes, text = _codes(res.get("code"))
     onset, _ = _moment(res, "onset")
     if onset is None and ctx.birth is not None:
-        onset = _onset_from_age(res, ctx.birth)
+        onset = _at_age(res, "onset", ctx.birth)
     recorded = parse_datetime(res.get("recordedDate"))
-    yield Item(ref, Origin.CONDITION, codes, text, polarity, when=onset, recorded=recorded)
+    abated = _abatement(res, ctx.birth)
+    yield Item(
+        ref, Origin.CONDITION, codes, text, polarity, when=onset, until=abated, recorded=recorded
+    )
 
 
-def _onset_from_age(res: Json, birth: date) -> datetime | None:
-    """``onsetAge`` (or the low end of ``onsetRange``) as a moment: birth date plus the age."""
-    age = res.get("onsetAge")
+# an abatement recorded without a date (``abatementString``, an age with no birth date, the
+# STU3 ``abatementBoolean``): the condition abated at some time before it was recorded
+_ABATED_LONG_AGO = datetime.min.replace(tzinfo=UTC)
+
+
+def _abatement(res: Json, birth: date | None) -> datetime | None:
+    """When the Condition abated: ``abatementDateTime``, the end (else start) of
+    ``abatementPeriod``, an ``abatementAge`` (or ``abatementRange``) placed by the birth date,
+    or, for an abatement given without a usable date, ``_ABATED_LONG_AGO``."""
+    start, end = _moment(res, "abatement")
+    if end or start:
+        return end or start
+    if "abatementAge" in res or "abatementRange" in res:
+        return (_at_age(res, "abatement", birth) if birth else None) or _ABATED_LONG_AGO
+    string = res.get("abatementString")
+    if res.get("abatementBoolean") is True or (isinstance(string, str) and string.strip()):
+        return _ABATED_LONG_AGO
+    return None
+
+
+def _at_age(res: Json, prefix: str, birth: date) -> datetime | None:
+    """``{prefix}Age`` (or the low end of ``{prefix}Range``; for an abatement the high end, when
+    it is surely over) as a moment: birth date plus the age."""
+    age = res.get(prefix + "Age")
     if age is None:
-        age = (res.get("onsetRange") or {}).get("low")
+        age_range = res.get(prefix + "Range") or {}
+        ends = ("high", "low") if prefix == "abatement" else ("low",)
+        age = next((age_range[e] for e in ends if isinstance(age_range.get(e), dict)), None)
     if not isinstance(age, dict) or not isinstance(age.get("value"), int | float):
         return None
     days = age_days(float(age["value"]), age.get("code") or age.get("unit"))
