@@ -14,6 +14,7 @@ from typing import Any
 
 from service.app.pipeline import Pipeline, TriageResult
 from service.domain.assessment import Assessment, Conclusion, Finding, ProposedService
+from service.domain.engine import supplied_until
 from service.domain.explanation import patient_explanation
 from service.domain.facts import Matcher
 from service.domain.forms import questionnaire_title
@@ -147,8 +148,8 @@ def _timeline(
 ) -> Json:
     """Symptom duration (the onset the engine used) against the acute and chronic windows, with
     the treatments tried."""
-    facts = [
-        (fact.concept, fact.item)
+    facts = [  # a dispensed or given drug spans its supply (``supplied_until``)
+        (fact.concept, supplied_until(kb, fact.item))
         for item in (record.items if record else ())
         for fact in matcher.match(item)[0]
     ]

@@ -27,10 +27,10 @@ from service.domain.facts import Fact, Matcher, OutOfRange
 from service.domain.knowledge import DRUGS_PLACEHOLDER, FACT_PREFIX, KnowledgeBase, Proposal, Rule
 from service.domain.medications import IngredientIndex
 from service.domain.mme import opioid_doses
-from service.domain.model import Item, Origin, PatientRecord, Polarity
+from service.domain.model import Item, Origin, PatientRecord, Polarity, Supply
 from service.domain.trace import Evidence, RuleFiring, RuleRef
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "supplied_until"]
 
 _DAYS_PER_WEEK = 7.0
 _INGREDIENT_HOW = "ingredient "  # how a drug-class fact found by ingredient is traced (facts.py)
@@ -70,6 +70,7 @@ class Evaluation:
     firings: list[RuleFiring] = field(default_factory=list)
     stopped: bool = False
     ended: tuple[Evidence, ...] = ()  # medications recorded as current whose period has ended
+    abated: tuple[Evidence, ...] = ()  # conditions recorded as current that have abated
 
     # --- Context: what expressions may ask -------------------------------------------------
     def present(self, concept: str, *, history: bool = False) -> tuple[Evidence, ...]:
@@ -157,6 +158,11 @@ class Evaluation:
         """Medications whose status says current but whose period ended before the evaluation
         date (read as history, not as current)."""
         return self.ended
+
+    def conditions_abated(self) -> tuple[Evidence, ...]:
+        """Conditions whose clinicalStatus says current (or is absent) but that abated on or
+        before the evaluation date (read as history, not as current)."""
+        return self.abated
 
     def treated_weeks(self) -> tuple[float, tuple[Evidence, ...]]:
         """The longest documented conservative-treatment span, in weeks."""
@@ -388,25 +394,55 @@ def match_facts(
     return facts, rejected
 
 
-def _current_medications(
-    items: tuple[Item, ...], as_of: datetime
-) -> tuple[tuple[Item, ...], set[str]]:
-    """A medication whose status says current but whose period (MedicationStatement
-    ``effectivePeriod.end``, MedicationRequest ``dispenseRequest.validityPeriod.end``) ended
-    before the evaluation date is not current: it counts as history, and is reported."""
+def supplied_until(kb: KnowledgeBase, item: Item) -> Item:
+    """A dispensed or given medication with the end of its supply filled in: the record's own
+    (a dispense's days' supply), else the window after it was supplied (``medications.toml``
+    ``[supply]``)."""
+    if item.supply is None or item.until is not None or item.when is None:
+        return item
+    windows = kb.medications.supply
+    window = (
+        timedelta(days=windows.dispensed_days)
+        if item.supply is Supply.DISPENSED
+        else timedelta(hours=windows.administered_hours)
+    )
+    return replace(item, until=_aware(item.when) + window)
+
+
+def _current_items(
+    kb: KnowledgeBase, items: tuple[Item, ...], as_of: datetime
+) -> tuple[tuple[Item, ...], set[str], set[str]]:
+    """Items that say current but are not at ``as_of`` become history: a medication whose period
+    (MedicationStatement ``effectivePeriod.end``, MedicationRequest
+    ``dispenseRequest.validityPeriod.end``, an in-progress MedicationAdministration's period)
+    ended before the evaluation date (``ended``, reported); a dispensed or given one whose supply
+    ran out before it (``supplied_until``; nothing to report); a Condition whose ``abatement[x]``
+    is on or before it (``abated``, reported: FHIR con-4 wants it inactive, resolved or in
+    remission)."""
     kept: list[Item] = []
     ended: set[str] = set()
+    abated: set[str] = set()
     for item in items:
-        if (
-            item.origin is Origin.MEDICATION
+        if item.origin is Origin.MEDICATION:
+            item = supplied_until(kb, item)
+            if (
+                item.polarity is Polarity.PRESENT
+                and item.until is not None
+                and _aware(item.until) < as_of
+            ):
+                if item.supply is None:
+                    ended.add(item.ref)
+                item = replace(item, polarity=Polarity.HISTORY)
+        elif (
+            item.origin is Origin.CONDITION
             and item.polarity is Polarity.PRESENT
             and item.until is not None
-            and _aware(item.until) < as_of
+            and _aware(item.until) <= as_of
         ):
+            abated.add(item.ref)
             item = replace(item, polarity=Polarity.HISTORY)
-            ended.add(item.ref)
         kept.append(item)
-    return tuple(kept), ended
+    return tuple(kept), ended, abated
 
 
 def evaluate(
@@ -419,12 +455,16 @@ def evaluate(
 ) -> Assessment:
     """Evaluate one patient's record against the knowledge base at ``as_of``."""
     matcher = matcher or Matcher(kb)
-    items, ended = _current_medications(record.items, _aware(as_of))
+    items, ended, abated = _current_items(kb, record.items, _aware(as_of))
     facts, rejected = match_facts(matcher, items)
     ev = Evaluation(kb, record, _aware(as_of), profile, facts, rejected, matcher.ingredients)
     ev.ended = tuple(
         sorted({replace(f.evidence(), value="period ended") for fs in facts.values()
                 for f in fs if f.item.ref in ended})
+    )  # fmt: skip
+    ev.abated = tuple(
+        sorted({replace(f.evidence(), value="abated") for fs in facts.values()
+                for f in fs if f.item.ref in abated})
     )  # fmt: skip
     for rule in kb.rules:
         if ev.stopped:

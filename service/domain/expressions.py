@@ -27,6 +27,8 @@ for knowledge authors in ``service/knowledge/README.md``):
     mme_unknown = {known = true}        a current opioid whose daily MME cannot be computed
     profile = "name"       the guideline profile in use
     medication_ended = true  a medication recorded as current whose period has ended
+    condition_abated = true  a condition recorded as current whose abatement is on or before
+                           the evaluation date
 
 Comparisons name parameters, never literal numbers, so every threshold lives in
 ``parameters.toml``. Each node returns whether it holds and the evidence that made it hold.
@@ -80,6 +82,8 @@ class Context(Protocol):
     def since(self, concept: str, months: float) -> tuple[Evidence, ...]: ...
 
     def medications_ended(self) -> tuple[Evidence, ...]: ...
+
+    def conditions_abated(self) -> tuple[Evidence, ...]: ...
 
     def treated_weeks(self) -> tuple[float, tuple[Evidence, ...]]: ...
 
@@ -328,10 +332,19 @@ class _MedicationEnded:
         return References()
 
 
-def _medication_ended_leaf(key: str, value: Any) -> Expr:
+@dataclass(frozen=True, slots=True)
+class _ConditionAbated:
+    def evaluate(self, ctx: Context) -> Outcome:
+        return _held(ctx.conditions_abated())
+
+    def references(self) -> References:
+        return References()
+
+
+def _true_leaf(key: str, value: Any) -> Expr:
     if value is not True:
         raise ValueError(f"{key}: needs true")
-    return _MedicationEnded()
+    return _MedicationEnded() if key == "medication_ended" else _ConditionAbated()
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +499,8 @@ _LEAVES: dict[str, Callable[[str, Any], Expr]] = {
     "value": _value_leaf,
     "recent": _recent_leaf,
     "since": _since_leaf,
-    "medication_ended": _medication_ended_leaf,
+    "medication_ended": _true_leaf,
+    "condition_abated": _true_leaf,
     "treated": lambda key, value: _Treated(str(_table(value, key, ["weeks"])["weeks"])),
     "fact": lambda key, value: _Fact(str(value)),
     "slot": _slot_leaf,

@@ -28,6 +28,7 @@ __all__ = [
     "Medications",
     "MmeFactor",
     "RouteSplit",
+    "SupplyWindows",
     "check_medications",
 ]
 
@@ -105,11 +106,22 @@ class RenalDosing(_Strict):
     bands: list[RenalBand]
 
 
+class SupplyWindows(_Strict):
+    """How long a medication known from its supply counts as current when the record gives no
+    end: a dispense (days after its hand-over) and an administration that is over (hours after
+    it was given), with their source."""
+
+    dispensed_days: float = Field(gt=0)
+    administered_hours: float = Field(gt=0)
+    source: str
+
+
 class Medications(_Strict):
     """``medications.toml``."""
 
     version: str
     opioid_class: str  # the class concept whose members' daily dose is counted in MME
+    supply: SupplyWindows
     ingredients: dict[str, Ingredient]
     combinations: dict[str, Combination] = Field(default_factory=dict)
     route_split: dict[str, RouteSplit] = Field(default_factory=dict)

@@ -21,6 +21,7 @@ __all__ = [
     "PatientRecord",
     "Polarity",
     "QuestionnaireAnswers",
+    "Supply",
 ]
 
 
@@ -42,6 +43,16 @@ class Origin(StrEnum):
     IMAGING = "imaging"
     DEVICE = "device"
     QUESTIONNAIRE = "questionnaire"
+
+
+class Supply(StrEnum):
+    """A medication known from its supply rather than a statement of use: it counts as current
+    from ``Item.when`` to ``Item.until``, or, when the record gives no end, for a knowledge
+    window after ``when`` (``parameters.toml``); after that it is history, and no note is due (a
+    supply running out is not a record contradicting itself)."""
+
+    DISPENSED = "dispensed"  # handed over: for its days' supply
+    ADMINISTERED = "administered"  # given (and over): for a short while after
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,7 @@ class Item:
     unit: str | None = None  # of ``value``: a UCUM code, else the sender's unit text
     comparator: str | None = None  # "<", "<=", ">=" or ">": the true value lies beyond ``value``
     dose: Dose | None = None  # a medication's dosage, when the input gives one
+    supply: Supply | None = None  # a medication dispensed or given: current for a while only
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
-"""A medication's dosage read from the wire: ``MedicationRequest.dosageInstruction`` or
-``MedicationStatement.dosage`` (R4 Dosage, https://hl7.org/fhir/R4/dosage.html).
+"""A medication's dosage read from the wire: ``MedicationRequest.dosageInstruction``,
+``MedicationDispense.dosageInstruction`` or ``MedicationStatement.dosage`` (R4 Dosage,
+https://hl7.org/fhir/R4/dosage.html), and ``MedicationAdministration.dosage`` (one
+administration: its ``dose`` and ``route``, with no timing, so never a daily dose by itself).
 
 Every dosage line is read, each with its own ``sequence`` (the engine adds lines that apply
 together and takes the highest of sequential ones). A line gives the amount per administration
@@ -18,7 +20,7 @@ from __future__ import annotations
 from service.domain.model import Dose, DoseLine
 from service.fhir.types import Json
 
-__all__ = ["dose_of"]
+__all__ = ["days_supplied", "dose_of"]
 
 # Administrations a day for the HL7 timing abbreviations that state one
 # (http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation, the FHIR timing-abbreviation set).
@@ -27,11 +29,22 @@ _TIMING_CODES = {
     "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0,
 }  # fmt: skip
 _DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.4375}
+# a days' supply is often written with a unit text instead of a UCUM code
+_DAY_WORDS = {
+    "day": 1.0,
+    "days": 1.0,
+    "week": 7.0,
+    "weeks": 7.0,
+    "month": 30.4375,
+    "months": 30.4375,
+}
 
 
 def dose_of(resource: Json, medication: Json | None) -> Dose | None:
-    """The dosage of a MedicationRequest/MedicationStatement, or None when it gives none."""
+    """The dosage of a medication resource, or None when it gives none."""
     found = resource.get("dosageInstruction") or resource.get("dosage")
+    if isinstance(found, dict):  # MedicationAdministration.dosage: what was given, once
+        found = [_administered(found)]
     found = found if isinstance(found, list) else []
     lines = tuple(_line(line) for line in found if isinstance(line, dict))
     strengths = _strengths(medication)
@@ -43,6 +56,28 @@ def dose_of(resource: Json, medication: Json | None) -> Dose | None:
     if empty and not strengths and route is None:
         return None
     return Dose(lines, strengths, route)
+
+
+def _administered(dosage: Json) -> Json:
+    """A MedicationAdministration's ``dosage`` as a Dosage line: its dose and route (no timing:
+    one administration says nothing of how often)."""
+    line: Json = {"route": dosage.get("route")}
+    if isinstance(dosage.get("dose"), dict):
+        line["doseAndRate"] = [{"doseQuantity": dosage["dose"]}]
+    return line
+
+
+def days_supplied(quantity: object) -> float | None:
+    """``MedicationDispense.daysSupply`` in days (a Quantity in days, weeks or months; no unit
+    means days), or None when it is missing, not positive or in another unit."""
+    if not isinstance(quantity, dict):
+        return None
+    value = quantity.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    unit = quantity.get("code") or quantity.get("unit") or "d"
+    days = _DAYS.get(str(unit)) or _DAY_WORDS.get(str(unit).strip().lower())
+    return float(value) * days if days else None
 
 
 def _words(concept: object) -> list[str]:

@@ -342,6 +342,8 @@ class Emitter:
                 "Procedure",
                 "MedicationStatement",
                 "MedicationRequest",
+                "MedicationDispense",
+                "MedicationAdministration",
                 "Device",
             ),
             activity=[{"reference": {"reference": ref}} for ref in requests]

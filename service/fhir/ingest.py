@@ -12,7 +12,8 @@ unknown), one per server when the same id is named on several; once the Bundle c
 entries, a reference to any other patient is unresolved. Entries that cannot be attributed to a
 patient, Patient entries nothing can refer to (neither ``id`` nor ``fullUrl``), a searchset's
 ``search.mode = outcome`` entry (relayed: the search may have been incomplete), and resources
-PainPath ignores by status (refuted, entered-in-error, cancelled…), are reported as
+PainPath ignores by status (refuted, entered-in-error, cancelled…) or, for a MedicationRequest, by
+``intent`` (a proposal, plan, directive or option: not an order to take the drug), are reported as
 :class:`Skip` items - nothing is dropped silently. Each patient's items feed the
 engine; the reference -> resource-type map feeds the emitter (``addresses``, ``reasonReference``).
 
@@ -39,8 +40,9 @@ from service.domain.model import (
     PatientRecord,
     Polarity,
     QuestionnaireAnswers,
+    Supply,
 )
-from service.fhir.dosage import dose_of
+from service.fhir.dosage import days_supplied, dose_of
 from service.fhir.systems import UCUM, normalise_code, normalise_system
 from service.fhir.timeparse import age_days, parse_date, parse_datetime
 from service.fhir.types import Json
@@ -54,7 +56,8 @@ __all__ = [
 READ_TYPES = frozenset(
     {
         "Patient", "Condition", "Observation", "Procedure", "MedicationStatement",
-        "MedicationRequest", "DiagnosticReport", "ImagingStudy", "Device",
+        "MedicationRequest", "MedicationDispense", "MedicationAdministration",
+        "DiagnosticReport", "ImagingStudy", "Device",
         "QuestionnaireResponse", "Medication", "CarePlan",
     }
 )  # fmt: skip
@@ -67,6 +70,9 @@ _IGNORED_STATUS: dict[str, frozenset[str]] = {
     "Procedure": frozenset({"entered-in-error", "not-done"}),
     "MedicationStatement": frozenset({"entered-in-error"}),
     "MedicationRequest": frozenset({"entered-in-error", "cancelled", "draft"}),
+    # a dispense that did not happen (cancelled, declined) or was halted before hand-over
+    "MedicationDispense": frozenset({"entered-in-error", "cancelled", "declined", "stopped"}),
+    "MedicationAdministration": frozenset({"entered-in-error", "not-done"}),
     "DiagnosticReport": frozenset({"entered-in-error", "cancelled"}),
     "ImagingStudy": frozenset({"entered-in-error", "cancelled"}),
     "Device": frozenset({"entered-in-error"}),
@@ -79,6 +85,15 @@ _ACTIVITY_DONE = {"completed": Polarity.HISTORY, "stopped": Polarity.HISTORY}
 _ACTIVITY_ONGOING = {"in-progress": Polarity.PRESENT, "on-hold": Polarity.PRESENT}
 _COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator (R4 quantity-comparator)
 _HISTORY_STATUS = {"completed", "stopped", "inactive"}
+# a MedicationDispense not handed over yet: the supply is on its way (preparation, in-progress)
+# or paused (on-hold); with no date it is current, like an active request
+_DISPENSE_PENDING = frozenset({"preparation", "in-progress", "on-hold"})
+# a MedicationAdministration still going on (an infusion running, or paused)
+_ADMINISTRATION_ONGOING = frozenset({"in-progress", "on-hold"})
+# MedicationRequest.intent (R4 request-intent) that does not ask for the drug to be taken: a
+# proposal or an option is a suggestion, a plan an intention without authorisation, a directive
+# a patient's own instruction; none says the patient has or takes the drug
+_NOT_ORDERED = frozenset({"proposal", "plan", "directive", "option"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,21 +222,49 @@ class _Context:
 
 
 def _condition(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    """A Condition; its ``abatement[x]`` is ``until`` (the engine reads an abatement on or before
+    the evaluation date as history, whatever ``clinicalStatus`` says)."""
     clinical = _first_code(res.get("clinicalStatus"))
     polarity = Polarity.HISTORY if clinical in _CONDITION_HISTORY else Polarity.PRESENT
     codes, text = _codes(res.get("code"))
     onset, _ = _moment(res, "onset")
     if onset is None and ctx.birth is not None:
-        onset = _onset_from_age(res, ctx.birth)
+        onset = _at_age(res, "onset", ctx.birth)
     recorded = parse_datetime(res.get("recordedDate"))
-    yield Item(ref, Origin.CONDITION, codes, text, polarity, when=onset, recorded=recorded)
+    abated = _abatement(res, ctx.birth)
+    yield Item(
+        ref, Origin.CONDITION, codes, text, polarity, when=onset, until=abated, recorded=recorded
+    )
 
 
-def _onset_from_age(res: Json, birth: date) -> datetime | None:
-    """``onsetAge`` (or the low end of ``onsetRange``) as a moment: birth date plus the age."""
-    age = res.get("onsetAge")
+# an abatement recorded without a date (``abatementString``, an age with no birth date, the
+# STU3 ``abatementBoolean``): the condition abated at some time before it was recorded
+_ABATED_LONG_AGO = datetime.min.replace(tzinfo=UTC)
+
+
+def _abatement(res: Json, birth: date | None) -> datetime | None:
+    """When the Condition abated: ``abatementDateTime``, the end (else start) of
+    ``abatementPeriod``, an ``abatementAge`` (or ``abatementRange``) placed by the birth date,
+    or, for an abatement given without a usable date, ``_ABATED_LONG_AGO``."""
+    start, end = _moment(res, "abatement")
+    if end or start:
+        return end or start
+    if "abatementAge" in res or "abatementRange" in res:
+        return (_at_age(res, "abatement", birth) if birth else None) or _ABATED_LONG_AGO
+    string = res.get("abatementString")
+    if res.get("abatementBoolean") is True or (isinstance(string, str) and string.strip()):
+        return _ABATED_LONG_AGO
+    return None
+
+
+def _at_age(res: Json, prefix: str, birth: date) -> datetime | None:
+    """``{prefix}Age`` (or the low end of ``{prefix}Range``; for an abatement the high end, when
+    it is surely over) as a moment: birth date plus the age."""
+    age = res.get(prefix + "Age")
     if age is None:
-        age = (res.get("onsetRange") or {}).get("low")
+        age_range = res.get(prefix + "Range") or {}
+        ends = ("high", "low") if prefix == "abatement" else ("low",)
+        age = next((age_range[e] for e in ends if isinstance(age_range.get(e), dict)), None)
     if not isinstance(age, dict) or not isinstance(age.get("value"), int | float):
         return None
     days = age_days(float(age["value"]), age.get("code") or age.get("unit"))
@@ -321,6 +364,45 @@ def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     yield replace(item, dose=dose)
 
 
+def _dispense(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    """A MedicationDispense: the drug is current from its hand-over (``whenHandedOver``, else
+    ``whenPrepared``) for its ``daysSupply``; with no days' supply for the knowledge window
+    (``Supply.DISPENSED``). A dispense with no date is current while not yet handed over, and
+    otherwise history: when it was supplied is unknown."""
+    medication = referenced_medication(res, ctx.medications)
+    codes, text = _codes(_medication_concept(res, medication))
+    dose = dose_of(res, medication)
+    handed = parse_datetime(res.get("whenHandedOver")) or parse_datetime(res.get("whenPrepared"))
+    if handed is None:
+        pending = res.get("status") in _DISPENSE_PENDING
+        polarity = Polarity.PRESENT if pending else Polarity.HISTORY
+        yield Item(ref, Origin.MEDICATION, codes, text, polarity, dose=dose)
+        return
+    days = days_supplied(res.get("daysSupply"))
+    until = handed + timedelta(days=days) if days is not None else None
+    yield Item(
+        ref, Origin.MEDICATION, codes, text, when=handed, until=until, dose=dose,
+        supply=Supply.DISPENSED,
+    )  # fmt: skip
+
+
+def _administration(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
+    """A MedicationAdministration: current while in progress (or on hold) until its period's
+    end; once over (completed, stopped part-way, unknown) for the knowledge window after the
+    moment it was given (``Supply.ADMINISTERED``)."""
+    medication = referenced_medication(res, ctx.medications)
+    codes, text = _codes(_medication_concept(res, medication))
+    dose = dose_of(res, medication)
+    start, end = _moment(res, "effective")
+    if res.get("status") in _ADMINISTRATION_ONGOING:
+        yield Item(ref, Origin.MEDICATION, codes, text, when=start, until=end, dose=dose)
+        return
+    given = end or start
+    supply = Supply.ADMINISTERED if given is not None else None
+    polarity = Polarity.PRESENT if given is not None else Polarity.HISTORY
+    yield Item(ref, Origin.MEDICATION, codes, text, polarity, when=given, dose=dose, supply=supply)
+
+
 def referenced_medication(res: Json, medications: dict[str, Json]) -> Json | None:
     """The Medication ``medicationReference`` names (contained or a Bundle entry), if any."""
     reference = (res.get("medicationReference") or {}).get("reference")
@@ -411,6 +493,8 @@ _EXTRACTORS: dict[str, Callable[[str, Json, _Context], Iterator[Item]]] = {
     "CarePlan": _care_plan,
     "MedicationStatement": _medication,
     "MedicationRequest": _medication,
+    "MedicationDispense": _dispense,
+    "MedicationAdministration": _administration,
     "DiagnosticReport": _report,
     "ImagingStudy": _imaging_study,
     "Device": _device,
@@ -614,6 +698,12 @@ def _ignored_reason(rtype: str, res: Json) -> str | None:
     status = res.get("status")
     if status in _IGNORED_STATUS.get(rtype, ()):
         return f"{rtype} ignored: status is {status}"
+    intent = res.get("intent")
+    if rtype == "MedicationRequest" and intent in _NOT_ORDERED:
+        return (
+            f"MedicationRequest ignored: intent is {intent} (a suggestion or plan, not an order "
+            "the patient takes the drug by)"
+        )
     return None
 
 

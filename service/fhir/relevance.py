@@ -10,11 +10,12 @@ relevant when any concept the readers take from it (``code``, ``component.code``
 ``valueCodeableConcept``, a report's ``conclusionCode``) has a code that belongs to a knowledge
 concept, when one of those concepts is text-only (text is matched by keyword), or when no code is
 known but a coding's display or the text names a concept's keyword (the matcher reads such words
-as lower-certainty evidence: rule set 2027.1). A MedicationRequest or MedicationStatement coded
-inline is relevant when a code names a concept or a listed ingredient, or its text or a display
-spells an ingredient, a brand or a concept's keyword (the three ways the matcher recognises a
-drug); one given by ``medicationReference`` (or with no readable concept) is always relevant,
-since the Medication it names decides. Every other type the readers use (Patient, Medication,
+as lower-certainty evidence: rule set 2027.1). A MedicationRequest, MedicationStatement,
+MedicationDispense or MedicationAdministration coded inline is relevant when a code names a
+concept or a listed ingredient, or its text or a display spells an ingredient, a brand or a
+concept's keyword (the three ways the matcher recognises a drug); one given by
+``medicationReference`` (or with no readable concept) is always relevant, since the Medication
+it names decides. Every other type the readers use (Patient, Medication,
 QuestionnaireResponse, CarePlan, ...) is always relevant. An entry left out here is still
 schema-validated and still reported as not recognised (``unrecognised``).
 """
@@ -38,7 +39,9 @@ _CONCEPT_KEYS = {
     "Procedure": ("code",),
     "DiagnosticReport": ("code", "conclusionCode"),
 }
-_MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement"})
+_MEDICATION_TYPES = frozenset(
+    {"MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration"}
+)
 _CACHE_LIMIT = 65_536  # distinct (system, code) pairs remembered; bounded for a long-lived server
 
 

@@ -29,6 +29,8 @@ _CODE_ELEMENT = {
     "Device": "type",
     "MedicationStatement": "medicationCodeableConcept",
     "MedicationRequest": "medicationCodeableConcept",
+    "MedicationDispense": "medicationCodeableConcept",
+    "MedicationAdministration": "medicationCodeableConcept",
     "CarePlan": "activity",
     "ImagingStudy": "procedureCode",
 }

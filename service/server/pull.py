@@ -26,11 +26,14 @@ __all__ = [
 
 PULL_TYPES = (
     "Condition", "Observation", "Procedure", "MedicationStatement", "MedicationRequest",
-    "DiagnosticReport", "ImagingStudy", "Device", "QuestionnaireResponse",
+    "MedicationDispense", "MedicationAdministration", "DiagnosticReport", "ImagingStudy", "Device",
+    "QuestionnaireResponse",
 )  # fmt: skip
 _INCLUDES = {
     "MedicationStatement": "MedicationStatement:medication",
     "MedicationRequest": "MedicationRequest:medication",
+    "MedicationDispense": "MedicationDispense:medication",
+    "MedicationAdministration": "MedicationAdministration:medication",
 }
 
 

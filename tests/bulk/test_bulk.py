@@ -240,3 +240,38 @@ def test_a_resource_nested_past_the_limit_is_an_error_line_not_a_crash(tmp_path:
     assert error["outcome"]["issue"][0]["code"] == "too-costly"
     rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert len(rows) == 2  # the header and the other patient
+
+
+@pytest.mark.parametrize(
+    ("handed_over", "interaction"), [("2026-11-10", True), ("2026-06-10", False)]
+)
+def test_a_dispense_line_is_medication_evidence_and_one_without_patient_an_error(
+    tmp_path: Path, handed_over: str, interaction: bool
+) -> None:
+    """The diazepam of the opioid + benzodiazepine case as a MedicationDispense in its own file,
+    naming its drug by a Medication of Medication.ndjson: read like the request it replaces,
+    current within its supply; a dispense line naming no patient is an error line."""
+    export = _export_with_medication_file(tmp_path, with_medication=True)
+    lines = (export / "MedicationRequest.ndjson").read_bytes().splitlines()
+    requests = [orjson.loads(x) for x in lines]
+    diazepam = next(r for r in requests if r["id"] == "med-dzp")
+    dispense = {
+        "resourceType": "MedicationDispense", "id": "disp-dzp", "status": "completed",
+        "medicationReference": diazepam["medicationReference"], "subject": diazepam["subject"],
+        "whenHandedOver": handed_over,
+    }  # fmt: skip
+    orphan = dispense | {"id": "disp-orphan"}
+    del orphan["subject"]
+    kept = [orjson.dumps(r) for r in requests if r["id"] != "med-dzp"]
+    (export / "MedicationRequest.ndjson").write_bytes(b"\n".join(kept) + b"\n")
+    (export / "MedicationDispense.ndjson").write_bytes(
+        orjson.dumps(dispense) + b"\n" + orjson.dumps(orphan) + b"\n"
+    )
+    out = tmp_path / "out"
+    info = run_bulk(export, out, BulkOptions(AS_OF, "nice-ng59", workers=0))
+    assert "MedicationDispense" not in info["notUsed"]  # type: ignore[operator]
+    [error] = [orjson.loads(x) for x in (out / "errors.ndjson").read_bytes().splitlines()]
+    assert error["source"] == "MedicationDispense.ndjson:2"
+    issues = [orjson.loads(x) for x in (out / "DetectedIssue.ndjson").read_bytes().splitlines()]
+    codes = {c["code"] for i in issues for c in i["code"]["coding"]}
+    assert ("opioid-benzodiazepine" in codes) is interaction

@@ -11,7 +11,7 @@ import pytest
 from painpath_testkit import AS_OF
 
 from service.domain.assessment import Assessment
-from service.domain.model import Dose, Item, Origin, Polarity
+from service.domain.model import Dose, Item, Origin, Polarity, Supply
 
 Assess = Callable[..., Assessment]
 ItemOf = Callable[..., Item]
@@ -98,3 +98,32 @@ def test_a_medication_whose_period_ended_is_not_current_and_is_reported(
     if not current:
         (evidence,) = {e.ref for e in notes["medication-period-ended"].evidence}
         assert evidence == "MedicationStatement/b"
+
+
+def _supplied(supply: Supply, hours_ago: float, *, days: float | None = None) -> Item:
+    when = AS_OF - timedelta(hours=hours_ago)
+    until = when + timedelta(days=days) if days is not None else None
+    return Item(
+        "MedicationDispense/b", Origin.MEDICATION, (), "Diazepam 5mg tablets", when=when,
+        until=until, supply=supply,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("benzo", "current"),
+    [
+        (_supplied(Supply.DISPENSED, 29 * 24), True),  # [supply] dispensed_days: 30
+        (_supplied(Supply.DISPENSED, 31 * 24), False),
+        (_supplied(Supply.DISPENSED, 31 * 24, days=60), True),  # its own days' supply
+        (_supplied(Supply.DISPENSED, 10 * 24, days=7), False),
+        (_supplied(Supply.ADMINISTERED, 47), True),     # [supply] administered_hours: 48
+        (_supplied(Supply.ADMINISTERED, 49), False),
+    ],
+)  # fmt: skip
+def test_a_supplied_medication_is_current_for_its_window_and_then_silently_history(
+    assess: Assess, benzo: Item, current: bool
+) -> None:
+    assessment = assess([_OPIOID, benzo])
+    issues = {issue.code for issue in assessment.medication_issues}
+    assert ("opioid-benzodiazepine" in issues) is current
+    assert "medication-period-ended" not in {note.code for note in assessment.notes}

@@ -139,9 +139,40 @@ def gate_answer(gate_items: list[dict[str, Any]], conformance_gate: Gate) -> Jso
     return answer
 
 
-def test_every_output_passes_every_r4_invariant_and_reference_target(gate_answer: Json) -> None:
-    failed = {k: r["errors"] for k, r in gate_answer["results"].items() if r["errors"]}
+# Golden inputs that break an R4 invariant on purpose, because real records do and PainPath must
+# read them (an abated Condition left active: con-4). A result that names such an input only by
+# urn carries it as given, defect included; only that invariant, only in the carried entries.
+_INPUT_BREAKS = {
+    "condition-sciatica-abated-yesterday-status-active-mechanical": "con-4",
+    "condition-sciatica-abates-tomorrow-mixed": "con-4",
+}
+
+
+def _senders_defect(key: str, error: str, carried: tuple[str, ...]) -> bool:
+    invariant = next((v for case, v in _INPUT_BREAKS.items() if f" {case} " in key), None)
+    return invariant is not None and error.startswith(carried) and f": {invariant} (" in error
+
+
+def test_every_output_passes_every_r4_invariant_and_reference_target(
+    gate_items: list[dict[str, Any]], gate_answer: Json
+) -> None:
+    carried = {i["key"]: tuple(f"{p}:" for p in i.get("carried", [])) for i in gate_items}
+    failed = {
+        key: found
+        for key, result in gate_answer["results"].items()
+        if (found := [e for e in result["errors"]
+                      if not _senders_defect(key, e, carried[key] or ("\0",))])
+    }  # fmt: skip
     assert not failed, json.dumps(failed, indent=1)[:4000]
+
+
+def test_only_the_listed_input_defects_are_passed_over(gate_answer: Json) -> None:
+    """Each listed case does carry its defect (the exemption is not stale), and nothing else."""
+    for case, invariant in _INPUT_BREAKS.items():
+        errors = [e for k, r in gate_answer["results"].items() if f" {case} " in k
+                  for e in r["errors"]]  # fmt: skip
+        assert errors, f"{case}: no longer carries a {invariant} defect; drop it from the list"
+        assert all(f": {invariant} (" in e for e in errors), errors
 
 
 def test_no_best_practice_warning_either(
