@@ -484,6 +484,12 @@ def _device(ref: str, res: Json, _ctx: _Context) -> Iterator[Item]:
     polarity = Polarity.HISTORY if res.get("status") == "inactive" else Polarity.PRESENT
     codes, text = _codes(res.get("type"))
     yield Item(ref, Origin.DEVICE, codes, text, polarity)
+    # what the device's labelling says of MRI (`safety`, e.g. "MR Conditional"), read by its
+    # words: the codes sent there name no PainPath concept
+    for safety in res.get("safety") or ():
+        _, words = _codes(safety)
+        if words:
+            yield Item(ref, Origin.DEVICE, (), words, polarity)
 
 
 _EXTRACTORS: dict[str, Callable[[str, Json, _Context], Iterator[Item]]] = {

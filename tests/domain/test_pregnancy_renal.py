@@ -116,12 +116,15 @@ def test_renal_band_text_matches_the_table(kb: KnowledgeBase) -> None:
         ("medications.toml", "{ egfr_from = 0, egfr_below = 15, daily_mg = [100, 300] }",
          "{ egfr_from = 5, egfr_below = 15, daily_mg = [100, 300] }",
          "cover every eGFR from 0 up"),
-        ("catalogue.toml", 'substitute_if = { mri-unsafe-implant = "ct-lumbar" }',
+        ("catalogue.toml", 'substitute_if = { "fact:mri-contraindicated" = "ct-lumbar" }',
          'substitute_if = { mri-unsafe-implante = "ct-lumbar" }',
          "substitute_if 'mri-unsafe-implante'"),
-        ("catalogue.toml", 'substitute_if = { mri-unsafe-implant = "ct-lumbar" }',
-         'substitute_if = { mri-unsafe-implant = "ct-lumbar-spine" }',
+        ("catalogue.toml", 'substitute_if = { "fact:mri-contraindicated" = "ct-lumbar" }',
+         'substitute_if = { "fact:mri-contraindicated" = "ct-lumbar-spine" }',
          "unknown substitute ct-lumbar-spine"),
+        ("catalogue.toml", 'substitute_if = { "fact:mri-contraindicated" = "ct-lumbar" }',
+         'substitute_if = { "fact:mri-contra-indicated" = "ct-lumbar" }',
+         "mri-contra-indicated"),
     ],
 )  # fmt: skip
 def test_loader_refuses_broken_pregnancy_and_renal_knowledge(

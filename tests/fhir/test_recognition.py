@@ -483,3 +483,38 @@ def test_a_finding_read_from_its_value_is_not_reported(pipeline: Pipeline) -> No
         assert not _issues(result, "value-not-read")
         assert not _issues(result, "red-flag-screen-not-documented")
         assert not _issues(result, "red-flag-screen-unrecognised-entries")
+
+
+# --- MRI safety of a device (RULES §6: CT instead of MRI for a non-conditional device) ----------
+_NCI = "urn:oid:2.16.840.1.113883.3.26.1.1"  # a device-safety code system; its codes are not read
+
+
+def _pacemaker(*safety: Json) -> Json:
+    device: Json = {
+        "resourceType": "Device", "id": "pm", "status": "active",
+        "type": _concept(SNOMED, "14106009", "Cardiac pacemaker (physical object)"),
+        "patient": {"reference": "Patient/p"},
+    }  # fmt: skip
+    if safety:
+        device["safety"] = list(safety)
+    return device
+
+
+@pytest.mark.parametrize(
+    ("safety", "contraindicated"),
+    [
+        ((), True),  # conditionality unknown: MRI is not assumed safe
+        (({"text": "MR Conditional"},), False),
+        ((_concept(_NCI, "C113844", "Magnetic Resonance Conditional"),), False),
+        (({"text": "MR Safe"},), False),
+        (({"text": "MR Unsafe"},), True),
+        (({"text": "Not MR conditional"},), True),
+        (({"text": "Latex free"},), True),
+    ],
+)  # fmt: skip
+def test_only_a_device_not_labelled_mr_conditional_contraindicates_mri(
+    pipeline: Pipeline, safety: tuple[Json, ...], contraindicated: bool
+) -> None:
+    result = _run(pipeline, LBP, _pacemaker(*safety))
+    [assessment] = result.assessments
+    assert bool(assessment.derived.get("mri-contraindicated")) is contraindicated
