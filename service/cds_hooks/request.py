@@ -445,10 +445,12 @@ class CdsBundle:
         return [replace(p, expression=self._path(p.expression)) for p in problems]
 
     def _path(self, expression: str | None) -> str | None:
+        """An entry's path in the request; a problem of the Bundle PainPath built itself (no
+        entry) is named ``prefetch``, or keeps no expression when it had none."""
         found = _ENTRY.match(expression or "")
-        if found is None:
-            return "prefetch" if expression else expression
-        return self.paths[int(found[1])] + found[2]
+        if found is not None:
+            return self.paths[int(found[1])] + found[2]
+        return expression and "prefetch"
 
 
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource(.*)$")

@@ -322,6 +322,15 @@ def test_a_full_url_twice_is_refused_unless_the_versions_differ(client: TestClie
     assert client.post("/fhir/$triage", json=bundle, params={"asOf": AS_OF}).status_code == 200
 
 
+def test_repeated_full_urls_are_reported_twenty_at_most(client: TestClient) -> None:
+    bundle = case_bundle(CAUDA)
+    first = bundle["entry"][1]
+    bundle["entry"] += [copy.deepcopy(first) for _ in range(25)]
+    response = client.post("/fhir/$triage", json=bundle, params={"asOf": AS_OF})
+    assert response.status_code == 400
+    assert len(response.json()["issue"]) == 20
+
+
 def test_transaction_mixing_urn_and_literal_full_urls(client: TestClient) -> None:
     """Some entries new (urn:uuid, POST), some existing (server URL, PUT): each is cited the way
     the transaction names it."""

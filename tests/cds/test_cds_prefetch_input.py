@@ -14,6 +14,10 @@ import pytest
 from cds_testkit import case_patient_id, case_resources, hook_request, load_case, prefetch_for
 from starlette.testclient import TestClient
 
+from service.cds_hooks.request import CdsBundle
+from service.fhir.emit import IDENTIFIER_SYSTEM
+from service.fhir.errors import Problem
+
 Json = dict[str, Any]
 PV = "/cds-services/painpath-patient-view"
 
@@ -157,3 +161,62 @@ def test_suggestions_never_name_an_input_the_ehr_cannot_resolve(cds: TestClient)
     assert references
     assert all(r in created or not r.startswith("urn:") for r in references)
     assert all(v != [] for a in actions for v in a["resource"].values())
+
+
+# --- prefetch searchsets that are not what they claim -------------------------------------------
+@pytest.mark.parametrize(
+    ("entry", "expression"),
+    [
+        ({"resourceType": "Condition"}, "prefetch.conditions.entry"),  # not an array
+        ([{"fullUrl": "urn:uuid:0c0c0000-0000-4000-8000-00000000000a"}],
+         "prefetch.conditions.entry[0].resource"),  # an entry without a resource
+    ],
+)  # fmt: skip
+def test_a_prefetch_bundle_without_usable_entries_is_400(
+    cds: TestClient, entry: object, expression: str
+) -> None:
+    body = _request("certainty-possible-sciatica")
+    body["prefetch"]["conditions"]["entry"] = entry
+    assert _expressions(cds, body) == [expression]
+
+
+def test_medications_and_painpath_results_in_prefetch_name_no_patient_and_are_passed_over(
+    cds: TestClient,
+) -> None:
+    """A Medication names no patient and is read where a request refers to it; a result
+    PainPath wrote earlier (its identifier) is its own output, not input: neither is a 400, and
+    the cards stay those of the record."""
+    body = _request("certainty-possible-sciatica")
+    expected = _cards(cds, body)
+    medication = {
+        "resourceType": "Medication", "id": "med-1",
+        "code": {"text": "Paracetamol 500 mg tablets"},
+    }  # fmt: skip
+    earlier = {
+        "resourceType": "CarePlan", "id": "pp-1", "status": "active", "intent": "proposal",
+        "identifier": [{"system": IDENTIFIER_SYSTEM, "value": "earlier-result"}],
+        "subject": {"reference": "Patient/someone-else"},
+    }  # fmt: skip
+    entries = body["prefetch"]["conditions"]["entry"]
+    entries += [{"resource": medication, "search": {"mode": "include"}},
+                {"resource": earlier, "search": {"mode": "include"}}]  # fmt: skip
+    got = _cards(cds, body)  # the input changed, so the ids derived from it did too
+
+    def said(cards: list[Json]) -> list[tuple[str, str]]:
+        return [(c["indicator"], c["summary"]) for c in cards]
+
+    assert said(got) == said(expected)
+
+
+def test_a_problem_outside_any_entry_is_named_prefetch() -> None:
+    """Problems of the Bundle PainPath builds from the prefetch are named by the caller's paths:
+    an entry's by its key and index, anything else (the built Bundle itself) as ``prefetch``."""
+    built = CdsBundle({"resourceType": "Bundle"}, ("prefetch.conditions.entry[3].resource",))
+    problems = [
+        Problem("bad code", "Bundle.entry[0].resource.code"),
+        Problem("bad type", "Bundle.type"),
+        Problem("too deep", None),
+    ]
+    assert [p.expression for p in built.in_request(problems)] == [
+        "prefetch.conditions.entry[3].resource.code", "prefetch", None,
+    ]  # fmt: skip
