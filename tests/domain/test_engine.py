@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from painpath_testkit import AS_OF, make_record
 
-from service.domain.assessment import Assessment
+from service.domain.assessment import Assessment, ProposedService
 from service.domain.engine import evaluate
 from service.domain.facts import Matcher
-from service.domain.knowledge import KnowledgeBase
+from service.domain.knowledge import KnowledgeBase, load_knowledge
 from service.domain.model import Code, Item, Origin, Polarity
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -168,3 +169,28 @@ def test_assessment_reports_the_onset_the_engine_used(kb: KnowledgeBase) -> None
     assert result.onset_ref == "Condition/early"
     empty = evaluate(kb, make_record([]), as_of=AS_OF, profile="nice-ng59")
     assert (empty.onset, empty.onset_ref) == (None, None)
+
+
+def test_a_substitute_may_be_keyed_on_a_concept(
+    knowledge_dir: Path, item: Callable[..., Item]
+) -> None:
+    """``substitute_if`` takes a concept as well as a derived fact: the concept present swaps the
+    service and its title explains why; absent, the service stays."""
+    path = knowledge_dir / "catalogue.toml"
+    text = path.read_text()
+    keyed = 'substitute_if = { "fact:mri-contraindicated" = "ct-lumbar" }'
+    assert keyed in text
+    path.write_text(text.replace(keyed, 'substitute_if = { mri-unsafe-implant = "ct-lumbar" }'))
+    kb = load_knowledge(knowledge_dir)
+
+    def proposals(*items: Item) -> dict[str, ProposedService]:
+        result = evaluate(kb, make_record(list(items)), as_of=AS_OF, profile="nice-ng59")
+        return {p.service: p for p in result.proposals}
+
+    swapped = proposals(item("saddle-anaesthesia"), item("mri-unsafe-implant"))
+    assert "mri-lumbar" not in swapped
+    title = kb.valuesets.concepts["mri-unsafe-implant"].title
+    assert f"({title}: " in swapped["ct-lumbar"].reasons[0]
+    kept = proposals(item("saddle-anaesthesia"))
+    assert "mri-lumbar" in kept
+    assert "ct-lumbar" not in kept
