@@ -6,11 +6,10 @@ abatement after the evaluation date leaves the Condition current."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
+from fhir_testkit import issues_with, triage_resources
 
 from service.app.pipeline import Pipeline, TriageResult
 
@@ -44,23 +43,7 @@ def _sciatica(status: str | None, **abatement: Any) -> Json:
 
 
 def _run(pipeline: Pipeline, *resources: Json) -> TriageResult:
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": r} for r in (PATIENT, LBP, *resources)],
-    }
-    now = datetime(2026, 11, 24, tzinfo=UTC)
-    return pipeline.run_body(orjson.dumps(bundle), {"asOf": AS_OF}, now=now)
-
-
-def _notes(result: TriageResult, detail: str) -> list[Json]:
-    return [
-        issue
-        for entry in result.bundle["entry"]
-        if entry["resource"]["resourceType"] == "OperationOutcome"
-        for issue in entry["resource"]["issue"]
-        if any(c["code"] == detail for c in issue.get("details", {}).get("coding", []))
-    ]
+    return triage_resources(pipeline, PATIENT, LBP, *resources, as_of=AS_OF)
 
 
 Summarize = Callable[..., Json]
@@ -94,7 +77,7 @@ def test_an_abated_condition_is_history_and_the_inconsistency_reported(
 ) -> None:
     result = _run(pipeline, _sciatica(status, **abatement))
     assert summarize(result.bundle)["painType"] == ("mixed" if current else "mechanical")
-    notes = _notes(result, "condition-abated")
+    notes = issues_with(result.bundle, "condition-abated")
     assert bool(notes) is not current
     if notes:
         [note] = notes
@@ -107,7 +90,7 @@ def test_an_abated_condition_recorded_as_resolved_needs_no_note(
 ) -> None:
     result = _run(pipeline, _sciatica("resolved", abatementDateTime="2015-06-01"))
     assert summarize(result.bundle)["painType"] == "mechanical"
-    assert not _notes(result, "condition-abated")
+    assert not issues_with(result.bundle, "condition-abated")
 
 
 def test_an_abated_red_flag_diagnosis_is_history_not_a_flag(

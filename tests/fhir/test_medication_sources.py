@@ -6,11 +6,11 @@ MedicationStatement or MedicationRequest. Each rule is tested on both sides."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from fhir_testkit import issues_with, triage_resources
 
 from service.app.pipeline import Pipeline, TriageResult
 
@@ -56,23 +56,7 @@ def _request(mid: str, drug: Json, intent: str = "order", status: str = "active"
 
 
 def _run(pipeline: Pipeline, *resources: Json) -> TriageResult:
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": r} for r in (PATIENT, LBP, *resources)],
-    }
-    now = datetime(2026, 11, 24, tzinfo=UTC)
-    return pipeline.run_body(orjson.dumps(bundle), {"asOf": AS_OF}, now=now)
-
-
-def _issues(result: TriageResult, detail: str) -> list[Json]:
-    return [
-        issue
-        for entry in result.bundle["entry"]
-        if entry["resource"]["resourceType"] == "OperationOutcome"
-        for issue in entry["resource"]["issue"]
-        if any(c["code"] == detail for c in issue.get("details", {}).get("coding", []))
-    ]
+    return triage_resources(pipeline, PATIENT, LBP, *resources, as_of=AS_OF)
 
 
 Summarize = Callable[..., Json]
@@ -89,7 +73,7 @@ def test_only_an_order_is_a_current_anticoagulant(
 ) -> None:
     result = _run(pipeline, _request("w", WARFARIN, intent))
     assert ("nsaid" in summarize(result.bundle)["medications"]) is not taken
-    skipped = [i["diagnostics"] for i in _issues(result, "skipped-entry")]
+    skipped = [i["diagnostics"] for i in issues_with(result.bundle, "skipped-entry")]
     assert any(f"intent is {intent}" in text for text in skipped) is not taken
 
 
@@ -98,7 +82,7 @@ def test_an_opioid_proposal_raises_no_interaction(pipeline: Pipeline, summarize:
     proposed = _run(pipeline, _request("o", OXYCODONE, "proposal"), _request("d", DIAZEPAM))
     assert "opioid-benzodiazepine" in summarize(ordered.bundle)["medicationIssues"]
     assert "opioid-benzodiazepine" not in summarize(proposed.bundle)["medicationIssues"]
-    [skip] = _issues(proposed, "skipped-entry")
+    [skip] = issues_with(proposed.bundle, "skipped-entry")
     assert skip["severity"] == "information"
     assert skip["expression"] == ["Bundle.entry[2]"]
 
@@ -154,8 +138,8 @@ def test_a_dispensed_anticoagulant_is_current_for_its_supply(
     result = _run(pipeline, dispense)
     assert ("nsaid" in summarize(result.bundle)["medications"]) is not current
     # a supply running out is not a record contradicting itself: no period-ended note
-    assert not _issues(result, "medication-period-ended")
-    assert not _issues(result, "code-not-recognised")
+    assert not issues_with(result.bundle, "medication-period-ended")
+    assert not issues_with(result.bundle, "code-not-recognised")
 
 
 @pytest.mark.parametrize(
@@ -191,7 +175,7 @@ def test_an_infusion_in_progress_whose_period_ended_is_reported(
     running["effectivePeriod"] = {"start": "2026-11-01", "end": "2026-11-10"}
     result = _run(pipeline, running)
     assert "nsaid" in summarize(result.bundle)["medications"]
-    [note] = _issues(result, "medication-period-ended")
+    [note] = issues_with(result.bundle, "medication-period-ended")
     assert note["severity"] == "information"
 
 
@@ -209,7 +193,7 @@ def test_a_supply_that_did_not_happen_is_skipped_and_reported(
     result = _run(pipeline, build("w", WARFARIN, status, whenHandedOver="2026-11-15")
                   if kind == "MedicationDispense" else build("w", WARFARIN, status))  # fmt: skip
     assert "nsaid" in summarize(result.bundle)["medications"]
-    [skip] = _issues(result, "skipped-entry")
+    [skip] = issues_with(result.bundle, "skipped-entry")
     assert skip["diagnostics"] == f"Patient/p: {kind} ignored: status is {status}"
     assert skip["expression"] == ["Bundle.entry[2]"]
 
@@ -245,7 +229,7 @@ def test_a_dispense_names_its_drug_by_reference_contained_or_in_the_bundle(
     for resources in ((medication, by_entry), (contained,)):
         result = _run(pipeline, *resources)
         assert "nsaid" not in summarize(result.bundle)["medications"]
-        assert not _issues(result, "code-not-recognised")
+        assert not issues_with(result.bundle, "code-not-recognised")
 
 
 def test_an_unrecognised_dispense_or_administration_is_reported(pipeline: Pipeline) -> None:
@@ -254,7 +238,10 @@ def test_an_unrecognised_dispense_or_administration_is_reported(pipeline: Pipeli
         _dispense("l", LEVOTHYROXINE, whenHandedOver="2026-11-15"),
         _given("l2", LEVOTHYROXINE),
     )
-    reported = {(i["expression"][0], i["severity"]) for i in _issues(result, "code-not-recognised")}
+    reported = {
+        (i["expression"][0], i["severity"])
+        for i in issues_with(result.bundle, "code-not-recognised")
+    }
     assert reported == {
         ("Bundle.entry[2].resource.medicationCodeableConcept", "information"),
         ("Bundle.entry[3].resource.medicationCodeableConcept", "information"),
@@ -268,7 +255,7 @@ def test_a_dispense_referring_to_no_medication_in_the_request_is_a_warning(
     dispense = _dispense("w", {}, whenHandedOver="2026-11-15")
     del dispense["medicationCodeableConcept"]
     dispense["medicationReference"] = {"reference": "Medication/absent"}
-    [reported] = _issues(_run(pipeline, dispense), "code-not-recognised")
+    [reported] = issues_with(_run(pipeline, dispense).bundle, "code-not-recognised")
     assert (reported["severity"], reported["expression"]) == (
         "warning",
         ["Bundle.entry[2].resource.medicationReference"],
@@ -292,7 +279,7 @@ def test_a_dispense_dosage_gives_the_daily_dose(
         pipeline, _dispense("m", MORPHINE, whenHandedOver="2026-11-15", dosageInstruction=[dosage])
     )
     issues = summarize(result.bundle)["medicationIssues"]
-    assert not _issues(result, "opioid-dose-not-computable")
+    assert not issues_with(result.bundle, "opioid-dose-not-computable")
     assert "opioid-dose-50" in issues
     assert ("opioid-dose-90" in issues) is high
 
@@ -303,4 +290,4 @@ def test_an_administration_dose_alone_is_no_daily_dose(pipeline: Pipeline) -> No
         "m", MORPHINE, "in-progress",
         dosage={"dose": {"value": 10, "unit": "mg"}, "route": {"text": "Intravenous"}},
     )  # fmt: skip
-    assert _issues(_run(pipeline, given), "opioid-dose-not-computable")
+    assert issues_with(_run(pipeline, given).bundle, "opioid-dose-not-computable")

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from fhir_testkit import issues_with, triage_resources
 
 from service.app.pipeline import Pipeline, TriageResult
 
@@ -68,13 +69,7 @@ LBP = _cond("lbp", _concept(SNOMED, "279039007", "Low back pain"))
 
 
 def _run(pipeline: Pipeline, *resources: Json) -> TriageResult:
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": r} for r in (PATIENT, *resources)],
-    }
-    now = datetime(2026, 11, 24, tzinfo=UTC)
-    return pipeline.run_body(orjson.dumps(bundle), {"asOf": AS_OF}, now=now)
+    return triage_resources(pipeline, PATIENT, *resources, as_of=AS_OF)
 
 
 def _facts(pipeline: Pipeline, resource: Json) -> dict[str, Json]:
@@ -88,16 +83,6 @@ def _facts(pipeline: Pipeline, resource: Json) -> dict[str, Json]:
             evidence = fact.evidence()
             found[fact.concept] = {"lower": evidence.lower_certainty, "how": evidence.how}
     return found
-
-
-def _issues(result: TriageResult, detail: str) -> list[Json]:
-    return [
-        issue
-        for entry in result.bundle["entry"]
-        if entry["resource"]["resourceType"] == "OperationOutcome"
-        for issue in entry["resource"]["issue"]
-        if any(c["code"] == detail for c in issue.get("details", {}).get("coding", []))
-    ]
 
 
 # --- medications by ingredient -------------------------------------------------------------------
@@ -170,7 +155,7 @@ def test_every_medication_is_used_or_reported(pipeline: Pipeline) -> None:
     known = _med("m1", _concept(RXNORM, "835603", "tramadol hydrochloride 50 MG Oral Tablet"))
     unknown = _med("m2", _concept(RXNORM, "966222", "Levothyroxine Sodium 0.075 MG Oral Tablet"))
     result = _run(pipeline, LBP, known, unknown)
-    reported = _issues(result, "code-not-recognised")
+    reported = issues_with(result.bundle, "code-not-recognised")
     texts = " ".join(i["diagnostics"] for i in reported)
     assert "966222" in texts
     assert "835603" not in texts
@@ -186,7 +171,7 @@ def _by_reference(mid: str, reference: str) -> Json:
 def test_a_medication_reference_that_resolves_nowhere_is_a_warning(pipeline: Pipeline) -> None:
     """A drug PainPath cannot see is a drug it cannot check: never an "information" aside."""
     result = _run(pipeline, LBP, _by_reference("m1", "Medication/absent"))
-    [reported] = _issues(result, "code-not-recognised")
+    [reported] = issues_with(result.bundle, "code-not-recognised")
     assert reported["severity"] == "warning"
     assert reported["code"] == "not-found"
     assert "Medication/absent" in reported["diagnostics"]
@@ -214,7 +199,7 @@ def test_a_medication_entry_is_found_by_any_reference_form(
     now = datetime(2026, 11, 24, tzinfo=UTC)
     result = pipeline.run_body(orjson.dumps(bundle), {"asOf": AS_OF}, now=now)
     assert "MedicationRequest/m1" in result.assessments[0].recognised
-    assert _issues(result, "code-not-recognised") == []
+    assert issues_with(result.bundle, "code-not-recognised") == []
 
 
 def test_a_resolved_medication_with_an_unknown_code_is_named_by_its_code(
@@ -223,7 +208,7 @@ def test_a_resolved_medication_with_an_unknown_code_is_named_by_its_code(
     code = _concept(RXNORM, "966222", "Levothyroxine Sodium 0.075 MG Oral Tablet")
     medication = {"resourceType": "Medication", "id": "lt", "code": code}
     result = _run(pipeline, LBP, medication, _by_reference("m1", "Medication/lt"))
-    [reported] = _issues(result, "code-not-recognised")
+    [reported] = issues_with(result.bundle, "code-not-recognised")
     assert reported["severity"] == "information"
     assert "966222" in reported["diagnostics"]
 
@@ -242,7 +227,7 @@ def test_unintentional_weight_loss_in_snomed_raises_malignancy(pipeline: Pipelin
     loss = _cond("wl", _concept(SNOMED, "448765001", "Unintentional weight loss (finding)"))
     result = _run(pipeline, LBP, loss)
     assert "malignancy" in [f.code for f in result.assessments[0].red_flags]
-    assert not _issues(result, "red-flag-screen-not-documented")
+    assert not issues_with(result.bundle, "red-flag-screen-not-documented")
 
 
 def test_plain_weight_loss_is_named_in_the_red_flag_screen_note(pipeline: Pipeline) -> None:
@@ -250,8 +235,8 @@ def test_plain_weight_loss_is_named_in_the_red_flag_screen_note(pipeline: Pipeli
     loss = _cond("wl", _concept(SNOMED, "89362005", "Weight loss (finding)"))
     result = _run(pipeline, LBP, loss)
     assert result.assessments[0].red_flags == ()
-    assert not _issues(result, "red-flag-screen-not-documented")
-    [note] = _issues(result, "red-flag-screen-unrecognised-entries")
+    assert not issues_with(result.bundle, "red-flag-screen-not-documented")
+    [note] = issues_with(result.bundle, "red-flag-screen-unrecognised-entries")
     assert "89362005" in note["diagnostics"]
     assert note["severity"] == "warning"
 
@@ -266,9 +251,9 @@ def test_red_flag_screen_not_documented_when_nothing_could_be_a_finding(
         "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": 120},
     }  # fmt: skip
     result = _run(pipeline, LBP, vital)
-    assert _issues(result, "red-flag-screen-not-documented")
-    assert not _issues(result, "red-flag-screen-unrecognised-entries")
-    [reported] = _issues(result, "code-not-recognised")
+    assert issues_with(result.bundle, "red-flag-screen-not-documented")
+    assert not issues_with(result.bundle, "red-flag-screen-unrecognised-entries")
+    [reported] = issues_with(result.bundle, "code-not-recognised")
     assert reported["expression"] == ["Bundle.entry[2].resource.code"]
 
 
@@ -385,7 +370,7 @@ def test_unrecognised_entries_are_aggregated_per_code(pipeline: Pipeline) -> Non
         for i in range(8)
     ]  # fmt: skip
     result = _run(pipeline, LBP, *weights)
-    [issue] = _issues(result, "code-not-recognised")
+    [issue] = issues_with(result.bundle, "code-not-recognised")
     assert issue["diagnostics"].startswith("Patient/p: 8 Observation entries with Body Weight")
     assert len(issue["expression"]) == 5
     assert issue["severity"] == "information"
@@ -431,13 +416,13 @@ def test_a_medication_reference_display_is_read_as_text(
     request = _med("m1", {}) | {"medicationReference": holder}
     del request["medicationCodeableConcept"]
     assert "opioid" in _facts(pipeline, request)
-    assert _issues(_run(pipeline, LBP, request), "code-not-recognised") == []
+    assert issues_with(_run(pipeline, LBP, request).bundle, "code-not-recognised") == []
 
 
 def test_an_unreadable_medication_display_is_a_warning_naming_it(pipeline: Pipeline) -> None:
     request = _med("m1", {}) | {"medicationReference": {"display": "Compound X 30/500"}}
     del request["medicationCodeableConcept"]
-    [reported] = _issues(_run(pipeline, LBP, request), "code-not-recognised")
+    [reported] = issues_with(_run(pipeline, LBP, request).bundle, "code-not-recognised")
     assert reported["severity"] == "warning"
     assert "no reference (named 'Compound X 30/500')" in reported["diagnostics"]
 
@@ -467,12 +452,12 @@ def test_a_finding_whose_value_is_not_read_is_reported_once_and_named_by_the_scr
     the red-flag screen names it instead of saying "not documented"."""
     assert "fever" not in _facts(pipeline, _fever(**value))
     result = _run(pipeline, LBP, _fever(**value))
-    [reported] = _issues(result, "value-not-read")
+    [reported] = issues_with(result.bundle, "value-not-read")
     assert reported["severity"] == severity
     assert reported["expression"] == ["Bundle.entry[2].resource"]
-    assert not _issues(result, "code-not-recognised")
-    assert not _issues(result, "red-flag-screen-not-documented")
-    [note] = _issues(result, "red-flag-screen-unrecognised-entries")
+    assert not issues_with(result.bundle, "code-not-recognised")
+    assert not issues_with(result.bundle, "red-flag-screen-not-documented")
+    [note] = issues_with(result.bundle, "red-flag-screen-unrecognised-entries")
     assert "fever" in note["diagnostics"]
 
 
@@ -480,9 +465,9 @@ def test_a_finding_read_from_its_value_is_not_reported(pipeline: Pipeline) -> No
     """The other side: yes/no answers are read, and screened-absent documents the screen."""
     for value in ({"valueBoolean": False}, {"valueCodeableConcept": _concept(SNOMED, "373067005")}):
         result = _run(pipeline, LBP, _fever(**value))
-        assert not _issues(result, "value-not-read")
-        assert not _issues(result, "red-flag-screen-not-documented")
-        assert not _issues(result, "red-flag-screen-unrecognised-entries")
+        assert not issues_with(result.bundle, "value-not-read")
+        assert not issues_with(result.bundle, "red-flag-screen-not-documented")
+        assert not issues_with(result.bundle, "red-flag-screen-unrecognised-entries")
 
 
 # --- MRI safety of a device (RULES §6: CT instead of MRI for a non-conditional device) ----------

@@ -9,13 +9,17 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi.testclient import TestClient
 from httpx import Client, Response
 from jsonschema import Draft6Validator
+
+from service.app.pipeline import Pipeline, TriageResult
 
 Json = dict[str, Any]
 
@@ -190,6 +194,22 @@ def stage_of(bundle: Json, stage: str) -> str:
 def issues(bundle: Json) -> list[Json]:
     """Every issue of every OperationOutcome entry."""
     return [i for oo in resources(bundle, "OperationOutcome") for i in oo["issue"]]
+
+
+def issues_with(bundle: Json, detail: str) -> list[Json]:
+    """The issues whose PainPath outcome code (``issue.details``) is ``detail``."""
+    return [i for i in issues(bundle) if detail in codes(i.get("details"), cs("outcome"))]
+
+
+def triage_resources(pipeline: Pipeline, *found: Json, as_of: str) -> TriageResult:
+    """``found`` as one collection Bundle (entries without fullUrl), evaluated in-process."""
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in found],
+    }
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    return pipeline.run_body(orjson.dumps(bundle), {"asOf": as_of}, now=now)
 
 
 def issue_codes(bundle: Json) -> list[str]:
