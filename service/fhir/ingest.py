@@ -35,6 +35,7 @@ from typing import Any
 from service.domain.model import (
     Code,
     Demographics,
+    Dose,
     Item,
     Origin,
     PatientRecord,
@@ -346,10 +347,15 @@ def _with_ingredients(medication: Json) -> Any:
     return merged
 
 
+def _drug(res: Json, ctx: _Context) -> tuple[Any, Dose | None]:
+    """A medication entry's drug as one CodeableConcept, and its dosage (the Medication it
+    references resolved once for both)."""
+    medication = referenced_medication(res, ctx.medications)
+    return _medication_concept(res, medication), dose_of(res, medication)
+
+
 def _medication(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
-    medication = referenced_medication(res, ctx.medications)  # resolved once: code and dose
-    concept = _medication_concept(res, medication)
-    dose = dose_of(res, medication)
+    concept, dose = _drug(res, ctx)
     if res.get("resourceType") == "MedicationRequest":
         item = _span_item(ref, Origin.MEDICATION, res, concept, "authoredOn")
         start = parse_datetime(res.get("authoredOn"))
@@ -369,9 +375,8 @@ def _dispense(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     ``whenPrepared``) for its ``daysSupply``; with no days' supply for the knowledge window
     (``Supply.DISPENSED``). A dispense with no date is current while not yet handed over, and
     otherwise history: when it was supplied is unknown."""
-    medication = referenced_medication(res, ctx.medications)
-    codes, text = _codes(_medication_concept(res, medication))
-    dose = dose_of(res, medication)
+    concept, dose = _drug(res, ctx)
+    codes, text = _codes(concept)
     handed = parse_datetime(res.get("whenHandedOver")) or parse_datetime(res.get("whenPrepared"))
     if handed is None:
         pending = res.get("status") in _DISPENSE_PENDING
@@ -390,9 +395,8 @@ def _administration(ref: str, res: Json, ctx: _Context) -> Iterator[Item]:
     """A MedicationAdministration: current while in progress (or on hold) until its period's
     end; once over (completed, stopped part-way, unknown) for the knowledge window after the
     moment it was given (``Supply.ADMINISTERED``)."""
-    medication = referenced_medication(res, ctx.medications)
-    codes, text = _codes(_medication_concept(res, medication))
-    dose = dose_of(res, medication)
+    concept, dose = _drug(res, ctx)
+    codes, text = _codes(concept)
     start, end = _moment(res, "effective")
     if res.get("status") in _ADMINISTRATION_ONGOING:
         yield Item(ref, Origin.MEDICATION, codes, text, when=start, until=end, dose=dose)

@@ -141,9 +141,10 @@ def _note(
     """A rule's note; an undocumented red-flag screen names the entries PainPath could not read
     that might have been a red-flag finding (RULES §0: never "not documented" because of coding),
     and ``unassigned``: entries that might have been one but no patient could be found for."""
-    candidates = [f"{g.rtype} {g.label}" for g in missed.findings()] if code == _SCREEN_NOTE else []
-    if code == _SCREEN_NOTE:  # a finding recognised whose answer could not be read
-        candidates += [
+    candidates: list[str] = []
+    if code == _SCREEN_NOTE:
+        candidates += [f"{g.rtype} {g.label}" for g in missed.findings()]
+        candidates += [  # a finding recognised whose answer could not be read
             f"{o.concept} ({o.reason})"
             for o in unread
             if o.reason is not None and kb.valuesets.concepts[o.concept].value_type in _FINDING
