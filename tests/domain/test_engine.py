@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from painpath_testkit import AS_OF, make_record
 
 from service.domain.assessment import Assessment, ProposedService
@@ -194,3 +195,23 @@ def test_a_substitute_may_be_keyed_on_a_concept(
     kept = proposals(item("saddle-anaesthesia"))
     assert "mri-lumbar" in kept
     assert "ct-lumbar" not in kept
+
+
+@pytest.mark.parametrize(
+    ("sign", "mscc"),
+    [
+        ("numbness", True), ("sensory-deficit", True), ("muscle-weakness", True),
+        ("gait-disturbance", True), ("urinary-incontinence", True), ("faecal-incontinence", True),
+        ("paraesthesia", False),  # tingling is a descriptor, not one of RULES §8's MSCC signs
+        (None, False),
+    ],
+)  # fmt: skip
+def test_a_malignancy_with_a_neurological_sign_is_suspected_mscc(
+    item: Callable[..., Item], assess: Callable[..., Assessment], sign: str | None, mscc: bool
+) -> None:
+    found = [item("low-back-pain"), item("cancer-history", origin=Origin.CONDITION)]
+    result = assess(found + ([item(sign)] if sign else []))
+    services = {p.service: p.priority for p in result.proposals}
+    assert [f.code for f in result.red_flags][-1:] == ["malignancy"]
+    assert (services.get("mri-whole-spine") == "stat") is mscc
+    assert ("oncology-referral" in services) is not mscc
